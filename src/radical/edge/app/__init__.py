@@ -1,0 +1,1 @@
+"""Pieces shared by bridge and edges: Redis names, wire protocol, Celery app, topology."""

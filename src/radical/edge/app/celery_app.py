@@ -1,0 +1,69 @@
+"""The Celery application shared by bridges and edges.
+
+Choices that matter, and why:
+- JSON only: no pickle ever crosses the wire (`accept_content=['json']`).
+- At most once: the edge's task consumer runs with `no_ack=True` (see `EdgeAMQP`), so kombu
+  keeps no "unacked" copy that a visibility timeout could redeliver; there are no retries.
+  A call may submit a batch job: running it twice would be worse than failing it once.
+- No result backend: replies go straight to the waiting bridge (see `protocol.py`).
+- Task events off (they double the worker's CPU per task); worker heartbeats stay on so
+  Flower still shows every edge as a worker `edge@<name>` with its queue `edge.<name>`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.app.amqp import AMQP
+
+from ..settings import Settings
+
+
+class EdgeAMQP(AMQP):
+    """Consume task messages without acknowledgements: delivery is at most once."""
+
+    def TaskConsumer(self, channel: Any, queues: Any = None, accept: Any = None, **kw: Any) -> Any:
+        kw.setdefault("no_ack", True)
+        return super().TaskConsumer(channel, queues=queues, accept=accept, **kw)
+
+
+def make_celery(settings: Settings, main: str = "radical.edge") -> Celery:
+    app = Celery(main, broker=settings.redis_url, amqp=EdgeAMQP, set_as_current=False)
+    timeout = settings.redis_timeout
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        event_serializer="json",
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=False,
+        task_reject_on_worker_lost=False,
+        task_default_queue="edge.default",
+        task_create_missing_queues=True,
+        task_send_sent_event=False,
+        worker_send_task_events=False,
+        worker_prefetch_multiplier=256,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_enable_remote_control=True,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        broker_channel_error_retry=True,
+        broker_heartbeat=0,
+        broker_pool_limit=4,
+        broker_transport_options={
+            # irrelevant with no_ack, but keeps any stray unacked copy from coming back soon
+            "visibility_timeout": 7 * 24 * 3600,
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "socket_keepalive": True,
+            "health_check_interval": 10,
+            "retry_on_timeout": True,
+        },
+        control_queue_ttl=60,
+        control_queue_expires=120,
+        event_queue_ttl=30,
+        event_queue_expires=120,
+    )
+    return app

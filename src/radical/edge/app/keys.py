@@ -1,0 +1,45 @@
+"""Every Redis key, channel and Celery queue name used by radical.edge, in one place.
+
+Keeping them here means a bridge and an edge can never disagree about where to look,
+and a `redis-cli --scan --pattern 'redge:*'` shows all state this project owns.
+"""
+from __future__ import annotations
+
+PREFIX = "redge"
+
+#: set of every edge name that has announced itself (alive or recently gone)
+EDGES = f"{PREFIX}:edges"
+#: pub/sub channel pinged whenever an edge joins, leaves or changes its plugins
+TOPOLOGY_CHANNEL = f"{PREFIX}:topology"
+#: capped stream of plugin notifications; entry ids double as SSE event ids
+NOTIFICATIONS = f"{PREFIX}:notifications"
+#: approximate cap of the notification stream (bounds Redis memory)
+NOTIFICATIONS_MAXLEN = 20_000
+
+#: the Celery task name every plugin call travels as
+CALL_TASK = "radical.edge.call"
+
+
+def edge_info(name: str) -> str:
+    """Key holding an edge's JSON announcement; it expires when heartbeats stop."""
+    return f"{PREFIX}:edge:{name}"
+
+
+def edge_queue(name: str) -> str:
+    """Celery queue (a Redis list) an edge consumes its calls from."""
+    return f"edge.{name}"
+
+
+def edge_worker(name: str) -> str:
+    """Celery worker hostname, as Flower shows it."""
+    return f"edge@{name}"
+
+
+def reply_channel(bridge_id: str) -> str:
+    """Per-bridge pub/sub channel carrying call replies back to the bridge that waits."""
+    return f"{PREFIX}:reply:{bridge_id}"
+
+
+def tunnel_info(edge_name: str) -> str:
+    """Hash describing a reverse SSH tunnel a parent edge opened for a child edge."""
+    return f"{PREFIX}:tunnel:{edge_name}"

@@ -1,0 +1,43 @@
+"""Redis connections with the options this project relies on.
+
+Async clients use a *blocking* pool: redis.asyncio's default pool raises when exhausted,
+which under a burst of concurrent calls would turn into spurious 500s. Every call has a
+socket timeout so no network wait is unbounded; pub/sub and blocking reads pass their own.
+"""
+from __future__ import annotations
+
+import redis
+import redis.asyncio as aioredis
+
+from ..settings import Settings
+
+POOL_SIZE = 64
+
+
+def async_redis(settings: Settings, *, pubsub: bool = False) -> aioredis.Redis:
+    """An asyncio client; `pubsub=True` drops the read timeout (a subscriber idles)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=POOL_SIZE,
+        timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+        socket_timeout=None if pubsub else settings.redis_timeout,
+        health_check_interval=10 if pubsub else 0,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+def sync_redis(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout,
+                                socket_connect_timeout=settings.redis_timeout)
+
+
+def redis_reachable(url: str, timeout: float = 1.0) -> bool:
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.RedisError, OSError, ValueError):
+        return False

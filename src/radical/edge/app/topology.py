@@ -1,0 +1,115 @@
+"""Who is alive: read edge announcements from Redis and report changes.
+
+Bridges and edges both run a `TopologyWatcher`. Liveness is decided by Redis itself: an
+edge's announcement key carries a TTL that heartbeats renew, so a `kill -9`ed edge vanishes
+without anyone's clock being trusted. A pub/sub ping on `keys.TOPOLOGY_CHANNEL` makes joins
+and clean leaves visible at once; polling catches silent deaths.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Awaitable, Callable
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from . import keys
+
+log = logging.getLogger(__name__)
+
+#: announcement fields that change on every heartbeat and are not a topology change
+VOLATILE = frozenset({"heartbeat"})
+#: a departed name is forgotten (404 instead of 503) after this long
+FORGET_AFTER = 3600.0
+
+OnChange = Callable[[dict[str, dict], set[str], set[str]], Awaitable[None]]
+
+
+def stable_view(edges: dict[str, dict]) -> dict[str, dict]:
+    return {n: {k: v for k, v in a.items() if k not in VOLATILE} for n, a in edges.items()}
+
+
+class TopologyWatcher:
+    """Keeps `edges` (alive announcements) and `departed` (recently gone names) current."""
+
+    def __init__(self, redis: aioredis.Redis, poll_seconds: float,
+                 on_change: OnChange | None = None) -> None:
+        self._redis = redis
+        self._poll = poll_seconds
+        self._on_change = on_change
+        self._wake = asyncio.Event()
+        self._stable: dict[str, dict] = {}
+        self.edges: dict[str, dict] = {}
+        self.departed: dict[str, float] = {}
+        self.ready = asyncio.Event()
+
+    def ping(self) -> None:
+        """Re-read now (a join/leave was announced)."""
+        self._wake.set()
+
+    def state_of(self, name: str) -> str:
+        """'alive', 'gone' (known but not connected) or 'unknown'."""
+        if name in self.edges:
+            return "alive"
+        return "gone" if name in self.departed else "unknown"
+
+    async def refresh(self) -> None:
+        names = sorted(n.decode() if isinstance(n, bytes) else n
+                       for n in await self._redis.smembers(keys.EDGES))
+        raw = await self._redis.mget([keys.edge_info(n) for n in names]) if names else []
+        alive: dict[str, dict] = {}
+        for name, blob in zip(names, raw):
+            if blob is None:
+                continue
+            try:
+                alive[name] = orjson.loads(blob)
+            except ValueError:
+                log.warning("ignoring malformed announcement of edge %r", name)
+        now = time.monotonic()
+        for name in set(self.edges) - set(alive):
+            self.departed[name] = now
+        for name in list(self.departed):
+            if name in alive:
+                del self.departed[name]
+            elif now - self.departed[name] > FORGET_AFTER:
+                del self.departed[name]
+                await self._redis.srem(keys.EDGES, name)
+        stable = stable_view(alive)
+        joined = set(alive) - set(self.edges)
+        left = set(self.edges) - set(alive)
+        changed = stable != self._stable
+        self.edges, self._stable = alive, stable
+        self.ready.set()
+        if changed and self._on_change is not None:
+            await self._on_change(alive, joined, left)
+
+    async def run(self) -> None:
+        """Refresh forever; survives Redis outages (keeps the last known view meanwhile)."""
+        backoff = 0.2
+        while True:
+            try:
+                await self.refresh()
+                backoff = 0.2
+            except (RedisError, OSError) as exc:
+                log.warning("topology refresh failed (%s); retrying", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            except Exception:
+                log.exception("topology callback failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._poll)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+
+def edge_summary(announcement: dict[str, Any]) -> dict[str, Any]:
+    """The per-edge entry of `/edge/list` and SSE topology, from an announcement."""
+    out = {k: v for k, v in announcement.items() if k not in VOLATILE}
+    end = announcement.get("walltime_end")
+    out["walltime_remaining"] = max(0, int(end - time.time())) if end else None
+    return out

@@ -1,0 +1,83 @@
+"""Everything one bridge process holds: Redis clients, dispatcher, topology, SSE hub."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from ..app import keys
+from ..app.pubsub import subscribe_forever
+from ..app.redis_conn import async_redis
+from ..app.topology import TopologyWatcher, edge_summary
+from ..settings import Settings
+from .dispatcher import CallDispatcher
+from .events import EventHub
+
+log = logging.getLogger(__name__)
+
+
+class BridgeState:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bridge_id = uuid.uuid4().hex
+        self.redis = async_redis(settings)
+        self.pubsub_redis = async_redis(settings, pubsub=True)
+        self.dispatcher = CallDispatcher(self.redis, self.bridge_id)
+        self.hub = EventHub(self.redis, settings.sse_queue_size)
+        self.watcher = TopologyWatcher(self.redis, settings.topology_poll_seconds,
+                                       self._on_topology)
+        self._tasks: list[asyncio.Task] = []
+        self._celery: Any = None
+
+    async def start(self) -> None:
+        spawn = asyncio.get_running_loop().create_task
+        self._tasks = [
+            spawn(subscribe_forever(self.pubsub_redis,
+                                    [self.dispatcher.reply_channel, keys.TOPOLOGY_CHANNEL],
+                                    self._on_message, self.watcher.ping)),
+            spawn(self.watcher.run()),
+            spawn(self.hub.run()),
+        ]
+        try:  # a first view before serving; Redis may be down, the watcher keeps trying
+            await asyncio.wait_for(self.watcher.ready.wait(), 3.0)
+        except asyncio.TimeoutError:
+            log.warning("Redis at %s not answering yet; serving anyway", self.settings.redis_url)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.dispatcher.fail_all("bridge shutting down")
+        await self.redis.aclose()
+        await self.pubsub_redis.aclose()
+
+    def _on_message(self, channel: str, data: bytes) -> None:
+        if channel == keys.TOPOLOGY_CHANNEL:
+            self.watcher.ping()
+        else:
+            self.dispatcher.on_reply(channel, data)
+
+    async def _on_topology(self, edges: dict, joined: set, left: set) -> None:
+        for name in left:
+            lost = self.dispatcher.edge_lost(name)
+            log.warning("edge '%s' left%s", name, f" ({lost} calls failed)" if lost else "")
+        for name in joined:
+            log.warning("edge '%s' joined", name)
+        self.hub.topology(self.topology())
+
+    def topology(self, url: str | None = None) -> dict[str, Any]:
+        """The `data` object of `POST /edge/list` and of SSE topology events."""
+        return {
+            "bridge": {"url": url or self.settings.public_url(), "id": self.bridge_id},
+            "edges": {name: edge_summary(info) for name, info in sorted(self.watcher.edges.items())},
+        }
+
+    @property
+    def celery(self) -> Any:
+        """A Celery app for remote control (created on first use: only disconnect needs it)."""
+        if self._celery is None:
+            from ..app.celery_app import make_celery
+
+            self._celery = make_celery(self.settings)
+        return self._celery

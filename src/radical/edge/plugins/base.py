@@ -1,0 +1,300 @@
+"""The plugin authoring API: `Plugin` and `PluginSession`.
+
+A plugin owns a URL namespace `/{instance_name}/...` on an edge. Its handlers take a
+Starlette `Request` and return a JSON-able dict (or a Starlette `Response`). They run on the
+edge's single asyncio loop, so they must not block: wrap blocking work in
+`asyncio.to_thread`. Sessions hold per-client state inside the edge process.
+
+This module knows nothing about Celery, Redis or any concrete plugin; the edge's plugin host
+(`radical.edge.workers.host`) provides the `PluginHostAPI` it is given.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import uuid
+from typing import Any, Awaitable, Callable, ClassVar, Protocol
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from .sessions import SessionError, SessionStore
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Request], Awaitable[Any] | Any]
+
+
+class PluginHostAPI(Protocol):
+    """What a plugin may use of the process hosting it (an edge, or the bridge)."""
+
+    edge_name: str
+    role: str  # "login" | "compute" | "bridge"
+    settings: Any
+    state: Any
+
+    def add_route(self, method: str, path: str, handler: Handler) -> None: ...
+
+    def notify(self, plugin: str, topic: str, data: dict) -> None:
+        """Publish a notification; safe from the loop and from any thread."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+
+class PluginSession:
+    """Per-client state of one plugin; subclass it and add async methods.
+
+    `self._plugin` is injected by the plugin after construction so sessions can notify.
+    """
+
+    def __init__(self, sid: str, **kwargs: Any) -> None:
+        if kwargs:
+            names = ", ".join(sorted(kwargs))
+            raise TypeError(f"unexpected session argument(s): {names}")
+        self._sid = sid
+        self._plugin: Plugin | None = None
+        self._closed = False
+
+    @property
+    def sid(self) -> str:
+        return self._sid
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def notify(self, topic: str, data: dict) -> None:
+        """Send a notification from async code or any thread."""
+        if self._plugin is not None:
+            self._plugin._dispatch_notify(topic, data)
+
+    async def close(self) -> dict:
+        """Release what the session holds; subclasses extend and call super()."""
+        self._closed = True
+        return {}
+
+
+class Plugin:
+    """Base class of every plugin; subclasses with a `plugin_name` register themselves."""
+
+    plugin_name: ClassVar[str | None] = None
+    session_class: ClassVar[type[PluginSession] | None] = PluginSession
+    #: the client-side class (a `radical.edge.sdk.PluginClient` subclass) or its import path
+    client_class: ClassVar[type | str | None] = None
+    version: ClassVar[str] = "0.0.1"
+    #: idle seconds before a session expires (0 = never)
+    session_ttl: ClassVar[float] = 3600
+    ui_config: ClassVar[dict | None] = None
+    ui_module: ClassVar[str | None] = None
+
+    _registry: ClassVar[dict[str, type["Plugin"]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("plugin_name")
+        if name:
+            Plugin._registry[name] = cls
+
+    # -- registry ---------------------------------------------------------------------------
+    @classmethod
+    def get_plugin_class(cls, name: str) -> type["Plugin"] | None:
+        return Plugin._registry.get(name)
+
+    @classmethod
+    def get_plugin_names(cls) -> list[str]:
+        return sorted(Plugin._registry)
+
+    @classmethod
+    def is_enabled(cls, app: PluginHostAPI) -> bool:
+        """Return False to skip loading this plugin on this host (checked before init)."""
+        return True
+
+    # -- life cycle -------------------------------------------------------------------------
+    def __init__(self, app: PluginHostAPI, instance_name: str | None = None) -> None:
+        if not self.plugin_name and not instance_name:
+            raise ValueError(f"{type(self).__name__} needs a plugin_name or an instance_name")
+        self._app = app
+        self._instance_name = instance_name or self.plugin_name or ""
+        self._uid = f"{self._instance_name}.{uuid.uuid4().hex[:8]}"
+        self._started = time.monotonic()
+        self._sessions: SessionStore[PluginSession] = SessionStore(self.session_ttl)
+        self.add_route_post("register_session", self.register_session)
+        self.add_route_post("unregister_session/{sid}", self.unregister_session)
+        self.add_route_get("version", self.get_version)
+        self.add_route_get("list_sessions", self.list_sessions)
+        self.add_route_get("health", self.health_check)
+        self.add_route_get("ui_config", self.get_ui_config)
+
+    async def startup(self) -> None:
+        """Called on the host loop once all plugins exist (start background work here)."""
+
+    async def shutdown(self) -> None:
+        """Close every session; called when the edge stops."""
+        for sid in self._sessions.ids():
+            session = self._sessions.pop(sid)
+            if session is not None:
+                await self._close_session(session)
+
+    # -- properties -------------------------------------------------------------------------
+    @property
+    def app(self) -> PluginHostAPI:
+        return self._app
+
+    @property
+    def instance_name(self) -> str:
+        return self._instance_name
+
+    @property
+    def namespace(self) -> str:
+        return f"/{self._instance_name}"
+
+    @property
+    def uid(self) -> str:
+        return self._uid
+
+    @property
+    def is_bridge(self) -> bool:
+        return self._app.role == "bridge"
+
+    @property
+    def is_compute_node(self) -> bool:
+        return self._app.role == "compute"
+
+    @property
+    def is_login_node(self) -> bool:
+        return self._app.role == "login"
+
+    # -- routes -----------------------------------------------------------------------------
+    def add_route_post(self, path: str, method: Handler) -> None:
+        self._app.add_route("POST", f"{self.namespace}/{path.lstrip('/')}", method)
+
+    def add_route_get(self, path: str, method: Handler) -> None:
+        self._app.add_route("GET", f"{self.namespace}/{path.lstrip('/')}", method)
+
+    # -- sessions ---------------------------------------------------------------------------
+    async def create_session(self, sid: str, **kwargs: Any) -> PluginSession:
+        """Build a session; override to pass plugin-wide resources to it."""
+        if self.session_class is None:
+            raise HTTPException(400, f"plugin '{self.instance_name}' has no sessions")
+        return self.session_class(sid, **kwargs)
+
+    def get_session(self, request_or_sid: Request | str) -> PluginSession:
+        """The live session named by `sid` (path parameter), else 404 / 410."""
+        sid = request_or_sid
+        if isinstance(request_or_sid, Request):
+            sid = request_or_sid.path_params.get("sid", "")
+        try:
+            return self._sessions.get(str(sid))
+        except SessionError as exc:
+            raise HTTPException(exc.status, exc.detail) from None
+
+    def sessions(self) -> list[PluginSession]:
+        return self._sessions.values()
+
+    async def register_session(self, request: Request) -> dict:
+        kwargs = await json_body(request, default={})
+        if not isinstance(kwargs, dict):
+            raise HTTPException(422, "register_session expects a JSON object of session arguments")
+        sid = f"session.{uuid.uuid4().hex[:12]}"
+        try:
+            session = await self.create_session(sid, **kwargs)
+        except TypeError as exc:
+            raise HTTPException(422, f"bad session arguments: {exc}") from None
+        session._plugin = self
+        self._sessions.add(sid, session)
+        return {"sid": sid}
+
+    async def unregister_session(self, request: Request) -> dict:
+        sid = request.path_params["sid"]
+        session = self._sessions.pop(sid)
+        if session is None:
+            raise HTTPException(404, f"unknown session '{sid}'")
+        await self._close_session(session)
+        return {"ok": True}
+
+    async def reap_expired(self) -> int:
+        """Close sessions idle past the TTL; the host calls this periodically."""
+        expired = self._sessions.pop_expired()
+        for _sid, session in expired:
+            await self._close_session(session)
+        return len(expired)
+
+    async def _close_session(self, session: PluginSession) -> None:
+        try:
+            result = session.close()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:  # a broken close must not take the edge down
+            log.exception("closing session %s of %s failed", session.sid, self.instance_name)
+
+    # -- built-in routes --------------------------------------------------------------------
+    async def get_version(self, request: Request) -> dict:
+        return {"version": self.version}
+
+    async def list_sessions(self, request: Request) -> dict:
+        return {"sessions": self._sessions.ids()}
+
+    async def health_check(self, request: Request) -> dict:
+        return {
+            "status": "healthy",
+            "plugin": self.instance_name,
+            "version": self.version,
+            "uptime_seconds": round(time.monotonic() - self._started, 3),
+            "active_sessions": len(self._sessions),
+        }
+
+    async def get_ui_config(self, request: Request) -> dict:
+        return {
+            "plugin_name": self.plugin_name,
+            "instance_name": self.instance_name,
+            "version": self.version,
+            "ui": self.ui_config or {},
+        }
+
+    # -- notifications ----------------------------------------------------------------------
+    async def send_notification(self, topic: str, data: dict) -> None:
+        """Broadcast `data` under `topic` to every SSE listener of every bridge."""
+        self._app.notify(self.instance_name, topic, data)
+
+    def _dispatch_notify(self, topic: str, data: dict) -> None:
+        """Same as `send_notification`, callable from sync code and any thread."""
+        self._app.notify(self.instance_name, topic, data)
+
+    async def on_topology_change(self, edges: dict) -> None:
+        """Called when edges join or leave; `edges` maps names to their announcements."""
+
+    # -- description ------------------------------------------------------------------------
+    def describe(self) -> dict:
+        """What the edge announces about this plugin (feeds /edge/list)."""
+        return {
+            "type": self.plugin_name,
+            "namespace": self.namespace,
+            "version": self.version,
+            "enabled": True,
+            "ui_config": self.ui_config or {},
+            "ui_module": self.ui_module,
+            "client": client_path(self.client_class),
+        }
+
+
+def client_path(client: type | str | None) -> str | None:
+    """`module:QualName` of a client class so the SDK can import it without the edge side."""
+    if client is None or isinstance(client, str):
+        return client
+    return f"{client.__module__}:{client.__qualname__}"
+
+
+async def json_body(request: Request, default: Any = None) -> Any:
+    """Parse the JSON body; empty body gives `default`, malformed JSON a 400."""
+    raw = await request.body()
+    if not raw.strip():
+        return default
+    try:
+        import orjson
+
+        return orjson.loads(raw)
+    except ValueError as exc:
+        raise HTTPException(400, f"malformed JSON body: {exc}") from None

@@ -1,0 +1,1 @@
+"""The edge: Celery worker bootstrap, plugin host, announcer, notifier, batch detection."""

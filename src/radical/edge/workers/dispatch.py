@@ -1,0 +1,112 @@
+"""Run one `CallRequest` against the plugin routes and turn the outcome into a `CallReply`.
+
+Handlers receive a real Starlette `Request` (path params, query, headers, body, `state.auth`)
+built from the call, with no HTTP server in between; whatever they return or raise becomes
+an HTTP status and body the bridge relays unchanged.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import traceback
+from collections.abc import Mapping
+from datetime import date, datetime
+from pathlib import PurePath
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from ..app.protocol import CallReply, CallRequest
+from .router import RouteNotFound, Router
+
+log = logging.getLogger(__name__)
+
+JSON = [["content-type", "application/json"]]
+
+
+def make_request(call: CallRequest, params: dict[str, Any], state: dict[str, Any]) -> Request:
+    body = call.body_bytes()
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    scope = {
+        "type": "http", "http_version": "1.1", "method": call.method, "scheme": "http",
+        "path": call.path, "raw_path": call.path.encode(), "root_path": "",
+        "query_string": call.query.encode("latin-1", "replace"),
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1", "replace"))
+                    for k, v in call.headers],
+        "path_params": params, "client": None, "server": None,
+        "state": {"auth": call.auth, "call_id": call.id, **state},
+    }
+    return Request(scope, receive)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if isinstance(obj, (bytes, bytearray)):
+        return obj.decode("utf-8", "replace")
+    if isinstance(obj, (datetime, date)):
+        return obj.isoformat()
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def dump_json(obj: Any) -> bytes:
+    return orjson.dumps(obj, default=_json_default,
+                        option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+
+
+async def render(call_id: str, result: Any) -> CallReply:
+    """A handler's return value as a reply: JSON for plain data, Responses as they are."""
+    if isinstance(result, Response):
+        headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in result.raw_headers
+                   if k.lower() != b"content-length"]
+        if isinstance(result, FileResponse):
+            with open(result.path, "rb") as fh:
+                body = fh.read()
+        elif isinstance(result, StreamingResponse):
+            chunks = [c if isinstance(c, bytes) else str(c).encode()
+                      async for c in result.body_iterator]
+            body = b"".join(chunks)
+        else:
+            body = bytes(result.body or b"")
+        return CallReply.build(call_id, result.status_code, body, headers)
+    return CallReply.build(call_id, 200, dump_json(result), JSON)
+
+
+async def dispatch(router: Router, call: CallRequest, state: dict[str, Any]) -> CallReply:
+    """Route and run one call; never raises (errors become 4xx/5xx replies)."""
+    try:
+        handler, params = router.match(call.method, call.path)
+    except RouteNotFound as exc:
+        reply = CallReply.error(call.id, exc.status, exc.detail)
+        if exc.allow:
+            reply.headers.append(["allow", ", ".join(exc.allow)])
+        return reply
+    try:
+        result = handler(make_request(call, params, state))
+        if inspect.isawaitable(result):
+            result = await result
+        return await render(call.id, result)
+    except HTTPException as exc:
+        reply = CallReply.error(call.id, exc.status_code, str(exc.detail))
+        for k, v in (exc.headers or {}).items():
+            reply.headers.append([k, v])
+        return reply
+    except Exception as exc:  # a plugin bug must not crash the edge
+        log.error("plugin handler %s %s failed:\n%s", call.method, call.path,
+                  traceback.format_exc())
+        return CallReply.error(call.id, 500, f"plugin error: {type(exc).__name__}: {exc}")

@@ -1,0 +1,73 @@
+"""Start an edge: plugin host + Celery worker `edge@<name>` consuming `edge.<name>`."""
+from __future__ import annotations
+
+import logging
+import re
+import socket
+from typing import Any
+
+from ..app import keys
+from ..app.celery_app import make_celery
+from ..plugins import loader
+from ..settings import Settings
+from .host import PluginHost
+from .strategy import bind_host, submit
+
+log = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def default_edge_name() -> str:
+    return socket.gethostname().split(".")[0]
+
+
+def validate_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise ValueError(f"invalid edge name {name!r}: use letters, digits, '.', '_' or '-' "
+                         "(at most 128, starting with a letter or digit)")
+    return name
+
+
+def detect_batch() -> Any:
+    try:
+        from .batch import detect_batch_system
+    except ImportError:
+        return None
+    return detect_batch_system()
+
+
+def build_worker(settings: Settings, name: str) -> Any:
+    app = make_celery(settings)
+
+    @app.task(name=keys.CALL_TASK, Strategy="radical.edge.workers.strategy:call_strategy",
+              ignore_result=True, acks_late=False, bind=False)
+    def call(call: dict) -> None:  # only reached if a caller bypasses the strategy (eager)
+        from ..app.protocol import CallRequest
+
+        submit(CallRequest.from_dict(call))
+
+    return app.Worker(
+        hostname=keys.edge_worker(name), queues=[keys.edge_queue(name)], pool="solo",
+        concurrency=1, loglevel=settings.log_level.upper(), without_mingle=True,
+        without_gossip=True, quiet=True, redirect_stdouts=False, optimization="fair",
+    )
+
+
+def run_edge(settings: Settings, name: str | None = None, plugins: str | None = None) -> int:
+    """Run until stopped (SIGTERM/SIGINT or Celery remote-control shutdown)."""
+    name = validate_name(name or settings.edge_name or default_edge_name())
+    classes = loader.select(plugins or settings.plugins)
+    host = PluginHost(settings, name, detect_batch())
+    host.start(classes)
+    bind_host(host)
+    log.warning("edge '%s' up: plugins %s, role %s, queue %s", name,
+                ", ".join(host.plugins) or "none", host.role, keys.edge_queue(name))
+    worker = build_worker(settings, name)
+    try:
+        worker.start()
+    finally:
+        bind_host(None)
+        host.stop()
+        log.warning("edge '%s' stopped", name)
+    return int(worker.exitcode or 0)

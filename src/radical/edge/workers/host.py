@@ -1,0 +1,218 @@
+"""The plugin host: one asyncio loop (own thread) running every plugin of an edge.
+
+The Celery worker thread hands calls over with `submit` and returns to consuming at once;
+each call runs as its own task on the host loop and publishes its reply when done, so many
+calls are in flight together and a slow handler never holds up the others. Sessions, plugin
+state, the announcer, the notifier and the topology watcher all live on this loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+from concurrent.futures import Future
+from types import SimpleNamespace
+from typing import Any, Callable
+
+from redis.exceptions import RedisError
+
+from ..app import keys
+from ..app.protocol import CallReply, CallRequest
+from ..app.pubsub import subscribe_forever
+from ..app.redis_conn import async_redis
+from ..app.topology import TopologyWatcher, edge_summary
+from ..plugins.base import Plugin
+from ..settings import Settings
+from ..version import __version__
+from .announcer import Announcer
+from .dispatch import dispatch
+from .notifier import Notifier
+from .router import Router
+
+log = logging.getLogger(__name__)
+
+REAP_SECONDS = 5.0
+
+
+class PluginHost:
+    """Implements `plugins.base.PluginHostAPI` for an edge process."""
+
+    def __init__(self, settings: Settings, edge_name: str, batch: Any = None) -> None:
+        self.settings = settings
+        self.edge_name = edge_name
+        self.batch = batch
+        in_alloc = bool(batch is not None and batch.in_allocation())
+        allocation = batch.allocation() if in_alloc else None
+        self.role = "compute" if in_alloc else "login"
+        remaining = (allocation or {}).get("remaining_seconds")
+        self.walltime_end: float | None = time.time() + remaining if remaining else None
+        self.state = SimpleNamespace(
+            scheduler=getattr(batch, "name", None) if batch is not None else None,
+            job_id=(allocation or {}).get("job_id"), allocation=allocation, batch=batch)
+        self.router = Router()
+        self.plugins: dict[str, Plugin] = {}
+        self.draining: str | None = None
+        self.dropped_expired = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="plugin-host",
+                                        daemon=True)
+        self._inflight: set[asyncio.Task] = set()
+        self._background: list[asyncio.Task] = []
+        self._started = time.time()
+
+    # -- PluginHostAPI ----------------------------------------------------------------------
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def add_route(self, method: str, path: str, handler: Callable[..., Any]) -> None:
+        self.router.add(method, path, handler)
+
+    def notify(self, plugin: str, topic: str, data: dict) -> None:
+        self.notifier.publish(plugin, topic, data)
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self, plugin_classes: list[type[Plugin]], timeout: float = 60.0) -> None:
+        self._thread.start()
+        self._run(self._start(plugin_classes), timeout)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if not self._thread.is_alive():
+            return
+        try:
+            self._run(self._stop(), timeout)
+        except Exception:
+            log.exception("edge shutdown was not clean")
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    def _run(self, coro: Any, timeout: float) -> Any:
+        fut: Future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return fut.result(timeout)
+
+    async def _start(self, plugin_classes: list[type[Plugin]]) -> None:
+        self.redis = async_redis(self.settings)
+        self.pubsub_redis = async_redis(self.settings, pubsub=True)
+        await self._refuse_duplicate()
+        self.notifier = Notifier(self.redis, self.edge_name, self._loop)
+        self.notifier.start()
+        for cls in plugin_classes:
+            if not cls.is_enabled(self):
+                log.info("plugin %s is not enabled on this host", cls.plugin_name)
+                continue
+            plugin = cls(self)
+            self.plugins[plugin.instance_name] = plugin
+        for plugin in self.plugins.values():
+            await plugin.startup()
+        self.announcer = Announcer(self.redis, self.edge_name, self.describe,
+                                   self.settings.heartbeat_seconds, self.settings.heartbeat_ttl)
+        await self.announcer.beat()
+        self.announcer.start()
+        self.watcher = TopologyWatcher(self.redis, 5.0, self._on_topology)
+        spawn = self._loop.create_task
+        self._background += [
+            spawn(self.watcher.run()),
+            spawn(subscribe_forever(self.pubsub_redis, [keys.TOPOLOGY_CHANNEL],
+                                    lambda _c, _d: self.watcher.ping(), self.watcher.ping)),
+            spawn(self._reap_sessions()),
+        ]
+        if self.walltime_end:
+            self._background.append(spawn(self._watch_walltime()))
+
+    async def _refuse_duplicate(self) -> None:
+        existing = await self.redis.get(keys.edge_info(self.edge_name))
+        if existing:
+            import orjson
+
+            info = orjson.loads(existing)
+            raise RuntimeError(f"edge '{self.edge_name}' is already running "
+                               f"(host {info.get('host')}, pid {info.get('pid')})")
+
+    async def _stop(self) -> None:
+        await self.announcer.withdraw()
+        for task in self._background:
+            task.cancel()
+        for plugin in self.plugins.values():
+            try:
+                await asyncio.wait_for(plugin.shutdown(), 10)
+            except Exception:
+                log.exception("plugin %s did not shut down cleanly", plugin.instance_name)
+        await self.notifier.flush()
+        self.notifier.stop()
+        await self.redis.aclose()
+        await self.pubsub_redis.aclose()
+
+    # -- calls ------------------------------------------------------------------------------
+    def submit(self, call: CallRequest) -> None:
+        """Hand a call to the loop; thread-safe and non-blocking."""
+        self._loop.call_soon_threadsafe(self._spawn, call)
+
+    def _spawn(self, call: CallRequest) -> None:
+        task = self._loop.create_task(self._handle(call))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _handle(self, call: CallRequest) -> None:
+        if call.expired():
+            self.dropped_expired += 1
+            log.warning("dropped call %s %s: its deadline passed %.1f s ago",
+                        call.method, call.path, time.time() - call.deadline)
+            return
+        if self.draining:
+            reply = CallReply.error(call.id, 503, self.draining)
+        else:
+            reply = await dispatch(self.router, call, {"edge": self.edge_name, "host": self})
+        try:
+            await self.redis.publish(call.reply_to, reply.dumps())
+        except (RedisError, OSError) as exc:
+            log.warning("reply to %s lost: %s", call.reply_to, exc)
+
+    # -- background -------------------------------------------------------------------------
+    async def _reap_sessions(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_SECONDS)
+            for plugin in list(self.plugins.values()):
+                try:
+                    await plugin.reap_expired()
+                except Exception:
+                    log.exception("reaping sessions of %s failed", plugin.instance_name)
+
+    async def _watch_walltime(self) -> None:
+        assert self.walltime_end is not None
+        stop_at = self.walltime_end - self.settings.walltime_margin
+        await asyncio.sleep(max(0.0, stop_at - time.time()))
+        left = max(0, int(self.walltime_end - time.time()))
+        self.draining = (f"edge '{self.edge_name}' no longer takes calls: its batch job "
+                         f"reaches its walltime in {left} s")
+        log.warning(self.draining)
+        self.announcer.changed()
+
+    async def _on_topology(self, edges: dict, joined: set, left: set) -> None:
+        view = {name: edge_summary(info) for name, info in edges.items()}
+        for plugin in list(self.plugins.values()):
+            try:
+                await plugin.on_topology_change(view)
+            except Exception:
+                log.exception("on_topology_change of %s failed", plugin.instance_name)
+
+    # -- announcement -----------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.edge_name,
+            "endpoint": {"type": "celery", "queue": keys.edge_queue(self.edge_name),
+                         "worker": keys.edge_worker(self.edge_name)},
+            "plugins": {name: p.describe() for name, p in self.plugins.items()},
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "role": self.role,
+            "scheduler": self.state.scheduler,
+            "job_id": self.state.job_id,
+            "allocation": self.state.allocation,
+            "walltime_end": self.walltime_end,
+            "accepting": self.draining is None,
+            "started": self._started,
+            "version": __version__,
+        }
