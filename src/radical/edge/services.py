@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -145,10 +146,11 @@ def start_bridge(redis_url: str, port: int | None = None, log_dir: Path | None =
     scheme = "https" if cert and key else "http"
     url = f"{scheme}://127.0.0.1:{port}"
     service.extra.update(url=url, port=port)
+    verify = ssl.create_default_context(cafile=cert) if cert else True
 
     def ready() -> bool:
         try:
-            r = httpx.post(f"{url}/edge/list", timeout=1.0, verify=cert or True,
+            r = httpx.post(f"{url}/edge/list", timeout=1.0, verify=verify,
                            headers={"Authorization": f"Bearer {token}"} if token else None)
             return r.status_code == 200
         except httpx.HTTPError:
@@ -170,7 +172,8 @@ def start_edge(redis_url: str, name: str, plugins: str = "all", log_dir: Path | 
     return service
 
 
-def list_edges(bridge_url: str, token: str | None = None, verify: str | bool = True) -> dict:
+def list_edges(bridge_url: str, token: str | None = None,
+               verify: ssl.SSLContext | bool = True) -> dict:
     headers = {"Authorization": f"Bearer {token}"} if token else None
     r = httpx.post(f"{bridge_url}/edge/list", timeout=2.0, headers=headers, verify=verify)
     r.raise_for_status()

@@ -51,7 +51,7 @@ def make_celery(settings: Settings, main: str = "radical.edge") -> Celery:
         broker_connection_max_retries=None,
         broker_channel_error_retry=True,
         broker_heartbeat=0,
-        broker_pool_limit=4,
+        broker_pool_limit=32,  # Flower runs ~8 inspects at once on one pool
         broker_transport_options={
             # irrelevant with no_ack, but keeps any stray unacked copy from coming back soon
             "visibility_timeout": 7 * 24 * 3600,

@@ -45,17 +45,29 @@ class CallDispatcher:
         fut: asyncio.Future = loop.create_future()
         self._pending[call.id] = (fut, edge)
         timer = loop.call_later(timeout, _expire, fut, edge, timeout)
+        queue = keys.edge_queue(edge)
+        message = celery_message(call, queue)
         try:
-            queue = keys.edge_queue(edge)
             try:
-                await self._redis.lpush(queue, celery_message(call, queue))
+                await self._redis.lpush(queue, message)
             except (RedisError, OSError) as exc:
                 raise BridgeError(503, f"broker unavailable, call not sent to edge "
                                        f"'{edge}': {exc}") from None
             return await fut
+        except BridgeError as exc:
+            if exc.status in (503, 504):
+                await self._withdraw(queue, message)
+            raise
         finally:
             timer.cancel()
             self._pending.pop(call.id, None)
+
+    async def _withdraw(self, queue: str, message: bytes) -> None:
+        """Take an unanswered call back out of the queue so it can never run later."""
+        try:
+            await asyncio.wait_for(self._redis.lrem(queue, 1, message), 1.0)
+        except (RedisError, OSError, asyncio.TimeoutError):
+            pass  # the edge's deadline check and queue purge still stop it
 
     def on_reply(self, _channel: str, raw: bytes) -> None:
         """Pub/sub callback: resolve the future waiting for this reply."""

@@ -88,7 +88,7 @@ class EventHub:
                     latest = await self._redis.xrevrange(keys.NOTIFICATIONS, count=1)
                     self.last_id = _sid(latest[0][0]) if latest else "0-0"
                 result = await self._redis.xread({keys.NOTIFICATIONS: self.last_id},
-                                                 count=1000, block=5000)
+                                                 count=1000, block=2000)
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise

@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from types import SimpleNamespace
 from typing import Any, Callable
 
+import orjson
 from redis.exceptions import RedisError
 
 from ..app import keys
@@ -96,7 +97,7 @@ class PluginHost:
     async def _start(self, plugin_classes: list[type[Plugin]]) -> None:
         self.redis = async_redis(self.settings)
         self.pubsub_redis = async_redis(self.settings, pubsub=True)
-        await self._refuse_duplicate()
+        await self._claim_name()
         self.notifier = Notifier(self.redis, self.edge_name, self._loop)
         self.notifier.start()
         for cls in plugin_classes:
@@ -122,14 +123,28 @@ class PluginHost:
         if self.walltime_end:
             self._background.append(spawn(self._watch_walltime()))
 
-    async def _refuse_duplicate(self) -> None:
-        existing = await self.redis.get(keys.edge_info(self.edge_name))
-        if existing:
-            import orjson
+    async def _claim_name(self) -> None:
+        """Take over the name: wait out a dead predecessor, refuse a live one, purge its queue.
 
-            info = orjson.loads(existing)
-            raise RuntimeError(f"edge '{self.edge_name}' is already running "
-                               f"(host {info.get('host')}, pid {info.get('pid')})")
+        After a `kill -9` the old announcement lingers until its TTL runs out; a restart waits
+        for that instead of failing. Messages still queued were meant for the previous
+        incarnation (whose callers got 503/504 already) and must never run now.
+        """
+        key = keys.edge_info(self.edge_name)
+        first = await self.redis.get(key)
+        deadline = time.monotonic() + self.settings.heartbeat_ttl + 1
+        while first is not None:
+            await asyncio.sleep(0.25)
+            current = await self.redis.get(key)
+            if current is None:
+                break
+            if current != first or time.monotonic() > deadline:
+                info = orjson.loads(current)
+                raise RuntimeError(f"edge '{self.edge_name}' is already running "
+                                   f"(host {info.get('host')}, pid {info.get('pid')})")
+        purged = await self.redis.delete(keys.edge_queue(self.edge_name))
+        if purged:
+            log.warning("discarded calls queued for a previous edge '%s'", self.edge_name)
 
     async def _stop(self) -> None:
         await self.announcer.withdraw()

@@ -1,0 +1,95 @@
+"""Fixtures that start real services through the project's own `radical.edge.services`.
+
+The whole test session gets a private Redis on a free port (never the machine's shared one),
+one bridge, and factories for further edges and bridges. Everything started here is stopped
+by PID at the end.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from radical.edge import services  # noqa: E402
+
+LOG_DIR = Path(os.environ.get("RADICAL_EDGE_TEST_LOGS", ROOT / ".run" / "test-logs"))
+
+
+@pytest.fixture(scope="session")
+def log_dir() -> Path:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    return LOG_DIR
+
+
+@pytest.fixture(scope="session")
+def redis_service(log_dir: Path) -> Iterator[services.Service]:
+    svc = services.start_redis(log_dir=log_dir)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_service: services.Service) -> str:
+    return redis_service.extra["url"]
+
+
+@pytest.fixture(scope="session")
+def bridge(redis_url: str, log_dir: Path) -> Iterator[services.Service]:
+    svc = services.start_bridge(redis_url, log_dir=log_dir)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def bridge_url(bridge: services.Service) -> str:
+    return bridge.extra["url"]
+
+
+@pytest.fixture(scope="session")
+def edge(redis_url: str, bridge_url: str, log_dir: Path) -> Iterator[services.Service]:
+    """A long-lived edge named 'e1' with every plugin this machine can load."""
+    svc = services.start_edge(redis_url, "e1", "all", log_dir, bridge_url=bridge_url)
+    yield svc
+    svc.stop()
+
+
+EdgeFactory = Callable[..., services.Service]
+
+
+@pytest.fixture
+def make_edge(redis_url: str, bridge_url: str, log_dir: Path) -> Iterator[EdgeFactory]:
+    """Start extra edges for one test: make_edge(plugins='sysinfo', name=None, env=None)."""
+    started: list[services.Service] = []
+
+    def factory(plugins: str = "sysinfo", name: str | None = None,
+                env: dict[str, str] | None = None, wait: float = 30.0) -> services.Service:
+        name = name or f"t{uuid.uuid4().hex[:8]}"
+        svc = services.start_edge(redis_url, name, plugins, log_dir, env=env,
+                                  bridge_url=bridge_url if wait else None, wait=wait)
+        started.append(svc)
+        return svc
+
+    yield factory
+    for svc in started:
+        svc.stop()
+
+
+@pytest.fixture
+def make_bridge(redis_url: str, log_dir: Path) -> Iterator[Callable[..., services.Service]]:
+    started: list[services.Service] = []
+
+    def factory(**kw: object) -> services.Service:
+        svc = services.start_bridge(kw.pop("redis_url", redis_url), log_dir=log_dir, **kw)
+        started.append(svc)
+        return svc
+
+    yield factory
+    for svc in started:
+        svc.stop()

@@ -1,0 +1,218 @@
+"""Every bridge endpoint of the contract, over real HTTP, against real edge processes."""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import time
+
+import httpx
+import pytest
+
+from radical.edge import services
+
+
+@pytest.fixture(scope="module")
+def echo_edge(make_edge_module):
+    return make_edge_module("echo,sysinfo", name="echo1")
+
+
+@pytest.fixture(scope="module")
+def make_edge_module(redis_url, bridge_url, log_dir):
+    started = []
+
+    def factory(plugins, name):
+        svc = services.start_edge(redis_url, name, plugins, log_dir, bridge_url=bridge_url)
+        started.append(svc)
+        return svc
+
+    yield factory
+    for svc in started:
+        svc.stop()
+
+
+@pytest.fixture
+def http(bridge_url):
+    with httpx.Client(base_url=bridge_url, timeout=20) as client:
+        yield client
+
+
+def test_edge_list_shape(http, echo_edge, bridge_url):
+    r = http.post("/edge/list")
+    assert r.status_code == 200
+    data = r.json()["data"]
+    assert data["bridge"]["url"] == bridge_url
+    edge = data["edges"]["echo1"]
+    assert edge["endpoint"]["type"] == "celery"
+    assert edge["endpoint"]["queue"] == "edge.echo1"
+    assert edge["role"] in ("login", "compute")
+    for name, info in edge["plugins"].items():
+        assert info["namespace"] == f"/{name}"
+        assert info["enabled"] is True
+        assert isinstance(info["version"], str) and info["version"]
+        assert isinstance(info["ui_config"], dict)
+    assert edge["plugins"]["echo"]["version"] == "1.0.0"  # third-party, via entry point
+    assert edge["plugins"]["sysinfo"]["type"] == "sysinfo"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+def test_proxy_relays_method_query_body(http, echo_edge, method):
+    body = json.dumps({"k": method, "n": [1, 2, 3]})
+    r = http.request(method, "/echo1/echo/echo/a/b.txt", params={"x": "1", "y": "ü"},
+                     content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["method"] == method
+    assert got["rest"] == "a/b.txt"
+    assert got["query"] == {"x": "1", "y": "ü"}
+    assert got["body"] == body
+    assert got["content_type"] == "application/json"
+    assert got["auth"] is False
+
+
+def test_binary_response_passes_through(http, echo_edge):
+    r = http.get("/echo1/echo/binary")
+    assert r.status_code == 200
+    assert r.content == bytes(range(256))
+    assert r.headers["content-type"] == "application/octet-stream"
+    assert r.headers["x-echo-b64"] == "AAECAwQFBgc="
+
+
+def test_builtin_routes(http, echo_edge):
+    assert http.get("/echo1/echo/version").json() == {"version": "1.0.0"}
+    health = http.get("/echo1/echo/health").json()
+    assert health["status"] == "healthy" and health["plugin"] == "echo"
+    assert health["uptime_seconds"] > 0 and isinstance(health["active_sessions"], int)
+    ui = http.get("/echo1/echo/ui_config").json()
+    assert ui["plugin_name"] == "echo" and ui["instance_name"] == "echo"
+    assert ui["ui"]["title"] == "Echo"
+
+
+def test_session_life_cycle(http, echo_edge):
+    sid = http.post("/echo1/echo/register_session", json={"greeting": "hi"}).json()["sid"]
+    assert sid in http.get("/echo1/echo/list_sessions").json()["sessions"]
+    assert http.get(f"/echo1/echo/greet/{sid}").json()["greeting"] == "hi"
+    assert http.post(f"/echo1/echo/unregister_session/{sid}").json() == {"ok": True}
+    r = http.get(f"/echo1/echo/greet/{sid}")
+    assert r.status_code == 404 and sid in r.json()["detail"]
+    assert http.post(f"/echo1/echo/unregister_session/{sid}").status_code == 404
+
+
+def test_session_ttl_gives_410(http, echo_edge):
+    sid = http.post("/echo1/echo/register_session", json={}).json()["sid"]
+    time.sleep(2.5)  # the echo plugin's session_ttl is 2 s
+    r = http.get(f"/echo1/echo/greet/{sid}")
+    assert r.status_code == 410
+    assert "expired" in r.json()["detail"]
+    time.sleep(6)  # after the reaper ran, the answer stays 410
+    assert http.get(f"/echo1/echo/greet/{sid}").status_code == 410
+
+
+@pytest.mark.parametrize("path,status,fragment", [
+    ("/nosuch/sysinfo/health", 404, "unknown edge 'nosuch'"),
+    ("/echo1/nosuch/health", 404, "has no plugin 'nosuch'"),
+    ("/echo1/echo/greet/session.doesnotexist", 404, "unknown session"),
+    ("/echo1/echo/no/such/route", 404, "no route GET"),
+    ("/echo1/echo/echo/..%2F..%2Fetc/passwd", 400, "encoded slashes"),
+    ("/echo1/echo/echo/a%00b", 400, "NUL"),
+    ("/echo1/echo/boom", 500, "deliberate failure"),
+])
+def test_errors_have_detail(http, echo_edge, path, status, fragment):
+    r = http.get(path)
+    assert r.status_code == status, r.text
+    assert fragment in r.json()["detail"]
+
+
+def test_dot_segments_refused(bridge_url, echo_edge):
+    # httpx normalises '..' away, so send the raw request line ourselves
+    import socket
+    host, port = bridge_url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(b"GET /echo1/echo/echo/../../health HTTP/1.1\r\nHost: x\r\n"
+                  b"Connection: close\r\n\r\n")
+        answer = s.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 400"), answer
+    assert "path segments are not allowed" in answer
+
+
+def test_malformed_json_and_bad_session_args(http, echo_edge):
+    r = http.post("/echo1/echo/register_session", content=b"{not json",
+                  headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "malformed JSON" in r.json()["detail"]
+    r = http.post("/echo1/echo/register_session", json={"nope": 1})
+    assert r.status_code == 422 and "nope" in r.json()["detail"]
+    r = http.post("/echo1/echo/register_session", json=[1, 2])
+    assert r.status_code == 422
+
+
+def test_huge_body_413(http, echo_edge, bridge):
+    big = b"x" * (64 * 1024 * 1024 + 1)
+    r = http.post("/echo1/echo/echo/big", content=big)
+    assert r.status_code == 413 and "exceeds the limit" in r.json()["detail"]
+    assert bridge.alive()
+    assert http.get("/echo1/echo/version").status_code == 200
+
+
+def test_large_body_within_limit_round_trips(http, echo_edge):
+    payload = "y" * (4 * 1024 * 1024)
+    r = http.post("/echo1/echo/echo/big", content=payload)
+    assert r.status_code == 200 and len(r.json()["body"]) == len(payload)
+
+
+def test_timeout_header(http, echo_edge):
+    t0 = time.monotonic()
+    r = http.get("/echo1/echo/sleep/3", params={"tag": "deadline"},
+                 headers={"x-radical-timeout": "0.5"})
+    assert r.status_code == 504 and "did not answer within 0.5 s" in r.json()["detail"]
+    assert time.monotonic() - t0 < 2.5
+    for bad in ("abc", "-1", "0", "1e9"):
+        r = http.get("/echo1/echo/version", headers={"x-radical-timeout": bad})
+        assert r.status_code == 400, bad
+
+
+def test_slow_handler_does_not_block_others(http, echo_edge, bridge_url):
+    with cf.ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(httpx.get, f"{bridge_url}/echo1/echo/sleep/3", timeout=10)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        for _ in range(20):
+            assert http.get("/echo1/echo/version").status_code == 200
+        fast = time.monotonic() - t0
+        assert slow.result().json()["slept"] == 3.0
+    assert fast < 2.0, f"20 quick calls took {fast:.2f} s behind a slow one"
+
+
+def test_many_slow_calls_in_flight_at_once(bridge_url, echo_edge):
+    t0 = time.monotonic()
+    with cf.ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(lambda i: httpx.get(
+            f"{bridge_url}/echo1/echo/sleep/1", timeout=10).status_code, range(20)))
+    assert results == [200] * 20
+    assert time.monotonic() - t0 < 4, "20 one-second calls must overlap on the edge"
+
+
+def test_terminate_bridge_leaves_edges_running(make_bridge, echo_edge, bridge_url):
+    extra = make_bridge()
+    r = httpx.post(f"{extra.extra['url']}/bridge/terminate", timeout=5)
+    assert r.status_code == 200 and r.json()["status"] == "terminating"
+    extra.proc.wait(15)
+    assert extra.proc.returncode is not None
+    assert echo_edge.alive()
+    assert httpx.get(f"{bridge_url}/echo1/echo/version", timeout=5).status_code == 200
+
+
+def test_disconnect_stops_the_edge_worker(make_edge, bridge_url):
+    svc = make_edge("sysinfo", name="todisconnect")
+    r = httpx.post(f"{bridge_url}/edge/disconnect/todisconnect", timeout=20)
+    assert r.status_code == 200
+    assert r.json()["status"] == "shutdown" and r.json()["edge"] == "todisconnect"
+    svc.proc.wait(20)  # the worker process really exits
+    assert "todisconnect" not in services.list_edges(bridge_url)
+    r = httpx.post(f"{bridge_url}/edge/disconnect/todisconnect", timeout=5)
+    assert r.status_code == 404
+    r = httpx.get(f"{bridge_url}/todisconnect/sysinfo/health", timeout=5)
+    assert r.status_code == 503 and "not connected" in r.json()["detail"]
+
+
+def test_portal_page_served(http):
+    r = http.get("/")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]

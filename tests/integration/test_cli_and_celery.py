@@ -1,0 +1,133 @@
+"""`radical-edge up` end to end, CLI errors, Flower seeing edges, stock Celery interop."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+
+import httpx
+import psutil
+import pytest
+import redis
+
+from radical.edge import BridgeClient, services
+from radical.edge.app import keys
+from radical.edge.app.celery_app import make_celery
+from radical.edge.app.protocol import CallReply, CallRequest
+from radical.edge.settings import Settings
+
+
+def test_up_runs_everything_and_stops_it_all(tmp_path):
+    port, redis_port = services.free_port(), services.free_port()
+    env = {**os.environ, "RADICAL_EDGE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "radical.edge.cli", "up", "--port", str(port), "--name", "upedge",
+         "--redis-port", str(redis_port), "--log-dir", str(tmp_path), "--auth"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("Ctrl-C"):
+                break
+        out = "".join(lines)
+        assert "starting an embedded one" in out, out
+        assert f"http://127.0.0.1:{port}/" in out
+        token = [ln.split(":", 1)[1].strip() for ln in lines if "token" in ln][0]
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 3  # redis, bridge, edge
+        bc = BridgeClient(f"http://127.0.0.1:{port}", token=token)
+        try:
+            assert bc.list_edges() == ["upedge"]
+            si = bc.get_edge_client("upedge").get_plugin("sysinfo")
+            assert si.get_metrics()["cpu"]["cores_logical"] >= 1
+            si.close()
+        finally:
+            bc.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        gone, alive = psutil.wait_procs(children, timeout=10)
+        assert alive == [], f"orphans left: {alive}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_edge_cli_rejects_unknown_plugin(redis_url):
+    r = subprocess.run([sys.executable, "-m", "radical.edge.cli", "edge", "-n", "x", "-p",
+                        "nosuch", "--redis-url", redis_url], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2
+    assert "unknown plugin(s) nosuch" in r.stderr
+
+
+def test_edge_cli_rejects_bad_name(redis_url):
+    r = subprocess.run([sys.executable, "-m", "radical.edge.cli", "edge", "-n", "bad/name",
+                        "--redis-url", redis_url], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "invalid edge name" in r.stderr
+
+
+def test_second_edge_with_same_name_refused(make_edge, redis_url):
+    make_edge("sysinfo", name="unique1")
+    r = subprocess.run([sys.executable, "-m", "radical.edge.cli", "edge", "-n", "unique1",
+                        "-p", "sysinfo", "--redis-url", redis_url], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "already running" in r.stderr
+
+
+def test_stock_celery_send_task_reaches_the_edge(make_edge, redis_url):
+    """A plain `send_task` from any Celery client is served like a bridge's call."""
+    make_edge("echo", name="celeryedge")
+    channel = keys.reply_channel("stock-celery-test")
+    client = redis.Redis.from_url(redis_url, socket_timeout=10)
+    sub = client.pubsub(ignore_subscribe_messages=True)
+    sub.subscribe(channel)
+    call = CallRequest.new(reply_to=channel, timeout=30, method="POST", path="/echo/echo/hi",
+                           body=b"from celery")
+    app = make_celery(Settings(redis_url=redis_url))
+    app.send_task(keys.CALL_TASK, kwargs={"call": asdict(call)},
+                  queue=keys.edge_queue("celeryedge"))
+    deadline = time.monotonic() + 15
+    msg = None
+    while msg is None and time.monotonic() < deadline:
+        msg = sub.get_message(timeout=1.0)
+    assert msg is not None, "no reply"
+    reply = CallReply.loads(msg["data"])
+    assert reply.id == call.id and reply.status == 200
+    assert b'"body":"from celery"' in reply.body_bytes()
+    sub.close()
+
+
+def test_flower_shows_edges_as_workers(make_edge, redis_url, log_dir):
+    make_edge("sysinfo", name="flowered")
+    port = services.free_port()
+    log = open(log_dir / "flower.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "radical.edge.cli", "flower", "--port",
+                             str(port), "--redis-url", redis_url], stdout=log,
+                            stderr=subprocess.STDOUT,
+                            env={**os.environ, "FLOWER_UNAUTHENTICATED_API": "true"})
+    try:
+        workers: dict = {}
+
+        def seen() -> bool:
+            nonlocal workers
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/api/workers", params={"refresh": "1"},
+                              timeout=10)
+                workers = r.json() if r.status_code == 200 else {}
+            except httpx.HTTPError:
+                return False
+            return "edge@flowered" in workers
+
+        services.wait_until(seen, 60, "Flower to list edge@flowered", interval=1.0)
+        queues = [q["name"] for q in workers["edge@flowered"].get("active_queues", [])]
+        assert "edge.flowered" in queues
+    finally:
+        services.Service("flower", proc).stop(timeout=10)  # Flower is slow to honour SIGTERM
