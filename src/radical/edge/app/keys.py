@@ -16,6 +16,10 @@ NOTIFICATIONS = f"{PREFIX}:notifications"
 #: approximate cap of the notification stream (bounds Redis memory)
 NOTIFICATIONS_MAXLEN = 20_000
 
+#: first path segments of the bridge's own routes: no edge may be named like them
+RESERVED_EDGE_NAMES = frozenset({"edge", "bridge", "events", "portal", "docs", "openapi.json",
+                                 "redoc", "favicon.ico", "static"})
+
 #: the Celery task name every plugin call travels as
 CALL_TASK = "radical.edge.call"
 

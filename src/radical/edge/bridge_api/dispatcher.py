@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..app import keys
+from ..app.batcher import CommandBatcher
 from ..app.protocol import CallReply, CallRequest, celery_message
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class BridgeError(Exception):
 class CallDispatcher:
     def __init__(self, redis: aioredis.Redis, bridge_id: str) -> None:
         self._redis = redis
+        self.batcher = CommandBatcher(redis)
         self.reply_channel = keys.reply_channel(bridge_id)
         self._pending: dict[str, tuple[asyncio.Future, str]] = {}
         self.late_replies = 0
@@ -49,7 +51,7 @@ class CallDispatcher:
         message = celery_message(call, queue)
         try:
             try:
-                await self._redis.lpush(queue, message)
+                await self.batcher.call("lpush", queue, message)
             except (RedisError, OSError) as exc:
                 raise BridgeError(503, f"broker unavailable, call not sent to edge "
                                        f"'{edge}': {exc}") from None

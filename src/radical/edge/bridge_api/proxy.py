@@ -6,11 +6,13 @@ plugin (404), a body too large (413), an edge that is not connected or is lost m
 """
 from __future__ import annotations
 
+import logging
 import re
+from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+import orjson
 
+from ..app import keys
 from ..app.protocol import FORWARDED_HEADERS, CallRequest
 from .dispatcher import BridgeError
 from .state import BridgeState
@@ -19,9 +21,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 TIMEOUT_HEADER = "x-radical-timeout"
 HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 
-
-def error(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+log = logging.getLogger(__name__)
 
 
 def check_path(raw_path: bytes, path: str) -> str | None:
@@ -35,8 +35,7 @@ def check_path(raw_path: bytes, path: str) -> str | None:
     return None
 
 
-def call_timeout(request: Request, state: BridgeState) -> float:
-    raw = request.headers.get(TIMEOUT_HEADER)
+def call_timeout(raw: str | None, state: BridgeState) -> float:
     if raw is None:
         return state.settings.call_timeout
     try:
@@ -49,8 +48,8 @@ def call_timeout(request: Request, state: BridgeState) -> float:
     return value
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def read_body(headers: dict[str, str], receive: Any, limit: int) -> bytes:
+    declared = headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise BridgeError(400, "invalid Content-Length")
@@ -58,12 +57,17 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise BridgeError(413, f"request body of {declared} bytes exceeds the limit of "
                                    f"{limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BridgeError(400, "client disconnected while sending the body")
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BridgeError(413, f"request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body"):
+            return b"".join(chunks)
 
 
 def resolve(state: BridgeState, edge: str, plugin: str) -> None:
@@ -80,26 +84,43 @@ def resolve(state: BridgeState, edge: str, plugin: str) -> None:
         raise BridgeError(404, f"edge '{edge}' has no plugin '{plugin[:128]}'")
 
 
-async def proxy(request: Request) -> Response:
-    state: BridgeState = request.app.state.bridge
-    path = request.scope["path"]
+def is_proxy_path(path: str) -> bool:
+    """True for `/{edge}/{plugin}[/...]` paths (management routes use reserved names)."""
+    first, _, rest = path[1:].partition("/")
+    return bool(first and rest) and first not in keys.RESERVED_EDGE_NAMES
+
+
+async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> None:
+    """Raw ASGI handler of the proxy route: the hot path skips routing and middleware."""
+    path: str = scope["path"]
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     try:
-        refused = check_path(request.scope.get("raw_path") or path.encode(), path)
+        refused = check_path(scope.get("raw_path") or path.encode(), path)
         if refused:
             raise BridgeError(400, refused)
-        edge = request.path_params["edge"]
-        plugin = request.path_params["plugin"]
+        edge, _, rest = path[1:].partition("/")
+        plugin, _, sub = rest.partition("/")
         resolve(state, edge, plugin)
-        timeout = call_timeout(request, state)
-        body = await read_body(request, state.settings.max_body_bytes)
-        headers = [[k, v] for k, v in request.headers.items() if k in FORWARDED_HEADERS]
+        timeout = call_timeout(headers.get(TIMEOUT_HEADER), state)
+        body = await read_body(headers, receive, state.settings.max_body_bytes)
         call = CallRequest.new(
-            reply_to=state.dispatcher.reply_channel, timeout=timeout, method=request.method,
-            path=f"/{plugin}/{request.path_params.get('rest', '')}",
-            query=request.scope.get("query_string", b"").decode("latin-1"),
-            headers=headers, body=body, auth=bool(request.scope.get("auth_ok")))
+            reply_to=state.dispatcher.reply_channel, timeout=timeout, method=scope["method"],
+            path=f"/{plugin}/{sub}", query=scope.get("query_string", b"").decode("latin-1"),
+            headers=[[k, v] for k, v in headers.items() if k in FORWARDED_HEADERS],
+            body=body, auth=bool(scope.get("auth_ok")))
         reply = await state.dispatcher.call(edge, call, timeout)
+        status, body_out = reply.status, reply.body_bytes()
+        out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers
+               if k.lower() not in HOP_HEADERS]
     except BridgeError as exc:
-        return error(exc.status, exc.detail)
-    out_headers = {k: v for k, v in reply.headers if k.lower() not in HOP_HEADERS}
-    return Response(reply.body_bytes(), status_code=reply.status, headers=out_headers)
+        status, body_out = exc.status, orjson.dumps({"detail": exc.detail})
+        out = [(b"content-type", b"application/json")]
+    except Exception as exc:  # a bridge bug: answer, log, keep serving
+        log.exception("proxy failed for %s %s", scope.get("method"), path)
+        status = 500
+        body_out = orjson.dumps({"detail": f"bridge error: {type(exc).__name__}"})
+        out = [(b"content-type", b"application/json")]
+    out.append((b"content-length", str(len(body_out)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": out})
+    await send({"type": "http.response.body", "body": body_out})
+

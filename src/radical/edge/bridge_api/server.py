@@ -30,6 +30,6 @@ def run_bridge(settings: Settings) -> None:
         create_app(settings), host=settings.host, port=settings.port,
         log_level=settings.log_level.lower(), access_log=settings.access_log,
         timeout_graceful_shutdown=3, timeout_keep_alive=30, backlog=2048,
-        loop="uvloop", http="httptools", **ssl,
+        loop="uvloop", http="httptools", proxy_headers=False, **ssl,
     )
     uvicorn.Server(config).run()

@@ -32,6 +32,7 @@ class BridgeState:
 
     async def start(self) -> None:
         spawn = asyncio.get_running_loop().create_task
+        self.dispatcher.batcher.start()
         self._tasks = [
             spawn(subscribe_forever(self.pubsub_redis,
                                     [self.dispatcher.reply_channel, keys.TOPOLOGY_CHANNEL],
@@ -48,6 +49,7 @@ class BridgeState:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.dispatcher.batcher.stop()
         self.dispatcher.fail_all("bridge shutting down")
         await self.redis.aclose()
         await self.pubsub_redis.aclose()

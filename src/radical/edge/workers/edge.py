@@ -23,6 +23,8 @@ def default_edge_name() -> str:
 
 
 def validate_name(name: str) -> str:
+    if name in keys.RESERVED_EDGE_NAMES:
+        raise ValueError(f"edge name {name!r} is reserved for the bridge's own routes")
     if not NAME_RE.match(name):
         raise ValueError(f"invalid edge name {name!r}: use letters, digits, '.', '_' or '-' "
                          "(at most 128, starting with a letter or digit)")

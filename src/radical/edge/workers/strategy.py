@@ -25,12 +25,14 @@ def bind_host(host: Any) -> None:
 
 
 def call_strategy(task: Any, app: Any, consumer: Any, **_kw: Any):
+    acks: list[bool] = []  # resolved on the first message: the consumer exists by then
+
     def on_message(message: Any, body: Any, ack: Any, reject: Any, callbacks: Any,
                    **_kw: Any) -> None:
-        try:
-            message.ack()  # a no-op for our no_ack consumer; needed if someone turned acks on
-        except Exception:
-            pass
+        if not acks:
+            acks.append(not getattr(consumer.task_consumer, "no_ack", False))
+        if acks[0]:  # only if someone turned acks back on: each ack is a Redis round trip
+            message.ack()
         try:
             call = call_from_task_body(message.body if body is None else body)
         except ValueError as exc:

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Latency and throughput of `GET /{edge}/sysinfo/health` through the bridge.
+
+Starts its own Redis, bridge and edge (through radical.edge.services), measures the raw
+Redis floor (LPUSH + BLPOP round trip) in the same run, then the bridge sequentially and at
+8 and 32 concurrent keep-alive connections. The load generator is a minimal asyncio
+HTTP/1.1 client so its own CPU cost stays small on a 2-core machine.
+
+    python bench/latency.py [--seconds 5] [--sequential 3000] [--markdown]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import redis  # noqa: E402
+
+from radical.edge import services  # noqa: E402
+
+
+def pct(samples: list[float], q: float) -> float:
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(q * len(s)))] * 1000.0
+
+
+def redis_floor(url: str, n: int) -> list[float]:
+    """LPUSH + BLPOP on one connection: the broker round trip every call needs at least."""
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    out = []
+    for i in range(n + 200):
+        t0 = time.perf_counter()
+        client.lpush("bench:floor", b"x" * 64)
+        client.blpop(["bench:floor"], timeout=1)
+        if i >= 200:
+            out.append(time.perf_counter() - t0)
+    client.close()
+    return out
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection issuing GETs back to back."""
+
+    def __init__(self, host: str, port: int, path: str) -> None:
+        self.host, self.port = host, port
+        self.request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def get(self) -> int:
+        self.writer.write(self.request)
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 30)
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def run_load(host: str, port: int, path: str, conns: int, seconds: float,
+                   max_requests: int | None = None) -> tuple[list[float], float, int]:
+    clients = [Conn(host, port, path) for _ in range(conns)]
+    await asyncio.gather(*(c.open() for c in clients))
+    for c in clients:  # warm up every connection
+        await c.get()
+    samples: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def loop(c: Conn) -> None:
+        nonlocal errors
+        while time.perf_counter() < stop_at:
+            if max_requests is not None and len(samples) >= max_requests:
+                return
+            t0 = time.perf_counter()
+            status = await c.get()
+            samples.append(time.perf_counter() - t0)
+            if status != 200:
+                errors += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(loop(c) for c in clients))
+    elapsed = time.perf_counter() - t0
+    for c in clients:
+        c.close()
+    return samples, elapsed, errors
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=5.0, help="duration of each loaded run")
+    ap.add_argument("--sequential", type=int, default=3000, help="sequential requests")
+    ap.add_argument("--markdown", action="store_true", help="also print a markdown table")
+    args = ap.parse_args()
+
+    log_dir = ROOT / ".run" / "bench-logs"
+    redis_svc = services.start_redis(log_dir=log_dir)
+    url = redis_svc.extra["url"]
+    bridge = services.start_bridge(url, log_dir=log_dir)
+    edge = services.start_edge(url, "bench", "sysinfo", log_dir, bridge_url=bridge.extra["url"])
+    rows = []
+    try:
+        floor = redis_floor(url, args.sequential)
+        rows.append(("redis LPUSH+BLPOP (floor)", 1, floor, sum(floor), 0))
+        host, port = "127.0.0.1", bridge.extra["port"]
+        path = "/bench/sysinfo/health"
+        seq, el, err = asyncio.run(run_load(host, port, path, 1, 120, args.sequential))
+        rows.append(("bridge sequential", 1, seq, el, err))
+        for n in (8, 32):
+            s, el, err = asyncio.run(run_load(host, port, path, n, args.seconds))
+            rows.append((f"bridge {n} connections", n, s, el, err))
+    finally:
+        edge.stop()
+        bridge.stop()
+        redis_svc.stop()
+
+    floor_p50 = pct(rows[0][2], 0.5)
+    print(f"{'run':28} {'conns':>5} {'n':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}"
+          f" {'req/s':>8} {'errors':>6}")
+    for name, conns, s, el, err in rows:
+        print(f"{name:28} {conns:5d} {len(s):7d} {pct(s, .5):8.3f} {pct(s, .9):8.3f} "
+              f"{pct(s, .99):8.3f} {len(s) / el:8.0f} {err:6d}")
+    seq_p50 = pct(rows[1][2], 0.5)
+    print(f"\nsequential p50 / redis floor p50 = {seq_p50 / floor_p50:.2f}x "
+          f"(floor mean {statistics.mean(rows[0][2]) * 1000:.3f} ms)")
+    if args.markdown:
+        print("\n| run | conns | requests | p50 ms | p90 ms | p99 ms | req/s | errors |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for name, conns, s, el, err in rows:
+            print(f"| {name} | {conns} | {len(s)} | {pct(s, .5):.3f} | {pct(s, .9):.3f} | "
+                  f"{pct(s, .99):.3f} | {len(s) / el:.0f} | {err} |")
+        print(f"\nsequential p50 = **{seq_p50 / floor_p50:.2f}x** the Redis floor p50")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

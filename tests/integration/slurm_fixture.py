@@ -1,0 +1,38 @@
+"""Session fixture: a running single-node SLURM cluster (scripts/slurm_cluster.sh).
+
+`start` is idempotent, so a cluster left running by an earlier session is reused at once;
+from nothing it installs packages and takes about a minute. The cluster is left running
+afterwards (set RADICAL_EDGE_SLURM_STOP=1 to stop it at the end of the session).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "slurm_cluster.sh"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[dict]:
+    """{"host", "start_seconds"} of a cluster whose node is idle and whose slurmdbd answers."""
+    if os.geteuid() != 0:
+        pytest.skip("the SLURM test cluster needs root (scripts/slurm_cluster.sh start)")
+    if not shutil.which("apt-get") and not shutil.which("slurmctld"):
+        pytest.skip("no apt-get to install SLURM and no SLURM installed")
+    started = time.monotonic()
+    proc = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True,
+                          timeout=900)
+    took = time.monotonic() - started
+    if proc.returncode != 0:
+        pytest.fail(f"slurm_cluster.sh start failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    host = subprocess.run(["hostname", "-s"], capture_output=True, text=True).stdout.strip()
+    yield {"host": host, "start_seconds": took, "log": proc.stderr}
+    if os.environ.get("RADICAL_EDGE_SLURM_STOP") == "1":
+        subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, timeout=120)
