@@ -10,7 +10,6 @@ from dataclasses import asdict
 
 import httpx
 import psutil
-import pytest
 import redis
 
 from radical.edge import BridgeClient, services

@@ -9,7 +9,6 @@ import time
 import uuid
 
 import httpx
-import pytest
 
 from radical.edge import BridgeClient, services
 

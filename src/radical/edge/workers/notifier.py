@@ -13,7 +13,6 @@ import threading
 from collections import deque
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 

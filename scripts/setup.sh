@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Set up radical.edge on a fresh Debian/Ubuntu machine (idempotent; a second run is fast).
+#   scripts/setup.sh          runtime: venv in .venv with radical.edge and its plugins
+#   scripts/setup.sh --dev    also what the tests need: redis-server, chromium, openssh,
+#                             SLURM packages (installed by scripts/slurm_cluster.sh), test deps
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEV=0; [[ ${1:-} == --dev ]] && DEV=1
+PY=${PYTHON:-python3}
+say() { printf '[setup %(%H:%M:%S)T] %s\n' -1 "$*"; }
+
+apt_missing=()
+need_pkg() { dpkg -s "$1" >/dev/null 2>&1 || apt_missing+=("$1"); }
+if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+  command -v redis-server >/dev/null || need_pkg redis-server
+  if ((DEV)); then
+    need_pkg chromium; need_pkg openssh-client; need_pkg openssl
+  fi
+  if ((${#apt_missing[@]})); then
+    say "apt-get install ${apt_missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+  fi
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+  say "creating .venv"
+  $PY -m venv .venv
+fi
+stamp=.venv/.radical-edge-setup$DEV
+if [[ ! -f $stamp || pyproject.toml -nt $stamp || tests/fixtures/echo_plugin/pyproject.toml -nt $stamp ]]; then
+  say "pip install (this takes a minute the first time)"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  extras="hpc,flower"
+  ((DEV)) && extras="hpc,flower,dev"
+  .venv/bin/python -m pip install -q -e ".[${extras}]"
+  ((DEV)) && .venv/bin/python -m pip install -q -e tests/fixtures/echo_plugin \
+             $(ls -d tests/fixtures/*_plugin | grep -v echo_plugin | sed 's/^/-e /')
+  touch "$stamp"
+fi
+say "ready: $(.venv/bin/python -c 'import radical.edge as r; print("radical.edge", r.__version__)')"
