@@ -54,14 +54,17 @@ class Conn:
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
-    async def get(self) -> int:
+    async def get(self, timings: list | None = None) -> int:
         self.writer.write(self.request)
         head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 30)
         status = int(head[9:12])
         length = 0
         for line in head.split(b"\r\n"):
-            if line[:15].lower() == b"content-length:":
+            low = line.lower()
+            if low.startswith(b"content-length:"):
                 length = int(line[15:])
+            elif timings is not None and low.startswith(b"server-timing:"):
+                timings.append(parse_server_timing(line[14:].decode()))
         await self.reader.readexactly(length)
         return status
 
@@ -69,8 +72,17 @@ class Conn:
         self.writer.close()
 
 
+def parse_server_timing(value: str) -> dict[str, float]:
+    out = {}
+    for part in value.split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        out[name] = float(dur)
+    return out
+
+
 async def run_load(host: str, port: int, path: str, conns: int, seconds: float,
-                   max_requests: int | None = None) -> tuple[list[float], float, int]:
+                   max_requests: int | None = None,
+                   timings: list | None = None) -> tuple[list[float], float, int]:
     clients = [Conn(host, port, path) for _ in range(conns)]
     await asyncio.gather(*(c.open() for c in clients))
     for c in clients:  # warm up every connection
@@ -85,7 +97,7 @@ async def run_load(host: str, port: int, path: str, conns: int, seconds: float,
             if max_requests is not None and len(samples) >= max_requests:
                 return
             t0 = time.perf_counter()
-            status = await c.get()
+            status = await c.get(timings)
             samples.append(time.perf_counter() - t0)
             if status != 200:
                 errors += 1
@@ -116,7 +128,8 @@ def main() -> int:
         rows.append(("redis LPUSH+BLPOP (floor)", 1, floor, sum(floor), 0))
         host, port = "127.0.0.1", bridge.extra["port"]
         path = "/bench/sysinfo/health"
-        seq, el, err = asyncio.run(run_load(host, port, path, 1, 120, args.sequential))
+        timings: list[dict[str, float]] = []
+        seq, el, err = asyncio.run(run_load(host, port, path, 1, 120, args.sequential, timings))
         rows.append(("bridge sequential", 1, seq, el, err))
         for n in (8, 32):
             s, el, err = asyncio.run(run_load(host, port, path, n, args.seconds))
@@ -135,13 +148,25 @@ def main() -> int:
     seq_p50 = pct(rows[1][2], 0.5)
     print(f"\nsequential p50 / redis floor p50 = {seq_p50 / floor_p50:.2f}x "
           f"(floor mean {statistics.mean(rows[0][2]) * 1000:.3f} ms)")
+    parts = ["queue", "handoff", "handler", "reply", "total"]
+    medians = {p: statistics.median(t[p] for t in timings if p in t) for p in parts}
+    client_side = pct(rows[1][2], 0.5) - medians["total"]
+    print("sequential breakdown (median ms, from Server-Timing): " + ", ".join(
+        f"{p} {medians[p]:.3f}" for p in parts) + f", client+HTTP {client_side:.3f}")
     if args.markdown:
         print("\n| run | conns | requests | p50 ms | p90 ms | p99 ms | req/s | errors |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for name, conns, s, el, err in rows:
             print(f"| {name} | {conns} | {len(s)} | {pct(s, .5):.3f} | {pct(s, .9):.3f} | "
                   f"{pct(s, .99):.3f} | {len(s) / el:.0f} | {err} |")
-        print(f"\nsequential p50 = **{seq_p50 / floor_p50:.2f}x** the Redis floor p50")
+        print(f"\nsequential p50 = **{seq_p50 / floor_p50:.2f}x** the Redis floor p50\n")
+        print("| where (sequential, median) | ms |\n|---|---:|")
+        labels = {"queue": "bridge -> LPUSH -> Redis -> edge consumer (incl. kombu decode)",
+                  "handoff": "consumer thread -> plugin loop", "handler": "plugin handler",
+                  "reply": "PUBLISH -> Redis -> bridge subscriber", "total": "inside the bridge, total"}
+        for p in parts:
+            print(f"| {labels[p]} | {medians[p]:.3f} |")
+        print(f"| HTTP + client, outside the bridge's measurement | {client_side:.3f} |")
     return 0
 
 

@@ -69,6 +69,14 @@ def test_proxy_relays_method_query_body(http, echo_edge, method):
     assert got["auth"] is False
 
 
+def test_server_timing_header(http, echo_edge):
+    r = http.get("/echo1/echo/sleep/0.2")
+    parts = dict(p.strip().split(";dur=") for p in r.headers["server-timing"].split(","))
+    assert set(parts) == {"total", "queue", "handoff", "handler", "reply"}
+    assert 200 <= float(parts["handler"]) < 1000  # the 0.2 s sleep is the handler's
+    assert float(parts["total"]) >= float(parts["handler"])
+
+
 def test_binary_response_passes_through(http, echo_edge):
     r = http.get("/echo1/echo/binary")
     assert r.status_code == 200

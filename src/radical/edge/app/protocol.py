@@ -42,15 +42,18 @@ class CallRequest:
     body: str | None = None  # utf-8 text bodies travel as-is
     body_b64: str | None = None  # binary bodies (e.g. msgpack) travel base64-encoded
     auth: bool = False  # the caller presented the bridge's token
+    sent: float = 0.0  # epoch seconds when the bridge created it
+    received: float = 0.0  # set by the edge when its consumer took it (not sent back)
 
     @classmethod
     def new(cls, *, reply_to: str, timeout: float, method: str, path: str, query: str = "",
             headers: list[list[str]] | None = None, body: bytes = b"",
             auth: bool = False) -> "CallRequest":
         text, b64 = encode_body(body)
-        return cls(id=uuid.uuid4().hex, reply_to=reply_to, deadline=time.time() + timeout,
+        now = time.time()
+        return cls(id=uuid.uuid4().hex, reply_to=reply_to, deadline=now + timeout,
                    method=method, path=path, query=query, headers=headers or [], body=text,
-                   body_b64=b64, auth=auth)
+                   body_b64=b64, auth=auth, sent=now)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CallRequest":
@@ -78,6 +81,8 @@ class CallReply:
     headers: list[list[str]] = field(default_factory=list)
     body: str | None = None
     body_b64: str | None = None
+    #: edge-side epoch timestamps [received by consumer, handler started, reply sent]
+    timing: list[float] = field(default_factory=list)
 
     @classmethod
     def build(cls, call_id: str, status: int, body: bytes,
@@ -97,10 +102,28 @@ class CallReply:
     def loads(cls, raw: bytes | str) -> "CallReply":
         data = orjson.loads(raw)
         return cls(id=data["id"], status=int(data["status"]), headers=data.get("headers") or [],
-                   body=data.get("body"), body_b64=data.get("body_b64"))
+                   body=data.get("body"), body_b64=data.get("body_b64"),
+                   timing=data.get("timing") or [])
 
     def body_bytes(self) -> bytes:
         return decode_body(self.body, self.body_b64)
+
+
+def server_timing(call: CallRequest, reply: CallReply, now: float) -> str:
+    """A `Server-Timing` header value: where the time of one call went (milliseconds).
+
+    queue: bridge -> edge consumer; handoff: consumer thread -> plugin loop; handler: the
+    plugin; reply: edge -> bridge; total: as seen by the bridge. queue and reply compare
+    clocks of two hosts when bridge and edge run on different machines.
+    """
+    parts = [f"total;dur={(now - call.sent) * 1000:.3f}"]
+    if len(reply.timing) == 3:
+        received, started, replied = reply.timing
+        parts += [f"queue;dur={(received - call.sent) * 1000:.3f}",
+                  f"handoff;dur={(started - received) * 1000:.3f}",
+                  f"handler;dur={(replied - started) * 1000:.3f}",
+                  f"reply;dur={(now - replied) * 1000:.3f}"]
+    return ", ".join(parts)
 
 
 def encode_body(body: bytes) -> tuple[str | None, str | None]:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any
 
 import orjson
 
 from ..app import keys
-from ..app.protocol import FORWARDED_HEADERS, CallRequest
+from ..app.protocol import FORWARDED_HEADERS, CallRequest, server_timing
 from .dispatcher import BridgeError
 from .state import BridgeState
 
@@ -112,6 +113,7 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
         status, body_out = reply.status, reply.body_bytes()
         out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers
                if k.lower() not in HOP_HEADERS]
+        out.append((b"server-timing", server_timing(call, reply, time.time()).encode()))
     except BridgeError as exc:
         status, body_out = exc.status, orjson.dumps({"detail": exc.detail})
         out = [(b"content-type", b"application/json")]

@@ -218,7 +218,8 @@ class PluginHost:
             task.add_done_callback(self._inflight.discard)
 
     async def _handle(self, call: CallRequest) -> None:
-        if call.expired():
+        started = time.time()
+        if call.expired(started):
             self.dropped_expired += 1
             log.warning("dropped call %s %s: its deadline passed %.1f s ago",
                         call.method, call.path, time.time() - call.deadline)
@@ -230,6 +231,7 @@ class PluginHost:
             reply = CallReply.error(call.id, 503, self.draining)
         else:
             reply = await dispatch(self.router, call, {"edge": self.edge_name, "host": self})
+        reply.timing = [call.received or started, started, time.time()]
         try:
             await self.replies.call("publish", call.reply_to, reply.dumps())
         except (RedisError, OSError) as exc:

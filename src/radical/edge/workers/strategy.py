@@ -9,6 +9,7 @@ JSON body, drops calls whose deadline passed, and submits the rest to the plugin
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from ..app.protocol import CallRequest, call_from_task_body
@@ -38,6 +39,7 @@ def call_strategy(task: Any, app: Any, consumer: Any, **_kw: Any):
         except ValueError as exc:
             log.error("discarding malformed call message: %s", exc)
             return
+        call.received = time.time()
         submit(call)
 
     return on_message
