@@ -6,12 +6,10 @@ import base64
 import time
 from dataclasses import asdict
 
-import fakeredis
 import orjson
 import pytest
 
 from radical.edge.app import keys
-from radical.edge.app.batcher import CommandBatcher
 from radical.edge.app.protocol import (CallReply, CallRequest, call_from_task_body,
                                        celery_message)
 from radical.edge.app.topology import edge_summary, stable_view
@@ -237,18 +235,3 @@ def test_stable_view_ignores_heartbeats_and_summary_computes_walltime():
     s = edge_summary({"name": "e", "heartbeat": 1.0, "walltime_end": time.time() + 100})
     assert "heartbeat" not in s and 98 <= s["walltime_remaining"] <= 100
     assert edge_summary({"name": "e"})["walltime_remaining"] is None
-
-
-# -- batcher ---------------------------------------------------------------------------------
-def test_batcher_pipelines_concurrent_commands_and_keeps_order():
-    async def main():
-        r = fakeredis.FakeAsyncRedis()
-        b = CommandBatcher(r)
-        b.start()
-        results = await asyncio.gather(*(b.call("rpush", "k", i) for i in range(100)))
-        assert sorted(results) == list(range(1, 101))
-        assert [int(x) for x in await r.lrange("k", 0, -1)] == list(range(100))
-        with pytest.raises(Exception):
-            await asyncio.gather(b.call("lpush", "k", 1), b.call("incr", "k"))
-        await b.stop()
-    asyncio.run(main())

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Callable
-from urllib.parse import unquote, urlparse
 
 import hiredis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from .lean import auth_commands, encode, parse_url
 
 log = logging.getLogger(__name__)
 
@@ -57,27 +58,20 @@ class _Subscriber(asyncio.Protocol):
 
     def send(self, *parts: bytes | str) -> None:
         assert self.transport is not None
-        out = [f"*{len(parts)}\r\n".encode()]
-        for p in parts:
-            b = p.encode() if isinstance(p, str) else p
-            out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-        self.transport.write(b"".join(out))
+        self.transport.write(encode(parts))
 
 
 async def _lean_session(url: str, channels: list[str], handler: Handler,
                         on_connect: Callable[[], None] | None) -> None:
     """One connection's life: connect, AUTH/SUBSCRIBE, dispatch, keep alive, until lost."""
-    u = urlparse(url)
+    conf = parse_url(url)
     loop = asyncio.get_running_loop()
     _, proto = await asyncio.wait_for(
-        loop.create_connection(lambda: _Subscriber(handler), u.hostname or "127.0.0.1",
-                               u.port or 6379), CONNECT_TIMEOUT)
+        loop.create_connection(lambda: _Subscriber(handler), conf["host"], conf["port"]),
+        CONNECT_TIMEOUT)
     try:
-        if u.password:
-            if u.username:
-                proto.send("AUTH", unquote(u.username), unquote(u.password))
-            else:
-                proto.send("AUTH", unquote(u.password))
+        for args in auth_commands(conf):
+            proto.send(*args)
         proto.send("SUBSCRIBE", *channels)
         if on_connect is not None:
             on_connect()
@@ -114,15 +108,15 @@ async def _redis_py_session(redis: aioredis.Redis, channels: list[str], handler:
             pass
 
 
-async def subscribe_forever(redis: aioredis.Redis, channels: list[str], handler: Handler,
+async def subscribe_forever(redis: aioredis.Redis, url: str, channels: list[str],
+                            handler: Handler,
                             on_connect: Callable[[], None] | None = None) -> None:
     """Deliver every message on `channels` to `handler(channel, data)` until cancelled.
 
     `on_connect` runs after each (re)subscription: anything published while we were
     disconnected is lost, so callers use it to re-read state (e.g. topology).
     """
-    url = _url_of(redis)
-    lean = url is not None and url.startswith("redis://")
+    lean = url.startswith("redis://")
     backoff = 0.1
     while True:
         try:
@@ -140,18 +134,3 @@ async def subscribe_forever(redis: aioredis.Redis, channels: list[str], handler:
             backoff = 0.1
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, 2.0)
-
-
-def _url_of(redis: aioredis.Redis) -> str | None:
-    """The URL the client was made from (None when built some other way)."""
-    kwargs = redis.connection_pool.connection_kwargs
-    if "path" in kwargs:
-        return None
-    cls = redis.connection_pool.connection_class.__name__
-    if "SSL" in cls:
-        return None
-    auth = ""
-    if kwargs.get("password"):
-        user = kwargs.get("username") or ""
-        auth = f"{user}:{kwargs['password']}@"
-    return f"redis://{auth}{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}"

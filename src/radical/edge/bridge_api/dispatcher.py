@@ -11,11 +11,10 @@ import asyncio
 import logging
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..app import keys
-from ..app.batcher import CommandBatcher
+from ..app.lean import Commands
 from ..app.protocol import CallReply, CallRequest, celery_message
 
 log = logging.getLogger(__name__)
@@ -31,9 +30,8 @@ class BridgeError(Exception):
 
 
 class CallDispatcher:
-    def __init__(self, redis: aioredis.Redis, bridge_id: str) -> None:
-        self._redis = redis
-        self.batcher = CommandBatcher(redis)
+    def __init__(self, commands: Commands, bridge_id: str) -> None:
+        self.commands = commands
         self.reply_channel = keys.reply_channel(bridge_id)
         self._pending: dict[str, tuple[asyncio.Future, str]] = {}
         self.late_replies = 0
@@ -51,7 +49,7 @@ class CallDispatcher:
         message = celery_message(call, queue)
         try:
             try:
-                await self.batcher.call("lpush", queue, message)
+                await self.commands.call("LPUSH", queue, message)
             except (RedisError, OSError) as exc:
                 raise BridgeError(503, f"broker unavailable, call not sent to edge "
                                        f"'{edge}': {exc}") from None
@@ -67,7 +65,7 @@ class CallDispatcher:
     async def _withdraw(self, queue: str, message: bytes) -> None:
         """Take an unanswered call back out of the queue so it can never run later."""
         try:
-            await asyncio.wait_for(self._redis.lrem(queue, 1, message), 1.0)
+            await asyncio.wait_for(self.commands.call("LREM", queue, 1, message), 1.0)
         except (RedisError, OSError, asyncio.TimeoutError):
             pass  # the edge's deadline check and queue purge still stop it
 

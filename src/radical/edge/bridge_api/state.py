@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from ..app import keys
+from ..app.lean import Commands
 from ..app.pubsub import subscribe_forever
 from ..app.redis_conn import async_redis
 from ..app.topology import TopologyWatcher, edge_summary
@@ -23,7 +24,8 @@ class BridgeState:
         self.bridge_id = uuid.uuid4().hex
         self.redis = async_redis(settings)
         self.pubsub_redis = async_redis(settings, pubsub=True)
-        self.dispatcher = CallDispatcher(self.redis, self.bridge_id)
+        self.dispatcher = CallDispatcher(
+            Commands(self.redis, settings.redis_url, settings.redis_timeout), self.bridge_id)
         self.hub = EventHub(self.redis, settings.sse_queue_size)
         self.watcher = TopologyWatcher(self.redis, settings.topology_poll_seconds,
                                        self._on_topology)
@@ -32,9 +34,8 @@ class BridgeState:
 
     async def start(self) -> None:
         spawn = asyncio.get_running_loop().create_task
-        self.dispatcher.batcher.start()
         self._tasks = [
-            spawn(subscribe_forever(self.pubsub_redis,
+            spawn(subscribe_forever(self.pubsub_redis, self.settings.redis_url,
                                     [self.dispatcher.reply_channel, keys.TOPOLOGY_CHANNEL],
                                     self._on_message, self.watcher.ping)),
             spawn(self.watcher.run()),
@@ -49,7 +50,7 @@ class BridgeState:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.dispatcher.batcher.stop()
+        await self.dispatcher.commands.close()
         self.dispatcher.fail_all("bridge shutting down")
         await self.redis.aclose()
         await self.pubsub_redis.aclose()

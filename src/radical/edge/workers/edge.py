@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import re
 import socket
+import sys
 from typing import Any
 
 from ..app import keys
@@ -14,6 +15,10 @@ from .host import PluginHost
 from .strategy import bind_host, submit
 
 log = logging.getLogger(__name__)
+
+#: the plugin loop waits for the GIL while Celery's consumer thread finishes a delivery;
+#: a shorter switch interval hands it over sooner (measured: see bench/RESULTS.md)
+SWITCH_INTERVAL = 0.0002
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -59,6 +64,7 @@ def build_worker(settings: Settings, name: str) -> Any:
 def run_edge(settings: Settings, name: str | None = None, plugins: str | None = None) -> int:
     """Run until stopped (SIGTERM/SIGINT or Celery remote-control shutdown)."""
     name = validate_name(name or settings.edge_name or default_edge_name())
+    sys.setswitchinterval(SWITCH_INTERVAL)
     classes = loader.select(plugins or settings.plugins)
     host = PluginHost(settings, name, detect_batch())
     host.start(classes)

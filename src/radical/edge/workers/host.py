@@ -22,7 +22,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from ..app import keys
-from ..app.batcher import CommandBatcher
+from ..app.lean import Commands
 from ..app.protocol import CallReply, CallRequest
 from ..app.pubsub import subscribe_forever
 from ..app.redis_conn import async_redis
@@ -130,8 +130,7 @@ class PluginHost:
     async def _start(self, plugin_classes: list[type[Plugin]]) -> None:
         self.redis = async_redis(self.settings)
         self.pubsub_redis = async_redis(self.settings, pubsub=True)
-        self.replies = CommandBatcher(self.redis)
-        self.replies.start()
+        self.replies = Commands(self.redis, self.settings.redis_url, self.settings.redis_timeout)
         await self._claim_name()
         self.notifier = Notifier(self.redis, self.edge_name, self._loop)
         self.notifier.start()
@@ -151,7 +150,8 @@ class PluginHost:
         spawn = self._loop.create_task
         self._background += [
             spawn(self.watcher.run()),
-            spawn(subscribe_forever(self.pubsub_redis, [keys.TOPOLOGY_CHANNEL],
+            spawn(subscribe_forever(self.pubsub_redis, self.settings.redis_url,
+                                    [keys.TOPOLOGY_CHANNEL],
                                     lambda _c, _d: self.watcher.ping(), self.watcher.ping)),
             spawn(self._reap_sessions()),
         ]
@@ -193,7 +193,7 @@ class PluginHost:
         await self.notifier.flush()
         self.notifier.stop()
         await asyncio.sleep(0.05)  # let the last replies go out
-        await self.replies.stop()
+        await self.replies.close()
         await self.redis.aclose()
         await self.pubsub_redis.aclose()
 
@@ -233,7 +233,7 @@ class PluginHost:
             reply = await dispatch(self.router, call, {"edge": self.edge_name, "host": self})
         reply.timing = [call.received or started, started, time.time()]
         try:
-            await self.replies.call("publish", call.reply_to, reply.dumps())
+            await self.replies.call("PUBLISH", call.reply_to, reply.dumps())
         except (RedisError, OSError) as exc:
             log.warning("reply to %s lost: %s", call.reply_to, exc)
 
