@@ -173,3 +173,33 @@ def test_wait_for_listener_and_close(bridge_url):
     client.close()
     alive = [t for t in threading.enumerate() if "sse" in t.name.lower() and t.is_alive()]
     assert not alive, alive
+
+
+def test_sse_listener_reconnects_after_bridge_restart(redis_url, log_dir, sdk_edge):
+    from radical.edge import services
+
+    port = services.free_port()
+    first = services.start_bridge(redis_url, port=port, log_dir=log_dir)
+    client = BridgeClient(first.extra["url"])
+    got: queue.Queue = queue.Queue()
+    client.register_callback("sdk1", "echo", "async_topic", lambda e, p, t, d: got.put(d["tag"]))
+    second = None
+    try:
+        assert client.wait_for_listener(10)
+        first.stop()
+        second = services.start_bridge(redis_url, port=port, log_dir=log_dir)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            client.get_edge_client("sdk1").plugin_client("echo")._post(
+                "notify", {"n": 1, "tag": "after-restart"})
+            try:
+                assert got.get(timeout=1.0) == "after-restart"
+                break
+            except queue.Empty:
+                continue
+        else:
+            pytest.fail("no notification after the bridge came back")
+    finally:
+        client.close()
+        if second is not None:
+            second.stop()
