@@ -14,7 +14,7 @@ need_pkg() { dpkg -s "$1" >/dev/null 2>&1 || apt_missing+=("$1"); }
 if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
   command -v redis-server >/dev/null || need_pkg redis-server
   if ((DEV)); then
-    need_pkg chromium; need_pkg openssh-client; need_pkg openssl
+    need_pkg chromium; need_pkg fonts-noto-color-emoji; need_pkg openssh-client; need_pkg openssl
   fi
   if ((${#apt_missing[@]})); then
     say "apt-get install ${apt_missing[*]}"
@@ -28,9 +28,9 @@ if [[ ! -x .venv/bin/python ]]; then
   $PY -m venv .venv
 fi
 stamp=.venv/.radical-edge-setup$DEV
-if [[ ! -f $stamp || pyproject.toml -nt $stamp || tests/fixtures/echo_plugin/pyproject.toml -nt $stamp ]]; then
+if [[ ! -f $stamp || pyproject.toml -nt $stamp || -n $(find tests/fixtures -name pyproject.toml -newer "$stamp") ]]; then
   say "pip install (this takes a minute the first time)"
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q --upgrade pip setuptools wheel >/dev/null
   extras="hpc,flower"
   ((DEV)) && extras="hpc,flower,dev"
   .venv/bin/python -m pip install -q -e ".[${extras}]"

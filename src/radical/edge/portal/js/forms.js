@@ -1,0 +1,136 @@
+// Form building from field specs (the `forms[].fields` of a plugin's ui_config), shared by
+// the generic renderer and the psij / rhapsody pages.
+//
+// field spec: {name, type: text|number|select|checkbox|textarea|password|custom_attributes|
+//              key_value, label, default, placeholder, options: [str | {value, label}],
+//              required, column: 0|1, css_class, help}
+import { h } from './dom.js';
+
+let uid = 0;
+const nextId = (name) => `f-${String(name).replace(/[^\w-]/g, '_')}-${++uid}`;
+
+// A key/value row editor; get() -> {key: value} (rows with an empty key are ignored).
+export function kvEditor(name, { keyPlaceholder = 'key', valuePlaceholder = 'value', initial = {} } = {}) {
+  const rows = h('div', { class: 'kv-rows' });
+  const addRow = (k = '', v = '') => {
+    const row = h('div', { class: 'kv-row' },
+      h('input', { type: 'text', class: 'kv-key', placeholder: keyPlaceholder, value: k, 'aria-label': `${name} key` }),
+      h('input', { type: 'text', class: 'kv-value', placeholder: valuePlaceholder, value: v, 'aria-label': `${name} value` }),
+      h('button', { type: 'button', class: 'btn btn-small', title: 'remove', onclick: () => row.remove() }, '✕'));
+    rows.append(row);
+    return row;
+  };
+  Object.entries(initial || {}).forEach(([k, v]) => addRow(k, v));
+  const el = h('div', { class: 'kv-editor', dataset: { field: name } }, rows,
+    h('button', { type: 'button', class: 'btn btn-small', dataset: { testid: `${name}-add` }, onclick: () => addRow() }, '+ add'));
+  return {
+    el,
+    addRow,
+    get() {
+      const out = {};
+      rows.querySelectorAll('.kv-row').forEach((r) => {
+        const k = r.querySelector('.kv-key').value.trim();
+        if (k) out[k] = r.querySelector('.kv-value').value;
+      });
+      return out;
+    },
+    set(obj) { rows.replaceChildren(); Object.entries(obj || {}).forEach(([k, v]) => addRow(k, v)); },
+  };
+}
+
+function options(spec) {
+  return (spec.options || []).map((o) => (o !== null && typeof o === 'object'
+    ? { value: String(o.value ?? ''), label: String(o.label ?? o.value ?? '') }
+    : { value: String(o ?? ''), label: o === '' || o === null ? '—' : String(o) }));
+}
+
+// One field: {name, el (labelled wrapper), input, get(), set(v)}.
+export function field(spec) {
+  const name = String(spec.name || 'field');
+  const id = nextId(name);
+  const type = spec.type || 'text';
+  const label = spec.label ?? name;
+  let input;
+  let get;
+  let set;
+  if (type === 'select') {
+    input = h('select', { id, name }, options(spec).map((o) => h('option', { value: o.value }, o.label)));
+    if (spec.default !== undefined && spec.default !== null) input.value = String(spec.default);
+    get = () => input.value;
+    set = (v) => { input.value = String(v ?? ''); };
+  } else if (type === 'checkbox') {
+    input = h('input', { id, name, type: 'checkbox', checked: !!spec.default });
+    get = () => input.checked;
+    set = (v) => { input.checked = !!v; };
+  } else if (type === 'custom_attributes' || type === 'key_value' || type === 'environment') {
+    const kv = kvEditor(name, type === 'environment' ? { keyPlaceholder: 'NAME', valuePlaceholder: 'value' }
+      : { keyPlaceholder: 'e.g. slurm.constraint', valuePlaceholder: 'value' });
+    input = kv.el;
+    get = () => kv.get();
+    set = (v) => kv.set(v);
+  } else if (type === 'textarea') {
+    input = h('textarea', { id, name, rows: spec.rows || 4, placeholder: spec.placeholder });
+    input.value = spec.default ?? '';
+    get = () => input.value;
+    set = (v) => { input.value = v ?? ''; };
+  } else {
+    input = h('input', { id, name, type: ['number', 'password'].includes(type) ? type : 'text',
+      placeholder: spec.placeholder, required: !!spec.required && spec.required !== 'false' });
+    input.value = spec.default ?? '';
+    get = () => (type === 'number' ? (input.value === '' ? null : Number(input.value)) : input.value);
+    set = (v) => { input.value = v ?? ''; };
+  }
+  if (input.tagName !== 'DIV' && type !== 'checkbox') input.classList.add('input');
+  input.dataset.field = name;
+  const labelEl = type === 'checkbox'
+    ? h('label', { class: 'check', for: id }, input, ' ', label)
+    : h('label', { for: id }, label, spec.required ? h('span', { class: 'req', title: 'required' }, ' *') : null);
+  const el = h('div', { class: ['field', `field-${type}`, spec.css_class], dataset: { name } },
+    labelEl, type === 'checkbox' ? null : input,
+    spec.help ? h('small', { class: 'help' }, spec.help) : null);
+  return { name, el, input, get, set, spec };
+}
+
+// A whole form: {el, fields: {name: field}, values(), setBusy(bool)}.
+export function buildForm(spec, onSubmit) {
+  const fields = (spec.fields || []).map(field);
+  const byName = Object.fromEntries(fields.map((f) => [f.name, f]));
+  const submit = spec.submit || {};
+  const btn = h('button', { type: 'submit', class: ['btn', `btn-${submit.style === 'danger' ? 'danger' : 'primary'}`],
+    dataset: { testid: `${spec.id || 'form'}-submit` } }, submit.label || 'Submit');
+  let body;
+  if (spec.layout === 'grid2') {
+    const cols = [h('div', { class: 'col' }), h('div', { class: 'col' })];
+    fields.forEach((f) => cols[Number(f.spec.column) === 1 ? 1 : 0].append(f.el));
+    body = h('div', { class: 'grid2' }, cols);
+  } else {
+    body = h('div', { class: 'fields' }, fields.map((f) => f.el));
+  }
+  const form = {
+    fields: byName,
+    values: () => Object.fromEntries(fields.map((f) => [f.name, f.get()])),
+    setBusy: (busy) => { btn.disabled = busy; form.el.classList.toggle('busy', busy); },
+  };
+  form.el = h('form', { class: ['form', spec.css_class], dataset: { form: spec.id || 'form' }, novalidate: 'novalidate',
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      form.setBusy(true);
+      try { await onSubmit(form.values(), form); } catch (e) { /* reported by the api layer */ } finally { form.setBusy(false); }
+    } },
+  spec.title ? h('h3', {}, spec.title) : null,
+  spec.description ? h('p', { class: 'muted' }, spec.description) : null,
+  body,
+  h('div', { class: 'form-actions' }, btn));
+  return form;
+}
+
+// "a b 'c d'" -> ['a', 'b', 'c d'] (simple shell-like splitting with quotes).
+export function splitArgs(text) {
+  const out = [];
+  const re = /"((?:\\.|[^"\\])*)"|'([^']*)'|(\S+)/g;
+  let m;
+  while ((m = re.exec(String(text || ''))) !== null) {
+    out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2] !== undefined ? m[2] : m[3]);
+  }
+  return out;
+}

@@ -1,0 +1,176 @@
+// psij: submit a batch job (executor, queue, account, duration, nodes, environment, custom
+// attributes), a job table kept live by `job_status` notifications, a job detail that
+// streams stdout/stderr by byte offset, cancel, and launching a child edge (launch.js).
+import { h, add, replace, badge, kvList, card, button, fmtTime } from './dom.js';
+import { buildForm } from './forms.js';
+import { LiveTable, OutputPane, isTerminal } from './livetable.js';
+import { pluginHeader } from './pages.js';
+import { confirmDialog, toast } from './ui.js';
+import { launchCard, jobSpec } from './launch.js';
+
+const POLL_MS = 1000;
+
+function submitSpec(executors, dflt) {
+  return {
+    id: 'submit',
+    title: '📝 Submit job',
+    layout: 'grid2',
+    fields: [
+      { name: 'executable', label: 'Executable', default: '/bin/echo', required: true, column: 0 },
+      { name: 'arguments', label: 'Arguments (space-separated, quotes allowed)', default: 'hello from psij', column: 0 },
+      { name: 'directory', label: 'Working directory', placeholder: 'default: home directory', column: 0 },
+      { name: 'environment', type: 'environment', label: 'Environment', column: 0 },
+      { name: 'executor', type: 'select', label: 'Executor', options: executors, default: dflt, column: 1 },
+      { name: 'queue_name', label: 'Queue / partition', placeholder: 'optional', column: 1 },
+      { name: 'account', label: 'Account / project', placeholder: 'optional', column: 1 },
+      { name: 'duration', label: 'Duration (seconds or HH:MM:SS)', placeholder: 'e.g. 600', column: 1 },
+      { name: 'node_count', type: 'number', label: 'Nodes', placeholder: 'e.g. 1', column: 1 },
+      { name: 'custom', type: 'custom_attributes', label: 'Custom attributes (scheduler.option)', column: 1 },
+    ],
+    submit: { label: '🚀 Submit job' },
+  };
+}
+
+const short = (id) => (String(id).length > 14 ? `${String(id).slice(0, 12)}…` : String(id));
+
+export default async function mount(ctx) {
+  const api = ctx.api;
+  let alive = true;
+  ctx.onDispose(() => { alive = false; });
+
+  let executors = ['local', 'slurm', 'pbs', 'lsf'];
+  let dflt = 'local';
+  try {
+    const ex = await api.get('executors', { quiet: true });
+    if (ex && Array.isArray(ex.executors) && ex.executors.length) executors = ex.executors;
+    if (ex && ex.default) dflt = ex.default;
+  } catch (e) { /* older plugin: keep the defaults */ }
+
+  // ---- detail with output streaming -------------------------------------------------------
+  const detail = h('div', { class: 'job-detail', dataset: { testid: 'job-detail' } },
+    h('p', { class: 'empty' }, 'Select a job to see its details and output.'));
+  let stream = null;  // {jobId, out, err, wake}
+
+  const cancelJob = async (job) => {
+    const ok = await confirmDialog({ title: `Cancel job ${short(job.job_id)}?`,
+      message: `Job ${job.job_id} (${job.native_id || 'not yet queued'}) will be canceled.`, confirmLabel: 'Cancel job' });
+    if (!ok) return;
+    try {
+      const ans = await api.post('cancel/{sid}/{job_id}', undefined, { values: { job_id: job.job_id } });
+      jobs.upsert({ job_id: job.job_id, state: ans.state || 'CANCELED' });
+      toast(`Job ${short(job.job_id)} canceled.`, 'success');
+      if (stream && stream.jobId === job.job_id) stream.wake();
+    } catch (e) { /* toast shown */ }
+  };
+
+  const showDetail = (job) => {
+    if (stream && stream.jobId === job.job_id) return;
+    if (stream) stream.stop();
+    const out = new OutputPane('stdout', 'stdout');
+    const err = new OutputPane('stderr', 'stderr');
+    const head = h('div', { class: 'detail-head' });
+    const facts = h('div');
+    replace(detail, head, facts, out.el, err.el);
+    const render = (rec) => {
+      replace(head, h('h3', {}, `Job ${short(rec.job_id)} `, badge(rec.state)),
+        isTerminal(rec.state) ? null : button('✕ Cancel', () => cancelJob(rec), { style: 'danger', testid: 'detail-cancel' }));
+      replace(facts, kvList([
+        ['Job ID', rec.job_id], ['Native ID', rec.native_id], ['Executor', rec.executor],
+        ['Submitted', rec.submitted ? fmtTime(rec.submitted) : null],
+        ['Command', [rec.executable, ...(rec.arguments || [])].filter(Boolean).join(' ')],
+        ['Directory', rec.directory], ['Queue', rec.queue_name], ['Account', rec.account],
+        ['Nodes', rec.node_count], ['Duration', rec.duration], ['Exit code', rec.exit_code],
+        ['Message', rec.message], ['Child edge', rec.edge_name],
+      ].filter(([, v]) => v !== undefined && v !== null && v !== '')));
+    };
+    render(job);
+    const s = { jobId: job.job_id, out: 0, err: 0, stopped: false, timer: null, resolve: null };
+    s.wake = () => { if (s.resolve) s.resolve(); };
+    s.stop = () => { s.stopped = true; s.wake(); };
+    stream = s;
+    (async () => {
+      let finalReads = 0;
+      while (alive && !s.stopped) {
+        let st;
+        try {
+          st = await api.get('status/{sid}/{job_id}', { values: { job_id: s.jobId }, query: { stdout_offset: s.out, stderr_offset: s.err }, quiet: true });
+        } catch (e) {
+          if (e.status === 404) { replace(facts, h('p', { class: 'error-box' }, e.detail)); return; }
+          st = null;
+        }
+        if (st && !s.stopped) {
+          out.append(st.stdout);
+          err.append(st.stderr);
+          s.out = st.stdout_offset ?? s.out;
+          s.err = st.stderr_offset ?? s.err;
+          const { stdout, stderr, stdout_offset: a, stderr_offset: b, ...rest } = st;
+          render(jobs.upsert(rest) || rest);
+          if (isTerminal(st.state)) {
+            if (!st.stdout && !st.stderr) return;  // everything read
+            finalReads += 1;
+            if (finalReads > 50) return;
+            continue;
+          }
+        }
+        await new Promise((r) => { s.resolve = r; s.timer = setTimeout(r, POLL_MS); });
+        clearTimeout(s.timer);
+        s.resolve = null;
+      }
+    })();
+  };
+  ctx.onDispose(() => { if (stream) stream.stop(); });
+
+  // ---- job table ---------------------------------------------------------------------------
+  const jobs = new LiveTable({
+    idField: 'job_id',
+    empty: 'No jobs submitted in this session yet.',
+    testid: 'psij-jobs',
+    onSelect: showDetail,
+    columns: [
+      { label: 'Job', get: (j) => h('code', { title: j.job_id }, short(j.job_id)) },
+      { label: 'State', get: (j) => badge(j.state) },
+      { label: 'Exit', get: (j) => j.exit_code },
+      { label: 'Native ID', get: (j) => j.native_id },
+      { label: 'Command', class: 'cmd', get: (j) => [j.executable, ...(j.arguments || [])].filter(Boolean).join(' ') || '—' },
+    ],
+    actions: (j) => (isTerminal(j.state) ? [] : [button('✕', () => cancelJob(j), { style: 'danger', title: 'cancel', testid: 'row-cancel' })]),
+  });
+
+  const loadJobs = async () => {
+    try {
+      const ans = await api.get('list_jobs/{sid}', { quiet: true });
+      (ans && Array.isArray(ans.jobs) ? ans.jobs : []).forEach((j) => jobs.upsert(j));
+    } catch (e) { /* shown elsewhere */ }
+  };
+
+  ctx.onDispose(ctx.events.onNotification({ edge: ctx.edge, plugin: ctx.plugin, topic: 'job_status' }, (d) => {
+    if (!d || !d.job_id || (d.sid && d.sid !== api._sid)) return;
+    const { stdout, stderr, ...rest } = d;
+    jobs.upsert(rest);
+    if (stream && stream.jobId === d.job_id) stream.wake();
+  }));
+  ctx.onDispose(ctx.events.on('open', ({ reconnected }) => { if (reconnected) loadJobs(); }));
+
+  // ---- submit form ---------------------------------------------------------------------------
+  const result = h('div', { class: 'form-result' });
+  const form = buildForm(submitSpec(executors, dflt), async (values) => {
+    const body = jobSpec(values);
+    if (!body.job_spec.executable) { toast('An executable is required.'); return; }
+    const ans = await api.post('submit/{sid}', body);
+    const rec = jobs.upsert({ ...ans, executable: body.job_spec.executable, arguments: body.job_spec.arguments,
+      submitted: ans.submitted || Date.now() / 1000, state: ans.state || 'NEW' });
+    replace(result, h('p', { class: 'banner banner-ok' }, `Submitted job ${ans.job_id}${ans.native_id ? ` (native id ${ans.native_id})` : ''}.`));
+    jobs.select(rec.job_id);
+  });
+
+  const launch = launchCard(ctx, { executors, dflt, onJob: (rec) => jobs.upsert(rec) });
+
+  add(ctx.el,
+    pluginHeader(ctx, { onRefresh: loadJobs }),
+    h('div', { class: 'two-col' },
+      h('div', {}, card(null, form.el, result), launch),
+      h('div', {},
+        card('📊 Jobs', jobs.el),
+        card(null, detail))));
+  await loadJobs();
+}

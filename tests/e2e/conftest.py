@@ -1,0 +1,128 @@
+"""Browser fixtures: the Debian `chromium` driven by PyPI `playwright` (no `playwright install`).
+
+`browser` is one headless Chromium for the whole session; `page` is a fresh context (own
+sessionStorage, so own token and plugin sessions) per test whose uncaught JavaScript errors
+fail the test. `portal` opens the Edge Explorer and takes screenshots: into
+`.run/screenshots/` by default, or into the directory named by `RADICAL_EDGE_SCREENSHOTS`
+(`RADICAL_EDGE_SCREENSHOTS=docs/img` refreshes the images the README shows).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from radical.edge import services
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))  # sshd_fixture, psij_helpers
+
+CHROMIUM = os.environ.get("RADICAL_EDGE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1280, "height": 860}
+TIMEOUT_MS = 20_000
+
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+def shot_dir() -> Path:
+    raw = os.environ.get("RADICAL_EDGE_SCREENSHOTS")
+    path = Path(raw) if raw else ROOT / ".run" / "screenshots"
+    if not path.is_absolute():
+        path = ROOT / path
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"browser tests need Chromium at {CHROMIUM} (Debian: apt-get install "
+                    "chromium; or set RADICAL_EDGE_CHROMIUM)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="browser tests need the playwright package "
+                                          "(pip install radical.edge[dev])")
+    pw = sync_api.sync_playwright().start()
+    try:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    except Exception:
+        pw.stop()
+        raise
+    yield instance
+    instance.close()
+    pw.stop()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:
+    context = browser.new_context(viewport=VIEWPORT)
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.js_errors = errors
+    yield pg
+    context.close()
+    if errors:
+        pytest.fail(f"uncaught JavaScript errors in the portal: {errors}")
+
+
+class Portal:
+    """Open pages of the Edge Explorer and take screenshots."""
+
+    def __init__(self, page) -> None:
+        self.page = page
+
+    def open(self, base_url: str, route: str = "", connected: bool = True):
+        self.page.goto(f"{base_url.rstrip('/')}/{('#' + route) if route else ''}")
+        if connected:
+            self.wait_connected()
+        return self.page
+
+    def wait_connected(self, timeout: float = TIMEOUT_MS):
+        self.page.wait_for_selector("#conn[data-status=connected]", timeout=timeout)
+
+    def edge_node(self, name: str) -> str:
+        return f'#tree li.tree-edge[data-edge="{name}"]'
+
+    def shot(self, name: str) -> Path:
+        path = shot_dir() / f"{name}.png"
+        self.page.evaluate("window.scrollTo(0, 0)")
+        self.page.wait_for_timeout(150)  # let fonts and the last layout settle
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def portal(page) -> Portal:
+    return Portal(page)
+
+
+@pytest.fixture(scope="module")
+def module_edges(redis_url: str, bridge_url: str, log_dir: Path
+                 ) -> Iterator[Callable[..., services.Service]]:
+    """Edges shared by the tests of one module: factory(name, plugins, env=None)."""
+    started: list[services.Service] = []
+
+    def factory(name: str | None = None, plugins: str = "sysinfo",
+                env: dict[str, str] | None = None) -> services.Service:
+        svc = services.start_edge(redis_url, name or f"t{uuid.uuid4().hex[:8]}", plugins,
+                                  log_dir, env=env, bridge_url=bridge_url)
+        started.append(svc)
+        return svc
+
+    yield factory
+    for svc in reversed(started):
+        svc.stop()

@@ -1,0 +1,76 @@
+"""The page outlives its bridge: terminate (behind a confirmation), restart on the same
+port, and the page reconnects by itself and shows the topology as it is now. And a bridge
+that wants a token gets one from a prompt, kept for the browser tab only."""
+from __future__ import annotations
+
+import uuid
+
+from radical.edge import services
+
+
+def test_terminate_and_restart_the_bridge(portal, make_bridge, make_edge):
+    port = services.free_port()
+    first = make_bridge(port=port)
+    url = first.extra["url"]
+    before = f"b{uuid.uuid4().hex[:6]}"
+    leaving = f"l{uuid.uuid4().hex[:6]}"
+    make_edge(plugins="sysinfo", name=before)
+    goner = make_edge(plugins="sysinfo", name=leaving)
+    page = portal.open(url)
+    page.locator(portal.edge_node(before)).wait_for()
+    page.locator(portal.edge_node(leaving)).wait_for()
+
+    # terminate asks first; cancel leaves the bridge alone
+    page.click("[data-testid=terminate-bridge]")
+    page.click("[data-testid=confirm-cancel]")
+    page.wait_for_timeout(500)
+    assert first.alive()
+    page.click("[data-testid=terminate-bridge]")
+    page.click("[data-testid=confirm-ok]")
+    first.proc.wait(15)
+    page.wait_for_selector("#conn[data-status=reconnecting]")
+    assert page.locator(portal.edge_node(before)).count() == 1  # last known view kept
+
+    # while the bridge is down an edge joins and one leaves (through Redis)
+    after = f"a{uuid.uuid4().hex[:6]}"
+    make_edge(plugins="sysinfo", name=after, wait=0)
+    goner.stop()
+
+    second = make_bridge(port=port)
+    assert second.extra["url"] == url
+    portal.wait_connected(timeout=30_000)
+    page.locator(portal.edge_node(after)).wait_for(timeout=30_000)
+    page.locator(portal.edge_node(before)).wait_for()
+    page.locator(portal.edge_node(leaving)).wait_for(state="detached")
+    assert "Traceback" not in page.content()
+
+
+def test_token_prompt(portal, make_bridge, make_edge):
+    token = f"tok-{uuid.uuid4().hex}"
+    bridge = make_bridge(token=token)
+    name = f"s{uuid.uuid4().hex[:6]}"
+    make_edge(plugins="sysinfo", name=name)
+    page = portal.open(bridge.extra["url"], connected=False)
+    # the bridge answers 401: the page asks for the token
+    page.locator("[data-testid=token-input]").wait_for()
+    page.fill("[data-testid=token-input]", "wrong")
+    page.click("[data-testid=token-ok]")
+    # a wrong token is refused and asked for again
+    page.locator("[data-testid=token-input]").wait_for()
+    assert page.locator("dialog.modal[open]").inner_text().count("not accepted") == 1
+    page.fill("[data-testid=token-input]", token)
+    page.click("[data-testid=token-ok]")
+    portal.wait_connected()
+    page.locator(portal.edge_node(name)).wait_for()
+    # plugin calls carry it too
+    page.goto(f"{bridge.extra['url']}/#/e/{name}/sysinfo")
+    page.locator("[data-testid=sysinfo] .cards").wait_for()
+    # kept in sessionStorage (this tab), never in localStorage or a cookie
+    assert page.evaluate("sessionStorage.getItem('radical_edge_token')") == token
+    assert page.evaluate("Object.keys(localStorage).length") == 0
+    assert page.context.cookies() == []
+    # a new tab starts without it
+    other = page.context.new_page()
+    other.goto(bridge.extra["url"])
+    other.locator("[data-testid=token-input]").wait_for()
+    other.close()
