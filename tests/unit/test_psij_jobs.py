@@ -10,20 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from radical.edge.plugins.psij.jobs import (
-    FINAL_STATES,
-    JobRecord,
-    JobRequest,
-    JobSpecError,
+from radical.edge.plugins.psij.build import (
     build_psij_spec,
     env_script,
+    unquote_directives,
+    walltime,
+)
+from radical.edge.plugins.psij.jobs import FINAL_STATES, JobRecord
+from radical.edge.plugins.psij.output import read_chunk, tail
+from radical.edge.plugins.psij.spec import (
+    JobRequest,
+    JobSpecError,
     normalize_executor,
     parse_duration,
     parse_job_spec,
-    read_chunk,
-    tail,
-    unquote_directives,
-    walltime,
 )
 
 

@@ -22,6 +22,7 @@ from radical.edge.app.protocol import CallRequest  # noqa: E402
 from radical.edge.plugins.psij.plugin import PsijPlugin  # noqa: E402
 from radical.edge.workers import launch  # noqa: E402
 from radical.edge.workers.dispatch import dispatch  # noqa: E402
+from radical.edge.workers.launch import ssh as ssh_mod  # noqa: E402
 from radical.edge.workers.launch import tunnel as tunnel_mod  # noqa: E402
 from radical.edge.workers.router import Router  # noqa: E402
 
@@ -396,19 +397,19 @@ def test_ssh_options(monkeypatch, tmp_path):
     monkeypatch.setenv("RADICAL_EDGE_SSH_KEY_FILE", "~/k")
     monkeypatch.setenv("RADICAL_EDGE_SSH_KNOWN_HOSTS", str(tmp_path / "kh"))
     mgr = tunnel_mod.TunnelManager("p", "redis://h:1/0", None)
-    with pytest.raises(tunnel_mod.TunnelError, match="accept-new"):
-        mgr._connect_options("node1")  # strict, and no known_hosts file
+    with pytest.raises(ssh_mod.TunnelError, match="accept-new"):
+        ssh_mod.connect_options(mgr.settings, "node1")  # strict, and no known_hosts file
     (tmp_path / "kh").write_text("")
-    opts, record = mgr._connect_options("node1")
+    opts, record = ssh_mod.connect_options(mgr.settings, "node1")
     assert opts["username"] == "alice" and opts["port"] == 2222
     assert opts["client_keys"] == [str(Path.home() / "k")]
     assert opts["known_hosts"] == str(tmp_path / "kh") and record is False
     monkeypatch.setenv("RADICAL_EDGE_SSH_HOST_KEY_POLICY", "accept-new")
-    opts, record = tunnel_mod.TunnelManager("p", "redis://h:1/0", None)._connect_options("n")
+    opts, record = ssh_mod.connect_options(ssh_mod.SSHSettings(), "n")
     assert opts["known_hosts"] is None and record is True
     monkeypatch.setenv("RADICAL_EDGE_SSH_HOST_KEY_POLICY", "ignore")
-    opts, _ = tunnel_mod.TunnelManager("p", "redis://h:1/0", None)._connect_options("n")
+    opts, _ = ssh_mod.connect_options(ssh_mod.SSHSettings(), "n")
     assert opts["known_hosts"] is None
     monkeypatch.setenv("RADICAL_EDGE_SSH_HOST_KEY_POLICY", "sometimes")
     with pytest.raises(ValueError):
-        tunnel_mod.SSHSettings()
+        ssh_mod.SSHSettings()

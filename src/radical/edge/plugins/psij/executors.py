@@ -4,7 +4,7 @@ A psij batch executor owns a queue-polling thread that never ends, so executors 
 once per plugin and name (lazily, on first use) and shared by every session; each job gets
 its own status callback, which routes it to its session.
 
-Configuration (environment):
+Configuration (environment, through `PsijSettings`):
 
 ``RADICAL_EDGE_PSIJ_DIR``
     root of the plugin's files (default ``~/.radical/edge/psij``): ``work/<edge>/`` holds
@@ -23,7 +23,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .jobs import unquote_directives
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .build import unquote_directives
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +36,35 @@ DEFAULT_ROOT = "~/.radical/edge/psij"
 POLL_ERROR_THRESHOLD = 60
 
 
+class PsijSettings(BaseSettings):
+    """Where the psij plugin keeps its files and how often it polls (module docstring)."""
+
+    model_config = SettingsConfigDict(env_prefix="RADICAL_EDGE_", extra="ignore",
+                                      env_ignore_empty=True)
+
+    psij_dir: str = DEFAULT_ROOT
+    psij_poll: float = 1.0
+
+    @field_validator("psij_poll", mode="before")
+    @classmethod
+    def _poll(cls, value: Any) -> float:
+        """At least 0.2 s; a value that is not a number means the default (1 s)."""
+        try:
+            return max(0.2, float(value or 1.0))
+        except (TypeError, ValueError):
+            return 1.0
+
+
 def psij_root() -> Path:
-    return Path(os.path.expanduser(os.environ.get("RADICAL_EDGE_PSIJ_DIR") or DEFAULT_ROOT))
+    return Path(os.path.expanduser(PsijSettings().psij_dir))
 
 
 def poll_interval() -> float:
-    try:
-        return max(0.2, float(os.environ.get("RADICAL_EDGE_PSIJ_POLL") or 1.0))
-    except ValueError:
-        return 1.0
+    return PsijSettings().psij_poll
 
 
 def _fix_directives(executor: Any) -> None:
-    """Post-process the batch scripts `executor` writes (see `jobs.unquote_directives`)."""
+    """Post-process the batch scripts `executor` writes (see `build.unquote_directives`)."""
     generate = executor.generate_submit_script
 
     def generate_fixed(job: Any, context: dict, submit_file: Any) -> None:

@@ -34,7 +34,8 @@ from starlette.requests import Request
 
 from radical.edge.app import keys
 from radical.edge.workers import launch
-from radical.edge.workers.launch.tunnel import SSHSettings, TunnelManager
+from radical.edge.workers.launch.ssh import SSHSettings
+from radical.edge.workers.launch.tunnel import TunnelManager
 
 from ..base import Plugin, PluginHostAPI, PluginSession, json_body
 from .executors import ExecutorPool, psij_root

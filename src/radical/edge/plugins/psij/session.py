@@ -21,17 +21,10 @@ from typing import Any, Callable
 from starlette.exceptions import HTTPException
 
 from ..base import PluginSession
+from .build import BATCH_EXECUTORS, build_psij_spec, env_script
 from .executors import ExecutorPool
-from .jobs import (
-    BATCH_EXECUTORS,
-    JobRecord,
-    JobRequest,
-    JobSpecError,
-    build_psij_spec,
-    env_script,
-    normalize_executor,
-    parse_job_spec,
-)
+from .jobs import JobRecord
+from .spec import JobRequest, JobSpecError, normalize_executor, parse_job_spec
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from ..batch.base import run_command
 
 WRAPPER_NAME = "radical-edge-wrapper.sh"
@@ -36,6 +38,7 @@ WRAPPER_ENV = "RADICAL_EDGE_WRAPPER"
 __all__ = [
     "WRAPPER_NAME",
     "LaunchError",
+    "LaunchSettings",
     "TunnelPlan",
     "child_job_spec",
     "edge_name_from_args",
@@ -45,6 +48,15 @@ __all__ = [
     "redis_endpoint",
     "source_root",
 ]
+
+
+class LaunchSettings(BaseSettings):
+    """Settings of the parent edge for launching child edges (environment)."""
+
+    model_config = SettingsConfigDict(env_prefix="RADICAL_EDGE_", extra="ignore")
+
+    #: ``RADICAL_EDGE_WRAPPER``: the wrapper script to use (see `find_wrapper`)
+    wrapper: str | None = None
 
 
 class LaunchError(ValueError):
@@ -72,7 +84,7 @@ def source_root() -> str:
 def find_wrapper() -> str | None:
     """``$RADICAL_EDGE_WRAPPER``, else ``scripts/`` of this source tree, else next to the
     interpreter (a venv's ``bin/``, where an installed copy lands), else PATH."""
-    candidates = [os.environ.get(WRAPPER_ENV) or "",
+    candidates = [LaunchSettings().wrapper or "",
                   str(Path(source_root()).parent / "scripts" / WRAPPER_NAME),
                   str(Path(sys.executable).parent / WRAPPER_NAME)]
     for path in candidates:

@@ -15,38 +15,28 @@ canceled: its edge could never connect), ``done`` (the job ended; tunnel closed)
 ``no_tunnel`` for names this parent knows nothing about. A dropped connection is re-opened
 on the same remote port while the job runs.
 
-SSH options (environment, read when the plugin starts):
-
-``RADICAL_EDGE_SSH_USER``             login name on compute nodes (default: the edge's user)
-``RADICAL_EDGE_SSH_PORT``             sshd port on compute nodes (default 22)
-``RADICAL_EDGE_SSH_KEY_FILE``         private key (default: ssh-agent and ~/.ssh/id_*)
-``RADICAL_EDGE_SSH_KNOWN_HOSTS``      known_hosts file (default ~/.ssh/known_hosts)
-``RADICAL_EDGE_SSH_HOST_KEY_POLICY``  ``strict`` (default: the node's key must be known),
-                                      ``accept-new`` (trust and record unknown hosts, refuse
-                                      changed keys) or ``ignore`` (no checking; tests only)
-``RADICAL_EDGE_SSH_HOST``             connect here instead of the job's node (debugging)
-``RADICAL_EDGE_SSH_CONNECT_TIMEOUT``  seconds (default 15)
-``RADICAL_EDGE_SSH_KEEPALIVE``        keepalive interval, seconds (default 15)
-``RADICAL_EDGE_TUNNEL_DIR``           where port files go (default ~/.radical/edge/tunnels)
+SSH settings, connection options and port files: `.ssh`.
 """
 from __future__ import annotations
 
 import asyncio
-import getpass
 import logging
 import os
-import posixpath
 import secrets
-import shlex
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Literal
-
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Any, Awaitable, Callable
 
 from ...app import keys
 from . import LaunchError, TunnelPlan, job_node, redis_endpoint
+from .ssh import (
+    SSHSettings,
+    TunnelError,
+    connect_options,
+    remember_host_key,
+    remove_port_file,
+    write_port_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,30 +55,6 @@ RETRY_DELAY = 0.5
 ACTIVE_STATES = ("pending", "active")
 #: PSI/J job states in the order they can happen (terminal states share the last rank)
 _JOB_RANK = {"NEW": 0, "QUEUED": 1, "ACTIVE": 2, "COMPLETED": 3, "FAILED": 3, "CANCELED": 3}
-
-
-class SSHSettings(BaseSettings):
-    """How the parent edge reaches compute nodes (see the module docstring)."""
-
-    model_config = SettingsConfigDict(env_prefix="RADICAL_EDGE_SSH_", extra="ignore")
-
-    user: str | None = None
-    port: int = 22
-    key_file: str | None = None
-    known_hosts: str | None = None
-    host_key_policy: Literal["strict", "accept-new", "ignore"] = "strict"
-    host: str | None = None
-    connect_timeout: float = 15.0
-    keepalive: float = 15.0
-    tunnel_dir: str = Field("~/.radical/edge/tunnels", validation_alias=AliasChoices(
-        "RADICAL_EDGE_TUNNEL_DIR", "RADICAL_EDGE_SSH_TUNNEL_DIR"))
-
-    def known_hosts_path(self) -> str:
-        return os.path.expanduser(self.known_hosts or "~/.ssh/known_hosts")
-
-
-class TunnelError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -169,9 +135,8 @@ class TunnelManager:
             raise LaunchError("tunnels need asyncssh on the parent edge "
                               "(pip install 'radical.edge[hpc]')", status=501) from None
         host, port = redis_endpoint(self.redis_url)
-        port_dir = os.path.expanduser(self.settings.tunnel_dir)
         t = Tunnel(edge_name=name, token=secrets.token_hex(16), redis_host=host,
-                   redis_port=port, port_file=os.path.join(port_dir, f"{name}.port"))
+                   redis_port=port, port_file=self.settings.port_file(name))
         try:  # a stale file from an earlier run (its token would not match anyway)
             os.unlink(t.port_file)
         except OSError:
@@ -325,50 +290,6 @@ class TunnelManager:
             except Exception as exc:
                 log.warning("canceling job %s failed: %s", t.job_id, exc)
 
-    def _connect_options(self, host: str) -> tuple[dict[str, Any], bool]:
-        """asyncssh.connect keywords, and whether to record the host key afterwards."""
-        s = self.settings
-        opts: dict[str, Any] = {"port": s.port, "username": s.user or getpass.getuser(),
-                                "connect_timeout": s.connect_timeout,
-                                "keepalive_interval": s.keepalive, "keepalive_count_max": 3}
-        if s.key_file:
-            opts["client_keys"] = [os.path.expanduser(s.key_file)]
-        known = s.known_hosts_path()
-        record = False
-        if s.host_key_policy == "ignore":
-            opts["known_hosts"] = None
-        elif s.host_key_policy == "strict":
-            if not os.path.isfile(known):
-                raise TunnelError(f"known_hosts file {known} does not exist: add the compute "
-                                  "nodes' host keys, or set RADICAL_EDGE_SSH_HOST_KEY_POLICY="
-                                  "accept-new")
-            opts["known_hosts"] = known
-        else:  # accept-new: strict for hosts we know, trust-on-first-use for the others
-            import asyncssh
-
-            keys_found = False
-            if os.path.isfile(known):
-                matched = asyncssh.match_known_hosts(known, host, "", s.port)
-                keys_found = any(matched[:3])
-            if keys_found:
-                opts["known_hosts"] = known
-            else:
-                opts["known_hosts"] = None
-                record = True
-        return opts, record
-
-    def _remember_host_key(self, host: str, conn: Any) -> None:
-        key = conn.get_server_host_key()
-        if key is None:
-            return
-        known = self.settings.known_hosts_path()
-        pattern = host if self.settings.port == 22 else f"[{host}]:{self.settings.port}"
-        line = f"{pattern} {key.export_public_key().decode().strip()}\n"
-        os.makedirs(os.path.dirname(known), mode=0o700, exist_ok=True)
-        with open(known, "a", encoding="utf-8") as fh:
-            fh.write(line)
-        log.warning("tunnel: trusting new host key of %s (recorded in %s)", pattern, known)
-
     async def _open(self, t: Tunnel) -> None:
         import asyncssh
 
@@ -378,17 +299,17 @@ class TunnelManager:
         if not host:
             raise TunnelError(f"cannot tell which node job {t.native_id} runs on")
         t.host = host
-        opts, record = self._connect_options(host)
+        opts, record = connect_options(self.settings, host)
         conn = await asyncssh.connect(host, **opts)
         try:
             if record:
-                self._remember_host_key(host, conn)
+                remember_host_key(self.settings, host, conn)
             listener = await conn.forward_remote_port("127.0.0.1", t.port or 0,
                                                       t.redis_host, t.redis_port)
             if listener is None:
                 raise TunnelError(f"{host} refused to listen on 127.0.0.1:{t.port or 0}")
             port = listener.get_port()
-            await self._write_port_file(conn, t.port_file, f"{port} {t.token}\n")
+            await write_port_file(conn, t.port_file, f"{port} {t.token}\n")
         except BaseException:
             conn.close()
             raise
@@ -398,43 +319,6 @@ class TunnelManager:
         self._set(t, "active")
         log.warning("tunnel %s: node %s listens on 127.0.0.1:%d -> Redis %s:%d (parent %s)",
                     t.edge_name, host, port, t.redis_host, t.redis_port, self.parent)
-
-    @staticmethod
-    async def _write_port_file(conn: Any, path: str, text: str) -> None:
-        """Atomically write `path` on the remote node: SFTP, else a shell command."""
-        import asyncssh
-
-        tmp = f"{path}.{secrets.token_hex(4)}.tmp"
-        try:
-            async with conn.start_sftp_client() as sftp:
-                await sftp.makedirs(posixpath.dirname(path), exist_ok=True)
-                async with sftp.open(tmp, "w") as fh:
-                    await fh.write(text)
-                try:
-                    await sftp.posix_rename(tmp, path)
-                except asyncssh.SFTPError:
-                    if await sftp.exists(path):
-                        await sftp.remove(path)
-                    await sftp.rename(tmp, path)
-            return
-        except asyncssh.ChannelOpenError:
-            pass  # no SFTP subsystem: fall back to the shell
-        q = shlex.quote
-        cmd = (f"mkdir -p {q(posixpath.dirname(path))} && printf %s {q(text)} > {q(tmp)} "
-               f"&& mv -f {q(tmp)} {q(path)}")
-        result = await conn.run(cmd, check=False)
-        if result.exit_status != 0:
-            raise TunnelError(f"cannot write {path} on the node: {result.stderr!r}")
-
-    async def _remove_port_file(self, t: Tunnel) -> None:
-        conn = t.conn
-        if conn is None:
-            return
-        try:
-            async with conn.start_sftp_client() as sftp:
-                await sftp.remove(t.port_file)
-        except Exception:
-            pass
 
     async def _close_conn(self, t: Tunnel) -> None:
         conn, t.conn = t.conn, None
@@ -468,7 +352,7 @@ class TunnelManager:
         t.stopping = True
         if t.conn is not None:
             try:
-                await asyncio.wait_for(self._remove_port_file(t), 5)
+                await asyncio.wait_for(remove_port_file(t.conn, t.port_file), 5)
             except Exception:
                 pass
         task, t.task = t.task, None
