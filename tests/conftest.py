@@ -93,3 +93,9 @@ def make_bridge(redis_url: str, log_dir: Path) -> Iterator[Callable[..., service
     yield factory
     for svc in started:
         svc.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API keeps an event loop running in the main
+    thread for the rest of the session, after which `asyncio.run()` in other tests fails."""
+    items.sort(key=lambda item: "/tests/e2e/" in str(item.path))
