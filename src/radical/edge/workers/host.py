@@ -185,6 +185,7 @@ class PluginHost:
         await self.announcer.withdraw()
         for task in self._background:
             task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         for plugin in self.plugins.values():
             try:
                 await asyncio.wait_for(plugin.shutdown(), 10)

@@ -48,6 +48,8 @@ class Notifier:
         """Queue one notification; thread-safe, never blocks, never raises on bad data."""
         try:
             item = dump_json({"edge": self._edge, "plugin": plugin, "topic": topic, "data": data})
+            if len(item) < 65536:  # orjson's result keeps its >= 4 KiB buffer: copy it small
+                item = memoryview(item).tobytes()
         except TypeError as exc:
             log.error("dropping notification %s/%s: %s", plugin, topic, exc)
             return
