@@ -16,8 +16,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests" / "integration"))  # shared helpers: plain imports
 
 from radical.edge import services  # noqa: E402
+from slurm_fixture import slurm_cluster  # noqa: E402,F401  (shared fixtures)
+from sshd_fixture import test_sshd  # noqa: E402,F401
 
 LOG_DIR = Path(os.environ.get("RADICAL_EDGE_TEST_LOGS", ROOT / ".run" / "test-logs"))
 

@@ -9,7 +9,6 @@ fail the test. `portal` opens the Edge Explorer and takes screenshots: into
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from pathlib import Path
 from typing import Callable, Iterator
@@ -19,7 +18,6 @@ import pytest
 from radical.edge import services
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))  # sshd_fixture, psij_helpers
 
 CHROMIUM = os.environ.get("RADICAL_EDGE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

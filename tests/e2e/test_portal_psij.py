@@ -14,7 +14,6 @@ from radical.edge import services
 pytest.importorskip("psij")
 pytest.importorskip("asyncssh")
 
-from sshd_fixture import test_sshd  # noqa: E402,F401  (tests/integration, on sys.path)
 
 PARENT = "hpc"
 

@@ -18,32 +18,16 @@ import redis
 from radical.edge import BridgeClient, EdgeError
 from radical.edge.app import keys
 
-try:
-    from .psij_helpers import (
-        Notes,
-        child_env,
-        child_log,
-        edges,
-        pid_connections,
-        redis_port,
-        start_parent,
-        wait_for,
-    )
-    from .slurm_fixture import slurm_cluster  # noqa: F401
-    from .sshd_fixture import test_sshd  # noqa: F401
-except ImportError:
-    from psij_helpers import (  # type: ignore
-        Notes,
-        child_env,
-        child_log,
-        edges,
-        pid_connections,
-        redis_port,
-        start_parent,
-        wait_for,
-    )
-    from slurm_fixture import slurm_cluster  # type: ignore # noqa: F401
-    from sshd_fixture import test_sshd  # type: ignore # noqa: F401
+from psij_helpers import (
+    Notes,
+    child_env,
+    child_log,
+    edges,
+    pid_connections,
+    redis_port,
+    start_parent,
+    wait_for,
+)
 
 pytest.importorskip("psij")
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]

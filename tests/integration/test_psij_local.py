@@ -16,30 +16,16 @@ import redis
 from radical.edge import BridgeClient, EdgeError
 from radical.edge.app import keys
 
-try:
-    from .psij_helpers import (
-        Notes,
-        child_env,
-        child_log,
-        edges,
-        pid_connections,
-        redis_port,
-        start_parent,
-        wait_for,
-    )
-    from .sshd_fixture import test_sshd  # noqa: F401
-except ImportError:
-    from psij_helpers import (  # type: ignore
-        Notes,
-        child_env,
-        child_log,
-        edges,
-        pid_connections,
-        redis_port,
-        start_parent,
-        wait_for,
-    )
-    from sshd_fixture import test_sshd  # type: ignore # noqa: F401
+from psij_helpers import (
+    Notes,
+    child_env,
+    child_log,
+    edges,
+    pid_connections,
+    redis_port,
+    start_parent,
+    wait_for,
+)
 
 pytest.importorskip("psij")
 

@@ -13,13 +13,7 @@ import pytest
 
 from radical.edge import BridgeClient, EdgeError
 
-try:
-    from .psij_helpers import Notes, start_parent, wait_for
-    from .slurm_fixture import slurm_cluster  # noqa: F401
-except ImportError:
-    from psij_helpers import Notes, start_parent, wait_for  # type: ignore
-    from slurm_fixture import slurm_cluster  # type: ignore # noqa: F401
-
+from psij_helpers import Notes, start_parent, wait_for
 pytest.importorskip("psij")
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 

@@ -21,11 +21,6 @@ from radical.edge.plugins.queue_info.backends.slurm import QueueInfoSlurm
 from radical.edge.workers.batch import detect_batch_system
 from radical.edge.workers.batch.slurm import SlurmBatchSystem
 
-try:
-    from .slurm_fixture import slurm_cluster  # noqa: F401
-except ImportError:
-    from slurm_fixture import slurm_cluster  # noqa: F401
-
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 SRC = Path(__file__).resolve().parents[2] / "src"
 

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from . import keys
+from .aio import raise_if_cancelling, wait_event
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +101,8 @@ class TopologyWatcher:
                 continue
             except Exception:
                 log.exception("topology callback failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._poll)
-            except asyncio.TimeoutError:
-                pass
+            raise_if_cancelling()
+            await wait_event(self._wake, self._poll)
             self._wake.clear()
 
 

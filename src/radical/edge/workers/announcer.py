@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..app import keys
+from ..app.aio import raise_if_cancelling, wait_event
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ class Announcer:
         self._wake = asyncio.Event()
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        if self._task is None or self._task.done():  # worker_ready may fire again
+            self._task = asyncio.get_running_loop().create_task(self._run())
 
     def changed(self) -> None:
         """Announce now (plugins or walltime state changed)."""
@@ -61,10 +63,8 @@ class Announcer:
             except (RedisError, OSError) as exc:
                 log.warning("heartbeat of edge '%s' failed: %s", self._name, exc)
                 self._last_stable = b""  # force a topology ping once Redis is back
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._interval)
-            except asyncio.TimeoutError:
-                pass
+            raise_if_cancelling()
+            await wait_event(self._wake, self._interval)
             self._wake.clear()
 
     async def withdraw(self) -> None:

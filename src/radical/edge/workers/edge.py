@@ -7,6 +7,8 @@ import socket
 import sys
 from typing import Any
 
+from celery.signals import worker_ready
+
 from ..app import keys
 from ..app.celery_app import make_celery
 from ..plugins import loader
@@ -72,9 +74,15 @@ def run_edge(settings: Settings, name: str | None = None, plugins: str | None = 
     log.warning("edge '%s' up: plugins %s, role %s, queue %s", name,
                 ", ".join(host.plugins) or "none", host.role, keys.edge_queue(name))
     worker = build_worker(settings, name)
+
+    def ready(sender: Any = None, **_kw: Any) -> None:
+        host.announce()
+
+    worker_ready.connect(ready, weak=False)
     try:
         worker.start()
     finally:
+        worker_ready.disconnect(ready)
         bind_host(None)
         host.stop()
         log.warning("edge '%s' stopped", name)

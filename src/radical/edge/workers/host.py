@@ -144,8 +144,6 @@ class PluginHost:
             await plugin.startup()
         self.announcer = Announcer(self.redis, self.edge_name, self.describe,
                                    self.settings.heartbeat_seconds, self.settings.heartbeat_ttl)
-        await self.announcer.beat()
-        self.announcer.start()
         self.watcher = TopologyWatcher(self.redis, 5.0, self._on_topology)
         spawn = self._loop.create_task
         self._background += [
@@ -157,6 +155,15 @@ class PluginHost:
         ]
         if self.walltime_end:
             self._background.append(spawn(self._watch_walltime()))
+
+    def announce(self, timeout: float = 30.0) -> None:
+        """Join the topology; called once the Celery worker consumes (bridges then route
+        calls here), so an edge is never listed before it can answer."""
+        self._run(self._announce(), timeout)
+
+    async def _announce(self) -> None:
+        await self.announcer.beat()
+        self.announcer.start()
 
     async def _claim_name(self) -> None:
         """Take over the name: wait out a dead predecessor, refuse a live one, purge its queue.
@@ -185,14 +192,16 @@ class PluginHost:
         await self.announcer.withdraw()
         for task in self._background:
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        _done, stuck = await asyncio.wait(self._background, timeout=5)
+        for task in stuck:
+            log.warning("background task %s did not stop when cancelled", task.get_coro())
         for plugin in self.plugins.values():
             try:
                 await asyncio.wait_for(plugin.shutdown(), 10)
             except Exception:
                 log.exception("plugin %s did not shut down cleanly", plugin.instance_name)
         await self.notifier.flush()
-        self.notifier.stop()
+        await self.notifier.stop()
         await asyncio.sleep(0.05)  # let the last replies go out
         await self.replies.close()
         await self.redis.aclose()

@@ -95,6 +95,7 @@ class Notifier:
                     self._items.popleft()
                 self.sent += len(batch)
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+            await asyncio.wait([self._task], timeout=2)
