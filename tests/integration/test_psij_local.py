@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from radical.edge import BridgeClient, EdgeError
+from radical.edge import EdgeError
 from radical.edge.app import keys
 
 from psij_helpers import (
-    Notes,
     child_env,
     child_log,
     edges,
@@ -31,37 +30,11 @@ pytest.importorskip("psij")
 
 
 @pytest.fixture(scope="module")
-def psij_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("psij-local")
-
-
-@pytest.fixture(scope="module")
 def parent(redis_url, bridge_url, log_dir, psij_dir, test_sshd):
     svc = start_parent(redis_url, bridge_url, log_dir, psij_dir,
                        test_sshd.env(tunnel_dir=psij_dir / "tunnels"))
     yield svc
     svc.stop()
-
-
-@pytest.fixture(scope="module")
-def bc(bridge_url):
-    client = BridgeClient(bridge_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def notes(bc, parent):
-    n = Notes(bc, parent.extra["name"])
-    yield n
-    n.close()
-
-
-@pytest.fixture
-def pj(bc, parent):
-    client = bc.get_edge_client(parent.extra["name"]).get_plugin("psij")
-    yield client
-    client.close()
 
 
 def test_client_class_and_executors(pj):

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from radical.edge import BridgeClient, EdgeError
+from radical.edge import EdgeError
 
-from psij_helpers import Notes, start_parent, wait_for
+from psij_helpers import start_parent, wait_for
 pytest.importorskip("psij")
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -23,36 +23,10 @@ def sh(*argv: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def psij_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("psij-slurm")
-
-
-@pytest.fixture(scope="module")
 def parent(slurm_cluster, redis_url, bridge_url, log_dir, psij_dir):
     svc = start_parent(redis_url, bridge_url, log_dir, psij_dir)
     yield svc
     svc.stop()
-
-
-@pytest.fixture(scope="module")
-def bc(bridge_url):
-    client = BridgeClient(bridge_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def notes(bc, parent):
-    n = Notes(bc, parent.extra["name"])
-    yield n
-    n.close()
-
-
-@pytest.fixture(scope="module")
-def pj(bc, parent):
-    client = bc.get_edge_client(parent.extra["name"]).get_plugin("psij")
-    yield client
-    client.close()
 
 
 def test_job_runs_streams_and_completes(pj, notes, parent, psij_dir):
