@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from radical.edge.app.protocol import CallRequest
-from radical.edge.plugins.rhapsody import session as session_mod
+from radical.edge.plugins.rhapsody import backends, housekeeping
 from radical.edge.plugins.rhapsody.executor import pid_alive
 from radical.edge.plugins.rhapsody.plugin import RhapsodyPlugin
 from radical.edge.workers.dispatch import dispatch
@@ -300,9 +300,9 @@ def test_big_batch_counts_and_memory_is_released() -> None:
 def test_default_backends_without_dragon() -> None:
     try:
         import dragon  # noqa: F401
-        assert session_mod.default_backends() == ["dragon_v3"]
+        assert backends.default_backends() == ["dragon_v3"]
     except ImportError:
-        assert session_mod.default_backends() == ["concurrent"]
+        assert backends.default_backends() == ["concurrent"]
 
 
 def test_scratch_dirs_of_dead_edges_are_swept(tmp_path) -> None:
@@ -311,10 +311,10 @@ def test_scratch_dirs_of_dead_edges_are_swept(tmp_path) -> None:
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = tmp_path / f"{session_mod.WORK_DIR_PREFIX}{dead.pid}-session.x-abc"
-    mine = tmp_path / f"{session_mod.WORK_DIR_PREFIX}{os.getpid()}-session.y-abc"
+    stale = tmp_path / f"{housekeeping.WORK_DIR_PREFIX}{dead.pid}-session.x-abc"
+    mine = tmp_path / f"{housekeeping.WORK_DIR_PREFIX}{os.getpid()}-session.y-abc"
     other = tmp_path / "radical-edge-rhapsody-notapid-zzz"
     for d in (stale, mine, other):
         (d / "sub").mkdir(parents=True)
-    assert session_mod.sweep_work_dirs(str(tmp_path)) == [str(stale)]
+    assert housekeeping.sweep_work_dirs(str(tmp_path)) == [str(stale)]
     assert not stale.exists() and mine.exists() and other.exists()

@@ -8,9 +8,10 @@ import orjson
 import pytest
 
 from radical.edge.plugins.rhapsody import functions
-from radical.edge.plugins.rhapsody.tasks import (FunctionResolver, TaskSpecError,
-                                                 for_notification, import_paths, json_safe,
-                                                 normalize_batch, shape_task)
+from radical.edge.plugins.rhapsody.callables import FunctionResolver
+from radical.edge.plugins.rhapsody.errors import TaskSpecError
+from radical.edge.plugins.rhapsody.results import for_notification, json_safe, shape_task
+from radical.edge.plugins.rhapsody.spec import import_paths, normalize_batch
 
 NOOP = "radical.edge.plugins.rhapsody.functions:noop"
 
@@ -157,7 +158,7 @@ def test_garbage_pickle_is_a_clear_422() -> None:
 
 
 def test_result_store_packs_records_and_states() -> None:
-    from radical.edge.plugins.rhapsody.tasks import ResultStore
+    from radical.edge.plugins.rhapsody.result_store import ResultStore
 
     store = ResultStore()
     store.SEGMENT = 64  # force several segments and a "big" record

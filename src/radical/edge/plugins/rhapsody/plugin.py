@@ -32,8 +32,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from ..base import Plugin, json_body
-from .session import RhapsodySession, default_backends, preload
-from .tasks import FunctionResolver
+from .backends import default_backends
+from .callables import FunctionResolver
+from .housekeeping import preload
+from .session import RhapsodySession
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,13 @@ terminal state; the same bytes go into the notification and into every later ans
 `orjson.Fragment`).  Closing
 the session cancels every live task (killing executables' process groups), drops both
 dicts, rhapsody's own session and the scratch directory.
+
+Submission lives in `submission` (mixed in), building backends in `backends`, scratch dirs
+and memory release in `housekeeping`.
 """
 from __future__ import annotations
 
 import asyncio
-import functools
-import gc
-import inspect
 import itertools
 import logging
 import os
@@ -28,105 +28,20 @@ import orjson
 from starlette.exceptions import HTTPException
 
 from ..base import PluginSession
+from .backends import BackendUnavailable, default_backends, known_backends, make_backend
+from .housekeeping import WORK_DIR_PREFIX, release_memory
 from .notify import DEFAULT_BATCH, DEFAULT_WINDOW, Coalescer
-from .tasks import (TERMINAL, ResultStore, TaskSpecError, for_notification, import_paths,
-                    normalize_batch, shape_task)
+from .result_store import ResultStore
+from .results import TERMINAL, for_notification, shape_task
+from .submission import SubmissionMixin
 
 if TYPE_CHECKING:
     from .plugin import RhapsodyPlugin
 
 log = logging.getLogger(__name__)
 
-#: tasks handed to rhapsody per loop turn while submitting a large batch
-SUBMIT_CHUNK = 2048
-#: batches up to this size get full results (not only uid/state) in the submit answer for
-#: tasks that finished while it was being processed (saves the wait for tiny batches)
-INLINE_RESULTS_MAX = 64
-#: how long the answer to such a batch of function tasks may wait for them to finish (s):
-#: a no-op function takes microseconds, a second round trip (the notification) milliseconds
-INLINE_LINGER = 0.005
-#: backends this plugin builds itself; any other name goes through rhapsody's registry
-BUILTIN_BACKENDS = ("concurrent", "noop")
-#: scratch dirs are ``$TMPDIR/<prefix><edge pid>-<sid>-<random>``
-WORK_DIR_PREFIX = "radical-edge-rhapsody-"
 
-
-class BackendUnavailable(RuntimeError):
-    """A backend cannot be built on this edge (missing package, failed start-up)."""
-
-
-@functools.lru_cache(maxsize=1)
-def default_backends() -> list[str]:
-    """``["dragon_v3"]`` where Dragon is importable (as the original), else ``["concurrent"]``."""
-    try:
-        import dragon  # type: ignore[import-not-found]  # noqa: F401
-        return ["dragon_v3"]
-    except Exception:
-        return ["concurrent"]
-
-
-@functools.lru_cache(maxsize=1)
-def known_backends() -> frozenset[str]:
-    """Backend names rhapsody knows (importable or not) plus ours."""
-    try:
-        from rhapsody.backends.discovery import BackendRegistry
-        names = set(BackendRegistry.list_backends())
-    except Exception:
-        names = set()
-    return frozenset(names | set(BUILTIN_BACKENDS))
-
-
-def preload() -> None:
-    """Import now what sessions use later (called once when the edge starts).
-
-    Objects created by a first import live forever; created in the middle of a 10k-task
-    burst they would pin the allocator's arenas full of short-lived task objects and keep
-    the edge's memory high after the session closes.
-    """
-    import msgpack  # noqa: F401  (submit bodies)
-    from rhapsody import Session  # noqa: F401
-    from rhapsody.backends.execution.noop import NoopExecutionBackend  # noqa: F401
-
-    from . import executor  # noqa: F401
-
-    default_backends()
-    known_backends()
-    _libc()
-    sweep_work_dirs()
-
-
-def sweep_work_dirs(base: str | None = None) -> list[str]:
-    """Remove scratch dirs left by edges that died without closing their sessions (kill -9).
-
-    Only ``radical-edge-rhapsody-<pid>-*`` directories of this user whose edge process is
-    gone are touched.  Returns the removed paths.
-    """
-    from .executor import pid_alive
-
-    base = base or tempfile.gettempdir()
-    removed = []
-    try:
-        entries = list(os.scandir(base))
-    except OSError:
-        return removed
-    for entry in entries:
-        if not entry.name.startswith(WORK_DIR_PREFIX):
-            continue
-        pid_text = entry.name[len(WORK_DIR_PREFIX):].split("-", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid():
-            continue
-        try:
-            if not entry.is_dir(follow_symlinks=False) or entry.stat().st_uid != os.getuid():
-                continue
-        except OSError:
-            continue
-        if not pid_alive(int(pid_text)):
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed.append(entry.path)
-    return removed
-
-
-class RhapsodySession(PluginSession):
+class RhapsodySession(SubmissionMixin, PluginSession):
     """Wraps a `rhapsody.Session`; every method runs on the edge's event loop."""
 
     def __init__(self, sid: str, backends: list[str] | str | None = None,
@@ -195,7 +110,7 @@ class RhapsodySession(PluginSession):
                 tempfile.mkdtemp, prefix=f"{WORK_DIR_PREFIX}{os.getpid()}-{self.sid}-")
             backends = []
             for name in self.backend_names:
-                backend = await self._make_backend(name)
+                backend = await make_backend(name, self.plugin.process_slots)
                 backends.append(backend)
                 self._backends[backend.name] = backend  # shut down if a later one fails
             self._rh = Session(backends, work_dir=self._work_dir)
@@ -229,34 +144,6 @@ class RhapsodySession(PluginSession):
         self.status = "ready"
         self.notify("session_status", {"sid": self.sid, "status": "ready",
                                        "backends": self.backend_names})
-
-    async def _make_backend(self, name: str) -> Any:
-        if name == "concurrent":
-            from .executor import ManagedConcurrentBackend
-
-            backend = ManagedConcurrentBackend(slots=self.plugin.process_slots,
-                                               name="concurrent")
-            return await backend
-        if name == "noop":
-            from rhapsody.backends.execution.noop import NoopExecutionBackend
-
-            return await NoopExecutionBackend(name="noop")
-        from rhapsody.backends.discovery import BackendRegistry
-
-        try:
-            cls = BackendRegistry.get_backend_class(name)
-        except (ImportError, ValueError) as exc:
-            raise BackendUnavailable(f"backend {name!r} is not available on this edge: "
-                                     f"{exc}") from exc
-        try:
-            # constructors of external backends may block (cluster start-up): not on the loop
-            backend = await asyncio.to_thread(cls)
-            if inspect.isawaitable(backend):
-                backend = await backend
-        except Exception as exc:
-            raise BackendUnavailable(f"backend {name!r} is not available on this edge: "
-                                     f"{type(exc).__name__}: {exc}") from exc
-        return backend
 
     async def _drop_backends(self) -> None:
         for backend in list(self._backends.values()):
@@ -316,81 +203,6 @@ class RhapsodySession(PluginSession):
             self._coalescer.push(shape_task(task))
 
     # -- API ----------------------------------------------------------------------------------
-    async def submit(self, raw_tasks: Any, auth: bool) -> list[dict]:
-        self.require_ready()
-        plugin = self.plugin
-        paths = [p for p in import_paths(raw_tasks) if plugin.functions.cached(p) is None]
-        if paths:  # first use of these import paths: import off the loop
-            await asyncio.to_thread(plugin.functions.resolve_many, paths)
-        try:
-            tasks = normalize_batch(
-                raw_tasks, backends=self.backend_names, functions=plugin.functions,
-                allow_pickle=plugin.allow_pickle, auth=auth, known=_Known(self),
-                new_uid=self._new_uid)
-        except TaskSpecError as exc:
-            raise HTTPException(exc.status, exc.detail) from None
-        self.require_ready()  # still (the import may have taken a while)
-        route = self._route
-        for task in tasks:
-            task["backend"] = route.get(task["backend"], task["backend"])
-            self._live[task["uid"]] = task
-        self._submitting.update(t["uid"] for t in tasks)
-        self.counts["submitted"] += len(tasks)
-        try:
-            for start in range(0, len(tasks), SUBMIT_CHUNK):
-                chunk = [t for t in tasks[start:start + SUBMIT_CHUNK]
-                         if t["state"] not in TERMINAL]  # skip tasks cancelled meanwhile
-                if chunk:
-                    futures = await self._rh.submit_tasks(chunk)
-                    for fut in futures:
-                        fut.add_done_callback(_retrieve)
-                self._submitting.difference_update(t["uid"] for t in
-                                                   tasks[start:start + SUBMIT_CHUNK])
-                await asyncio.sleep(0)  # let the loop breathe (and quick tasks finish)
-        except Exception as exc:
-            # rhapsody refused: fail what was not handed over, so nothing hangs
-            log.exception("rhapsody submission failed in session %s", self.sid)
-            for task in tasks:
-                if task["uid"] in self._submitting and task["uid"] in self._live:
-                    task.update({"exception": exc, "error": f"submission failed: {exc}"})
-                    self._on_state(task, "FAILED")
-            self._submitting.clear()
-        if self.closed:
-            raise HTTPException(409, f"session '{self.sid}' was closed during the submission")
-        inline = len(tasks) <= INLINE_RESULTS_MAX
-        if inline and tasks:
-            await self._linger(tasks)
-        out: list[Any] = []
-        done = self._done
-        for task in tasks:
-            uid = task["uid"]
-            state = done.state(uid)
-            if state is None:
-                out.append({"uid": uid, "state": task.get("state")})
-            elif inline:
-                out.append(orjson.Fragment(done.get(uid)))
-            else:
-                out.append({"uid": uid, "state": state})
-        return out
-
-    async def _linger(self, tasks: list[dict]) -> None:
-        """Give a tiny batch of function tasks a few ms to finish before answering."""
-        pending = {t["uid"] for t in tasks if t["uid"] in self._live}
-        if not pending or any(t.get("function") is None for t in tasks):
-            return
-        fut = asyncio.get_running_loop().create_future()
-        entry = (pending, fut)
-        self._inline_waiters.append(entry)
-        try:
-            await asyncio.wait_for(fut, INLINE_LINGER)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            self._inline_waiters.remove(entry)
-
-    def _new_uid(self) -> str:
-        return f"{self._uid_prefix}.{next(self._uids):06d}"
-
     def get(self, uid: str) -> Any:
         """The task dict (an `orjson.Fragment` of it once the task is finished)."""
         done = self._done.get(uid)
@@ -502,54 +314,9 @@ class RhapsodySession(PluginSession):
         return self._work_dir
 
 
-class _Known:
-    """`uid in known` over both task dicts, without building a set."""
-
-    __slots__ = ("_s",)
-
-    def __init__(self, session: RhapsodySession) -> None:
-        self._s = session
-
-    def __contains__(self, uid: object) -> bool:
-        return uid in self._s._live or uid in self._s._done
-
-
 def _dumps(record: dict) -> bytes:
     """JSON of a result, in a right-sized bytes object: orjson's own output keeps its
     4 KiB working buffer, 20x what a typical task record needs (10k tasks: 40 MB)."""
     return memoryview(orjson.dumps(record, default=repr,
                                    option=orjson.OPT_SERIALIZE_NUMPY
                                    | orjson.OPT_NON_STR_KEYS)).tobytes()
-
-
-def _retrieve(fut: asyncio.Future) -> None:
-    """Consume rhapsody's per-task future outcome (no 'exception never retrieved' logs)."""
-    if not fut.cancelled():
-        fut.exception()
-
-
-async def release_memory() -> None:
-    """Give freed task memory back to the OS (gc, then glibc's malloc_trim off the loop)."""
-    gc.collect()
-    await asyncio.to_thread(_malloc_trim)
-
-
-@functools.lru_cache(maxsize=1)
-def _libc() -> Any:
-    """glibc, if that is what this process uses (for malloc_trim), else None."""
-    if os.name != "posix":
-        return None
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.malloc_trim  # noqa: B018  (glibc only)
-        return libc
-    except Exception:
-        return None
-
-
-def _malloc_trim() -> None:
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)

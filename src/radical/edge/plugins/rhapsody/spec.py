@@ -1,4 +1,4 @@
-"""Task specs in, task results out: validation, normalisation and JSON-safe result shaping.
+"""Task specs in: validation and normalisation of what a client submits.
 
 Pure code (no rhapsody, no asyncio): the session calls `normalize_batch` on what a client
 posted and hands the resulting plain dicts to rhapsody's `Session.submit_tasks` (rhapsody
@@ -23,32 +23,15 @@ Result keys a client echoes back (``state``, ``stdout``, ...) are ignored.
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import importlib
-import pickle
 import re
-import threading
-import traceback as tb_mod
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
-import orjson
+from .callables import (PICKLE_PREFIXES, FunctionResolver, is_pickled, load_pickled,
+                        pickle_refusal)
+from .errors import TaskSpecError
 
-__all__ = [
-    "TERMINAL", "RESULT_KEYS", "TaskSpecError", "FunctionResolver", "normalize_batch",
-    "shape_task", "for_notification", "json_safe", "PICKLE_PREFIXES",
-]
+__all__ = ["MAX_UID", "normalize_batch", "import_paths"]
 
-#: states after which a task never changes again
-TERMINAL = frozenset({"DONE", "FAILED", "CANCELED"})
-#: keys every task dict we answer with carries (contract §6)
-RESULT_KEYS = ("uid", "state", "exit_code", "stdout", "stderr", "return_value", "error",
-               "exception")
-#: prefixes of pickled values in string form
-PICKLE_PREFIXES = ("cloudpickle::", "pickle::")
-#: stdout/stderr longer than this are cut in notifications (the full text stays available
-#: through `task/{sid}/{uid}`); the record then carries ``<field>_truncated: true``
-NOTIFY_OUTPUT_LIMIT = 256 * 1024
 #: longest accepted uid
 MAX_UID = 256
 
@@ -60,115 +43,11 @@ _IGNORED = frozenset({
 })
 #: top-level shortcuts merged into task_backend_specific_kwargs (the portal's form fields)
 _SHORTCUTS = ("cwd", "env", "shell", "timeout", "ranks", "type")
-_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
 _UID_BAD = re.compile(r"[\x00-\x1f\x7f/]")
 _NO_RESULT = {"state": None, "stdout": None, "stderr": None, "exit_code": None,
               "return_value": None, "exception": None}
 
 
-class TaskSpecError(ValueError):
-    """A task spec the edge refuses; `status` is the HTTP status to answer with."""
-
-    def __init__(self, detail: str, status: int = 422) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.status = status
-
-
-# -- functions --------------------------------------------------------------------------
-class FunctionResolver:
-    """Import-path -> callable, cached (a 10k batch names the same function 10k times)."""
-
-    def __init__(self) -> None:
-        self._cache: dict[str, Callable] = {}
-        self._lock = threading.Lock()
-
-    def cached(self, path: str) -> Callable | None:
-        return self._cache.get(path)
-
-    def resolve(self, path: str) -> Callable:
-        """Import `module:qualname` (or `module.attr`); raises `TaskSpecError` (422)."""
-        func = self._cache.get(path)
-        if func is not None:
-            return func
-        if not _IMPORT_PATH.match(path):
-            raise TaskSpecError(f"function {path!r} is not an import path: use "
-                                "'package.module:function'")
-        if ":" in path:
-            module_name, _, qualname = path.partition(":")
-        else:
-            module_name, _, qualname = path.rpartition(".")
-            if not module_name:
-                raise TaskSpecError(f"function {path!r} is not an import path: use "
-                                    "'package.module:function'")
-        try:
-            obj: Any = importlib.import_module(module_name)
-            for part in qualname.split("."):
-                obj = getattr(obj, part)
-        except ImportError as exc:
-            raise TaskSpecError(f"cannot import function {path!r}: {exc}") from None
-        except AttributeError:
-            raise TaskSpecError(f"cannot import function {path!r}: module {module_name!r} "
-                                f"has no attribute {qualname!r}") from None
-        except Exception as exc:  # a module failing at import time
-            raise TaskSpecError(f"cannot import function {path!r}: "
-                                f"{type(exc).__name__}: {exc}") from None
-        if not callable(obj):
-            raise TaskSpecError(f"function {path!r} names a {type(obj).__name__}, "
-                                "not a callable")
-        with self._lock:
-            self._cache[path] = obj
-        return obj
-
-    def resolve_many(self, paths: Iterable[str]) -> dict[str, Callable | TaskSpecError]:
-        """Resolve several paths (run in a thread: imports may touch the disk)."""
-        out: dict[str, Callable | TaskSpecError] = {}
-        for path in paths:
-            try:
-                out[path] = self.resolve(path)
-            except TaskSpecError as exc:
-                out[path] = exc
-        return out
-
-
-def is_pickled(value: Any) -> bool:
-    return isinstance(value, (bytes, bytearray)) or (
-        isinstance(value, str) and value.startswith(PICKLE_PREFIXES))
-
-
-def load_pickled(value: Any, what: str) -> Any:
-    """Unpickle a ``cloudpickle::``/``pickle::`` base64 string or raw bytes."""
-    if isinstance(value, str):
-        _, _, b64 = value.partition("::")
-        try:
-            blob = base64.b64decode(b64, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise TaskSpecError(f"{what}: invalid base64 after the pickle prefix: {exc}") from None
-    else:
-        blob = bytes(value)
-    try:
-        return pickle.loads(blob)
-    except ImportError as exc:
-        raise TaskSpecError(f"{what}: cannot unpickle on this edge: {exc} (cloudpickled "
-                            "functions need cloudpickle installed on the edge)") from None
-    except Exception as exc:
-        raise TaskSpecError(f"{what}: cannot unpickle: {type(exc).__name__}: {exc}") from None
-
-
-def pickle_refusal(allow_pickle: bool, auth: bool) -> str | None:
-    """Why pickled payloads are refused here, or None when they are accepted."""
-    if not allow_pickle:
-        return ("pickled functions/arguments are disabled on this edge (start it with "
-                "RADICAL_EDGE_ALLOW_PICKLE=true to allow them for authenticated callers); "
-                "name the function by import path ('package.module:function') instead")
-    if not auth:
-        return ("pickled functions/arguments are accepted only from callers that present "
-                "the bridge's token; name the function by import path "
-                "('package.module:function') instead")
-    return None
-
-
-# -- validation -------------------------------------------------------------------------
 class _Bad(Exception):
     """A problem with one task; `normalize_batch` adds which task it was."""
 
@@ -437,174 +316,3 @@ def import_paths(raw_tasks: Any) -> set[str]:
                 if isinstance(fn, str) and not fn.startswith(PICKLE_PREFIXES):
                     paths.add(fn)
     return paths
-
-
-# -- results ----------------------------------------------------------------------------
-_SCALARS = frozenset({str, bool, float, type(None)})
-_INT_MAX = 2 ** 63
-
-
-def json_safe(value: Any) -> tuple[Any, str | None]:
-    """A JSON-safe stand-in for `value` and the encoding marker (None = as is).
-
-    bytes become base64 with marker ``"base64"`` (what rhapsody's edge backend decodes);
-    anything JSON cannot carry becomes its ``repr`` with marker ``"repr"``.
-    """
-    kind = type(value)
-    if kind in _SCALARS:
-        return value, None
-    if kind is int:
-        return (value, None) if -_INT_MAX <= value < _INT_MAX else (str(value), "repr")
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii"), "base64"
-    try:
-        orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
-        return value, None
-    except TypeError:
-        pass
-    try:
-        text = repr(value)
-    except Exception as exc:  # a broken __repr__
-        text = f"<unrepresentable {type(value).__name__}: {exc}>"
-    return text, "repr"
-
-
-def _text(value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8", "replace")
-    return str(value)
-
-
-def shape_task(task: dict, sid: str | None = None) -> dict:
-    """The JSON-safe result dict of a rhapsody task (contract §6 keys, and a few more)."""
-    get = task.get
-    exc = get("exception")
-    error = get("error")
-    rv = get("return_value")
-    stdout = get("stdout")
-    stderr = get("stderr")
-    out = {
-        "uid": get("uid"),
-        "state": get("state"),
-        "exit_code": get("exit_code"),
-        "stdout": stdout if stdout is None or type(stdout) is str else _text(stdout),
-        "stderr": stderr if stderr is None or type(stderr) is str else _text(stderr),
-        "return_value": rv,
-        "error": error,
-        "exception": None,
-    }
-    if type(rv) not in _SCALARS:
-        rv, encoding = json_safe(rv)
-        out["return_value"] = rv
-        if encoding:
-            out["_return_value_encoding"] = encoding
-    if exc is not None:
-        traceback_text = get("traceback")
-        if isinstance(exc, BaseException):
-            exception = f"{type(exc).__name__}: {exc}"
-            if traceback_text is None and exc.__traceback__ is not None:
-                traceback_text = "".join(tb_mod.format_exception(type(exc), exc,
-                                                                 exc.__traceback__))
-        else:
-            exception = str(exc)
-        out["exception"] = exception
-        if error is None:
-            out["error"] = exception
-        if traceback_text:
-            out["traceback"] = traceback_text
-    if get("response") is not None:
-        out["response"], _ = json_safe(get("response"))
-    pid = get("pid")
-    if pid is not None:
-        out["pid"] = pid
-    if sid is not None:
-        out["sid"] = sid
-    return out
-
-
-def for_notification(record: dict, limit: int = NOTIFY_OUTPUT_LIMIT) -> dict:
-    """`record` with huge stdout/stderr cut (flagged), for the notification stream."""
-    cut = None
-    for key in ("stdout", "stderr"):
-        value = record.get(key)
-        if isinstance(value, str) and len(value) > limit:
-            if cut is None:
-                cut = dict(record)
-            cut[key] = value[:limit]
-            cut[f"{key}_truncated"] = True
-    return cut or record
-
-
-# -- storage ----------------------------------------------------------------------------
-_STATES = ("DONE", "FAILED", "CANCELED")
-_STATE_CODE = {s: i for i, s in enumerate(_STATES)}
-
-
-class ResultStore:
-    """Finished tasks' JSON records, packed into large buffers.
-
-    One small `bytes` per task would put tens of thousands of long-lived objects into
-    CPython's small-object arenas, among the short-lived objects of every request; an arena
-    is only returned to the OS once *all* its objects are gone, so after the session closes
-    the edge would keep much of that memory.  Here records are appended to 256 KiB
-    `bytearray` segments (ordinary heap memory, handed back by `malloc_trim`), and each uid
-    maps to one int packing segment, offset, length and final state.
-    """
-
-    SEGMENT = 1 << 18
-
-    def __init__(self) -> None:
-        self._segments: list[bytearray] = [bytearray()]
-        self._big: list[bytes] = []  # records larger than a segment
-        self._where: dict[str, int] = {}
-
-    def __len__(self) -> int:
-        return len(self._where)
-
-    def __contains__(self, uid: object) -> bool:
-        return uid in self._where
-
-    def add(self, uid: str, state: str, data: bytes) -> None:
-        size = len(data)
-        if size >= self.SEGMENT:
-            self._big.append(data)
-            segment, offset = -len(self._big), 0
-        else:
-            current = self._segments[-1]
-            if len(current) + size > self.SEGMENT:
-                current = bytearray()
-                self._segments.append(current)
-            offset = len(current)
-            current += data
-            segment = len(self._segments) - 1
-        # segment (signed) | offset (18 bits) | length (24 bits) | state (2 bits)
-        self._where[uid] = (((segment << 18 | offset) << 24 | min(size, (1 << 24) - 1)) << 2
-                            | _STATE_CODE[state])
-
-    def state(self, uid: str) -> str | None:
-        code = self._where.get(uid)
-        return None if code is None else _STATES[code & 3]
-
-    def get(self, uid: str) -> bytes | None:
-        code = self._where.get(uid)
-        return None if code is None else self._read(code)
-
-    def _read(self, code: int) -> bytes:
-        code >>= 2
-        size = code & ((1 << 24) - 1)
-        code >>= 24
-        offset = code & ((1 << 18) - 1)
-        segment = code >> 18
-        if segment < 0:
-            return self._big[-segment - 1]
-        return memoryview(self._segments[segment])[offset:offset + size].tobytes()
-
-    def records(self) -> list[bytes]:
-        return [self._read(code) for code in self._where.values()]
-
-    def clear(self) -> None:
-        self._segments = [bytearray()]
-        self._big = []
-        self._where = {}

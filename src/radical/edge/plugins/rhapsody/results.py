@@ -1,0 +1,121 @@
+"""Task results out: the JSON-safe result dict of a rhapsody task, and its notification form.
+
+Pure code (no rhapsody, no asyncio): `shape_task` turns a task dict the backend filled in
+(exceptions, bytes, numpy values, ...) into plain JSON data; `for_notification` cuts huge
+stdout/stderr for the notification stream.
+"""
+from __future__ import annotations
+
+import base64
+import traceback as tb_mod
+from typing import Any
+
+import orjson
+
+__all__ = ["TERMINAL", "RESULT_KEYS", "NOTIFY_OUTPUT_LIMIT", "json_safe", "shape_task",
+           "for_notification"]
+
+#: states after which a task never changes again
+TERMINAL = frozenset({"DONE", "FAILED", "CANCELED"})
+#: keys every task dict we answer with carries (contract §6)
+RESULT_KEYS = ("uid", "state", "exit_code", "stdout", "stderr", "return_value", "error",
+               "exception")
+#: stdout/stderr longer than this are cut in notifications (the full text stays available
+#: through `task/{sid}/{uid}`); the record then carries ``<field>_truncated: true``
+NOTIFY_OUTPUT_LIMIT = 256 * 1024
+
+_SCALARS = frozenset({str, bool, float, type(None)})
+_INT_MAX = 2 ** 63
+
+
+def json_safe(value: Any) -> tuple[Any, str | None]:
+    """A JSON-safe stand-in for `value` and the encoding marker (None = as is).
+
+    bytes become base64 with marker ``"base64"`` (what rhapsody's edge backend decodes);
+    anything JSON cannot carry becomes its ``repr`` with marker ``"repr"``.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return value, None
+    if kind is int:
+        return (value, None) if -_INT_MAX <= value < _INT_MAX else (str(value), "repr")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii"), "base64"
+    try:
+        orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+        return value, None
+    except TypeError:
+        pass
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__
+        text = f"<unrepresentable {type(value).__name__}: {exc}>"
+    return text, "repr"
+
+
+def _text(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+def shape_task(task: dict, sid: str | None = None) -> dict:
+    """The JSON-safe result dict of a rhapsody task (contract §6 keys, and a few more)."""
+    get = task.get
+    exc = get("exception")
+    error = get("error")
+    rv = get("return_value")
+    stdout = get("stdout")
+    stderr = get("stderr")
+    out = {
+        "uid": get("uid"),
+        "state": get("state"),
+        "exit_code": get("exit_code"),
+        "stdout": stdout if stdout is None or type(stdout) is str else _text(stdout),
+        "stderr": stderr if stderr is None or type(stderr) is str else _text(stderr),
+        "return_value": rv,
+        "error": error,
+        "exception": None,
+    }
+    if type(rv) not in _SCALARS:
+        rv, encoding = json_safe(rv)
+        out["return_value"] = rv
+        if encoding:
+            out["_return_value_encoding"] = encoding
+    if exc is not None:
+        traceback_text = get("traceback")
+        if isinstance(exc, BaseException):
+            exception = f"{type(exc).__name__}: {exc}"
+            if traceback_text is None and exc.__traceback__ is not None:
+                traceback_text = "".join(tb_mod.format_exception(type(exc), exc,
+                                                                 exc.__traceback__))
+        else:
+            exception = str(exc)
+        out["exception"] = exception
+        if error is None:
+            out["error"] = exception
+        if traceback_text:
+            out["traceback"] = traceback_text
+    if get("response") is not None:
+        out["response"], _ = json_safe(get("response"))
+    pid = get("pid")
+    if pid is not None:
+        out["pid"] = pid
+    if sid is not None:
+        out["sid"] = sid
+    return out
+
+
+def for_notification(record: dict, limit: int = NOTIFY_OUTPUT_LIMIT) -> dict:
+    """`record` with huge stdout/stderr cut (flagged), for the notification stream."""
+    cut = None
+    for key in ("stdout", "stderr"):
+        value = record.get(key)
+        if isinstance(value, str) and len(value) > limit:
+            if cut is None:
+                cut = dict(record)
+            cut[key] = value[:limit]
+            cut[f"{key}_truncated"] = True
+    return cut or record
