@@ -55,33 +55,40 @@ def bridge_url(bridge: services.Service) -> str:
     return bridge.extra["url"]
 
 
-@pytest.fixture(scope="session")
-def edge(redis_url: str, bridge_url: str, log_dir: Path) -> Iterator[services.Service]:
-    """A long-lived edge named 'e1' with every plugin this machine can load."""
-    svc = services.start_edge(redis_url, "e1", "all", log_dir, bridge_url=bridge_url)
-    yield svc
-    svc.stop()
+class EdgeStarter:
+    """Starts edges on the session's Redis and bridge; stops them all at the end of a scope."""
 
+    def __init__(self, redis_url: str, bridge_url: str, log_dir: Path) -> None:
+        self.redis_url, self.bridge_url, self.log_dir = redis_url, bridge_url, log_dir
+        self.started: list[services.Service] = []
 
-EdgeFactory = Callable[..., services.Service]
+    def __call__(self, plugins: str = "sysinfo", name: str | None = None,
+                 env: dict[str, str] | None = None, wait: float = 30.0) -> services.Service:
+        svc = services.start_edge(self.redis_url, name or f"t{uuid.uuid4().hex[:8]}", plugins,
+                                  self.log_dir, env=env,
+                                  bridge_url=self.bridge_url if wait else None, wait=wait)
+        self.started.append(svc)
+        return svc
+
+    def stop_all(self) -> None:
+        for svc in reversed(self.started):
+            svc.stop()
 
 
 @pytest.fixture
-def make_edge(redis_url: str, bridge_url: str, log_dir: Path) -> Iterator[EdgeFactory]:
-    """Start extra edges for one test: make_edge(plugins='sysinfo', name=None, env=None)."""
-    started: list[services.Service] = []
+def make_edge(redis_url: str, bridge_url: str, log_dir: Path) -> Iterator[EdgeStarter]:
+    """Edges for one test: make_edge(plugins='sysinfo', name=None, env=None, wait=30)."""
+    starter = EdgeStarter(redis_url, bridge_url, log_dir)
+    yield starter
+    starter.stop_all()
 
-    def factory(plugins: str = "sysinfo", name: str | None = None,
-                env: dict[str, str] | None = None, wait: float = 30.0) -> services.Service:
-        name = name or f"t{uuid.uuid4().hex[:8]}"
-        svc = services.start_edge(redis_url, name, plugins, log_dir, env=env,
-                                  bridge_url=bridge_url if wait else None, wait=wait)
-        started.append(svc)
-        return svc
 
-    yield factory
-    for svc in started:
-        svc.stop()
+@pytest.fixture(scope="module")
+def module_edges(redis_url: str, bridge_url: str, log_dir: Path) -> Iterator[EdgeStarter]:
+    """Edges shared by the tests of one module; same call as `make_edge`."""
+    starter = EdgeStarter(redis_url, bridge_url, log_dir)
+    yield starter
+    starter.stop_all()
 
 
 @pytest.fixture

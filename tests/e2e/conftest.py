@@ -9,13 +9,11 @@ fail the test. `portal` opens the Edge Explorer and takes screenshots: into
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 
-from radical.edge import services
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +23,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 860}
 TIMEOUT_MS = 20_000
-
 
 
 def pytest_collection_modifyitems(config, items):
@@ -106,21 +103,3 @@ class Portal:
 @pytest.fixture
 def portal(page) -> Portal:
     return Portal(page)
-
-
-@pytest.fixture(scope="module")
-def module_edges(redis_url: str, bridge_url: str, log_dir: Path
-                 ) -> Iterator[Callable[..., services.Service]]:
-    """Edges shared by the tests of one module: factory(name, plugins, env=None)."""
-    started: list[services.Service] = []
-
-    def factory(name: str | None = None, plugins: str = "sysinfo",
-                env: dict[str, str] | None = None) -> services.Service:
-        svc = services.start_edge(redis_url, name or f"t{uuid.uuid4().hex[:8]}", plugins,
-                                  log_dir, env=env, bridge_url=bridge_url)
-        started.append(svc)
-        return svc
-
-    yield factory
-    for svc in reversed(started):
-        svc.stop()

@@ -12,22 +12,8 @@ from radical.edge import services
 
 
 @pytest.fixture(scope="module")
-def echo_edge(make_edge_module):
-    return make_edge_module("echo,sysinfo", name="echo1")
-
-
-@pytest.fixture(scope="module")
-def make_edge_module(redis_url, bridge_url, log_dir):
-    started = []
-
-    def factory(plugins, name):
-        svc = services.start_edge(redis_url, name, plugins, log_dir, bridge_url=bridge_url)
-        started.append(svc)
-        return svc
-
-    yield factory
-    for svc in started:
-        svc.stop()
+def echo_edge(module_edges):
+    return module_edges(name="echo1", plugins="echo,sysinfo")
 
 
 @pytest.fixture

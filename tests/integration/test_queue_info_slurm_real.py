@@ -21,22 +21,14 @@ from radical.edge.plugins.queue_info.backends.slurm import QueueInfoSlurm
 from radical.edge.workers.batch import detect_batch_system
 from radical.edge.workers.batch.slurm import SlurmBatchSystem
 
+from psij_helpers import wait_for
+
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def sh(*argv: str) -> str:
     return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True).stdout
-
-
-def wait_for(predicate, timeout: float = 30.0, step: float = 0.25):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 @pytest.fixture(params=["json", "text"])

@@ -11,12 +11,8 @@ from radical.edge import BridgeClient, EdgeError, PluginClient
 
 
 @pytest.fixture(scope="module")
-def sdk_edge(redis_url, bridge_url, log_dir):
-    from radical.edge import services
-
-    svc = services.start_edge(redis_url, "sdk1", "echo,sysinfo", log_dir, bridge_url=bridge_url)
-    yield svc
-    svc.stop()
+def sdk_edge(module_edges):
+    return module_edges(name="sdk1", plugins="echo,sysinfo")
 
 
 @pytest.fixture

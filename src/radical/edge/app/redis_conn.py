@@ -39,11 +39,6 @@ def async_redis(settings: Settings, *, pubsub: bool = False) -> aioredis.Redis:
     return aioredis.Redis(connection_pool=pool)
 
 
-def sync_redis(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout,
-                                socket_connect_timeout=settings.redis_timeout)
-
-
 def redis_reachable(url: str, timeout: float = 1.0) -> bool:
     try:
         client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)

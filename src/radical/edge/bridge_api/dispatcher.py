@@ -34,7 +34,6 @@ class CallDispatcher:
         self.commands = commands
         self.reply_channel = keys.reply_channel(bridge_id)
         self._pending: dict[str, tuple[asyncio.Future, str]] = {}
-        self.late_replies = 0
 
     @property
     def pending(self) -> int:
@@ -77,8 +76,7 @@ class CallDispatcher:
             log.warning("ignoring malformed reply on %s", self.reply_channel)
             return
         entry = self._pending.get(reply.id)
-        if entry is None or entry[0].done():
-            self.late_replies += 1
+        if entry is None or entry[0].done():  # late: the caller got its 503/504 already
             return
         entry[0].set_result(reply)
 

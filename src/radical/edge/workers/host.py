@@ -86,7 +86,6 @@ class PluginHost:
         self.router = Router()
         self.plugins: dict[str, Plugin] = {}
         self.draining: str | None = None
-        self.dropped_expired = 0
         self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="plugin-host",
                                         daemon=True)
@@ -230,7 +229,6 @@ class PluginHost:
     async def _handle(self, call: CallRequest) -> None:
         started = time.time()
         if call.expired(started):
-            self.dropped_expired += 1
             log.warning("dropped call %s %s: its deadline passed %.1f s ago",
                         call.method, call.path, time.time() - call.deadline)
             return

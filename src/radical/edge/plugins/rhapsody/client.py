@@ -63,7 +63,6 @@ class RhapsodyClient(CompletionMixin, WireMixin, PluginClient):
         self._uid_prefix = f"task.{uuid.uuid4().hex[:8]}"
         self._uids = itertools.count(1)
         self._pool: ThreadPoolExecutor | None = None
-        self._last_note = 0.0
         self.use_msgpack = HAVE_MSGPACK
 
     # -- session ----------------------------------------------------------------------------

@@ -73,7 +73,6 @@ class CompletionMixin:
             records = data.get("tasks") or []
         else:
             records = [data]
-        self._last_note = time.monotonic()
         self._record(records)
 
     def _record(self, records: Iterable[dict]) -> None:
