@@ -235,7 +235,7 @@ def test_tunnel_manager_over_real_ssh(test_sshd, tmp_path, monkeypatch):
     """The parent's SSH side alone: accept-new host keys, remote forward, port file (SFTP)."""
     import asyncio
 
-    from radical.edge.workers.launch import tunnel as tunnel_mod
+    from radical.edge.hpc.launch import tunnel as tunnel_mod
 
     known = tmp_path / "ssh" / "known_hosts"  # does not exist yet: accept-new records it
     for key, value in {**test_sshd.env(tunnel_dir=tmp_path / "tunnels"),

@@ -18,8 +18,8 @@ from radical.edge.plugins.queue_info.backends import (CancelConflict, UnknownJob
 from radical.edge.plugins.queue_info.backends.shapes import (ALLOCATION_KEYS, JOB_KEYS,
                                                             QUEUE_KEYS)
 from radical.edge.plugins.queue_info.backends.slurm import QueueInfoSlurm
-from radical.edge.workers.batch import detect_batch_system
-from radical.edge.workers.batch.slurm import SlurmBatchSystem
+from radical.edge.hpc.batch import detect_batch_system
+from radical.edge.hpc.batch.slurm import SlurmBatchSystem
 
 from psij_helpers import wait_for
 
@@ -121,7 +121,7 @@ def test_unknown_queue_and_job(qi: QueueInfoSlurm) -> None:
 
 def test_allocation_inside_a_real_job(tmp_path: Path) -> None:
     """srun a probe: inside the job, detection says compute and summarises the allocation."""
-    probe = ("import json; from radical.edge.workers.batch import detect_batch_system, "
+    probe = ("import json; from radical.edge.hpc.batch import detect_batch_system, "
              "host_role; b = detect_batch_system(); "
              "print(json.dumps({'role': host_role(), 'alloc': b.allocation()}))")
     env = {**os.environ, "PYTHONPATH": str(SRC)}

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from radical.edge.workers.batch import (ALLOCATION_KEYS, backends, detect_batch_system,
+from radical.edge.hpc.batch import (ALLOCATION_KEYS, backends, detect_batch_system,
                                         host_role, run_command)
-from radical.edge.workers.batch.pbs import (exec_hosts, loads_pbs_json, parse_pbs_mem_mb,
+from radical.edge.hpc.batch.pbs import (exec_hosts, loads_pbs_json, parse_pbs_mem_mb,
                                            parse_pbs_walltime, select_chunk)
-from radical.edge.workers.batch.slurm import expand_hostlist, gpus_from_text, parse_slurm_time
+from radical.edge.hpc.batch.slurm import expand_hostlist, gpus_from_text, parse_slurm_time
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pbs"
 
@@ -50,7 +50,7 @@ def test_registry_order_and_names() -> None:
 
 def test_base_and_registry_do_not_import_backends() -> None:
     for mod in ("base", "registry"):
-        src = Path(importlib.import_module(f"radical.edge.workers.batch.{mod}").__file__)
+        src = Path(importlib.import_module(f"radical.edge.hpc.batch.{mod}").__file__)
         text = src.read_text()
         assert "from .slurm" not in text and "from .pbs" not in text, mod
         assert "import slurm" not in text and "import pbs" not in text, mod

@@ -20,10 +20,10 @@ pytest.importorskip("psij")
 from radical.edge.app import keys  # noqa: E402
 from radical.edge.app.protocol import CallRequest  # noqa: E402
 from radical.edge.plugins.psij.plugin import PsijPlugin  # noqa: E402
-from radical.edge.workers import launch  # noqa: E402
-from radical.edge.workers.dispatch import dispatch  # noqa: E402
-from radical.edge.workers.launch import ssh as ssh_mod  # noqa: E402
-from radical.edge.workers.launch import tunnel as tunnel_mod  # noqa: E402
+from radical.edge.hpc import launch  # noqa: E402
+from radical.edge.workers.call_runner import run_call  # noqa: E402
+from radical.edge.hpc.launch import ssh as ssh_mod  # noqa: E402
+from radical.edge.hpc.launch import tunnel as tunnel_mod  # noqa: E402
 from radical.edge.workers.router import Router  # noqa: E402
 
 
@@ -61,7 +61,7 @@ class Edge:
         call = CallRequest.new(reply_to="r", timeout=30, method=method, path=f"/psij/{path}",
                                query=query, headers=[["content-type", "application/json"]],
                                body=raw)
-        reply = await dispatch(self.host.router, call, {})
+        reply = await run_call(self.host.router, call, {})
         data = reply.body_bytes()
         return reply.status, (orjson.loads(data) if data else None)
 

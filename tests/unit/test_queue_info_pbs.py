@@ -20,7 +20,7 @@ from radical.edge.plugins.queue_info.backends import (CancelConflict, CancelDeni
 from radical.edge.plugins.queue_info.backends.pbs import QueueInfoPBS
 from radical.edge.plugins.queue_info.backends.shapes import (ALLOCATION_KEYS, JOB_KEYS,
                                                             QUEUE_KEYS)
-from radical.edge.workers.batch.base import CmdResult
+from radical.edge.hpc.batch.base import CmdResult
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "pbs"
 SITE_A = {("qstat", "-Q"): "qstat_Qf.json", ("qstat", "-B"): "qstat_Bf.json",

@@ -19,7 +19,7 @@ from radical.edge.plugins.queue_info.backends.slurm import QueueInfoSlurm
 from radical.edge.plugins.queue_info.backends.slurm_parse import (
     build_queues, jobs_from_squeue_json, jobs_from_squeue_text, nodes_from_sinfo_json,
     nodes_from_sinfo_text, num, parse_assocs, parse_partitions, states)
-from radical.edge.workers.batch.base import CmdResult
+from radical.edge.hpc.batch.base import CmdResult
 
 # -- recorded on slurm 22.05.8 -------------------------------------------------------------------
 SCONTROL_PARTS = (

@@ -19,7 +19,7 @@ from radical.edge.app.protocol import CallRequest
 from radical.edge.plugins.rhapsody import backends, housekeeping
 from radical.edge.plugins.rhapsody.executor import pid_alive
 from radical.edge.plugins.rhapsody.plugin import RhapsodyPlugin
-from radical.edge.workers.dispatch import dispatch
+from radical.edge.workers.call_runner import run_call
 from radical.edge.workers.router import Router
 
 FN = "radical.edge.plugins.rhapsody.functions"
@@ -69,7 +69,7 @@ class Edge:
             raw = orjson.dumps(body)
         call = CallRequest.new(reply_to="r", timeout=30, method=method, path=f"/rhapsody/{path}",
                                headers=[["content-type", ctype]], body=raw, auth=auth)
-        reply = await dispatch(self.host.router, call, {})
+        reply = await run_call(self.host.router, call, {})
         data = reply.body_bytes()
         return reply.status, (orjson.loads(data) if data else None)
 

@@ -5,6 +5,8 @@ and a `redis-cli --scan --pattern 'redge:*'` shows all state this project owns.
 """
 from __future__ import annotations
 
+import re
+
 PREFIX = "redge"
 
 #: set of every edge name that has announced itself (alive or recently gone)
@@ -19,6 +21,9 @@ NOTIFICATIONS_MAXLEN = 20_000
 #: first path segments of the bridge's own routes: no edge may be named like them
 RESERVED_EDGE_NAMES = frozenset({"edge", "bridge", "events", "portal", "docs", "openapi.json",
                                  "redoc", "favicon.ico", "static"})
+
+#: what an edge name may look like (it becomes part of URLs, queue and key names)
+EDGE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 #: the Celery task name every plugin call travels as
 CALL_TASK = "radical.edge.call"
@@ -47,3 +52,13 @@ def reply_channel(bridge_id: str) -> str:
 def tunnel_info(edge_name: str) -> str:
     """Hash describing a reverse SSH tunnel a parent edge opened for a child edge."""
     return f"{PREFIX}:tunnel:{edge_name}"
+
+
+def validate_name(name: str) -> str:
+    """Return `name` if it may name an edge, else raise ValueError saying why."""
+    if name in RESERVED_EDGE_NAMES:
+        raise ValueError(f"edge name {name!r} is reserved for the bridge's own routes")
+    if not EDGE_NAME_RE.match(name):
+        raise ValueError(f"invalid edge name {name!r}: use letters, digits, '.', '_' or '-' "
+                         "(at most 128, starting with a letter or digit)")
+    return name

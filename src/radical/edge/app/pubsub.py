@@ -16,7 +16,7 @@ import hiredis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .lean import auth_commands, encode, parse_url
+from .pipelined import auth_commands, encode, parse_url
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from ..app import keys
-from ..app.lean import Commands
+from ..app.pipelined import Commands
 from ..app.protocol import CallReply, CallRequest, celery_message
 
 log = logging.getLogger(__name__)

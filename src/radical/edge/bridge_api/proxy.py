@@ -7,7 +7,6 @@ plugin (404), a body too large (413), an edge that is not connected or is lost m
 from __future__ import annotations
 
 import logging
-import re
 import time
 from typing import Any
 
@@ -18,7 +17,6 @@ from ..app.protocol import FORWARDED_HEADERS, CallRequest, server_timing
 from .dispatcher import BridgeError
 from .state import BridgeState
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 TIMEOUT_HEADER = "x-radical-timeout"
 HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 
@@ -73,7 +71,7 @@ async def read_body(headers: dict[str, str], receive: Any, limit: int) -> bytes:
 
 def resolve(state: BridgeState, edge: str, plugin: str) -> None:
     """Raise the bridge's own 404/503 unless `edge` is alive and has `plugin`."""
-    if not NAME_RE.match(edge):
+    if not keys.EDGE_NAME_RE.match(edge):
         raise BridgeError(404, f"unknown edge '{edge[:128]}'")
     where = state.watcher.state_of(edge)
     if where == "unknown":

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from ..app import keys
-from ..app.lean import Commands
+from ..app.pipelined import Commands
 from ..app.pubsub import subscribe_forever
 from ..app.redis_conn import async_redis
 from ..app.topology import TopologyWatcher, edge_summary

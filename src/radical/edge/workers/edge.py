@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import socket
 import sys
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from celery.signals import worker_ready
 
 from ..app import keys
+from ..app.keys import validate_name
 from ..app.celery_app import make_celery
 from ..plugins import loader
 from ..settings import Settings
@@ -22,25 +22,13 @@ log = logging.getLogger(__name__)
 #: a shorter switch interval hands it over sooner (measured: see bench/RESULTS.md)
 SWITCH_INTERVAL = 0.0002
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
 def default_edge_name() -> str:
     return socket.gethostname().split(".")[0]
 
 
-def validate_name(name: str) -> str:
-    if name in keys.RESERVED_EDGE_NAMES:
-        raise ValueError(f"edge name {name!r} is reserved for the bridge's own routes")
-    if not NAME_RE.match(name):
-        raise ValueError(f"invalid edge name {name!r}: use letters, digits, '.', '_' or '-' "
-                         "(at most 128, starting with a letter or digit)")
-    return name
-
-
 def detect_batch() -> Any:
     try:
-        from .batch import detect_batch_system
+        from ..hpc.batch import detect_batch_system
     except ImportError:
         return None
     return detect_batch_system()

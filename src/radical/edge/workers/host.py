@@ -22,7 +22,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from ..app import keys
-from ..app.lean import Commands
+from ..app.pipelined import Commands
 from ..app.protocol import CallReply, CallRequest
 from ..app.pubsub import subscribe_forever
 from ..app.redis_conn import async_redis
@@ -31,7 +31,7 @@ from ..plugins.base import Plugin
 from ..settings import Settings
 from ..version import __version__
 from .announcer import Announcer
-from .dispatch import dispatch
+from .call_runner import run_call
 from .notifier import Notifier
 from .router import Router
 
@@ -238,7 +238,7 @@ class PluginHost:
         if self.draining:
             reply = CallReply.error(call.id, 503, self.draining)
         else:
-            reply = await dispatch(self.router, call, {"edge": self.edge_name, "host": self})
+            reply = await run_call(self.router, call, {"edge": self.edge_name, "host": self})
         reply.timing = [call.received or started, started, time.time()]
         try:
             await self.replies.call("PUBLISH", call.reply_to, reply.dumps())

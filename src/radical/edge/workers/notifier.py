@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..app import keys
-from .dispatch import dump_json
+from .call_runner import dump_json
 
 log = logging.getLogger(__name__)
 

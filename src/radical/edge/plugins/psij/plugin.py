@@ -33,9 +33,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from radical.edge.app import keys
-from radical.edge.workers import launch
-from radical.edge.workers.launch.ssh import SSHSettings
-from radical.edge.workers.launch.tunnel import TunnelManager
+from radical.edge.hpc import launch
+from radical.edge.hpc.launch.ssh import SSHSettings
+from radical.edge.hpc.launch.tunnel import TunnelManager
 
 from ..base import Plugin, PluginHostAPI, PluginSession, json_body
 from .executors import ExecutorPool, psij_root
@@ -188,7 +188,7 @@ class PsijPlugin(Plugin):
         if not name:
             raise HTTPException(422, "submit_tunneled needs the child edge's name in "
                                      "job_spec.arguments: [\"-n\", \"<edge_name>\", ...]")
-        from radical.edge.workers.edge import validate_name
+        from radical.edge.app.keys import validate_name
 
         try:
             validate_name(name)

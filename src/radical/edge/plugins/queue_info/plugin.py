@@ -13,7 +13,7 @@ from typing import Any, Callable
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from radical.edge.workers.batch import BatchSystem, detect_batch_system
+from radical.edge.hpc.batch import BatchSystem, detect_batch_system
 
 from ..base import Plugin, PluginHostAPI, PluginSession
 from .backends import QueueInfo, QueueInfoError, make_queue_info

@@ -19,7 +19,7 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
-from radical.edge.workers.batch.base import BatchSystem, CmdResult, run_command
+from radical.edge.hpc.batch.base import BatchSystem, CmdResult, run_command
 
 from .shapes import job_in_queue
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from radical.edge.workers.batch import BatchSystem, detect_batch_system
+from radical.edge.hpc.batch import BatchSystem, detect_batch_system
 
 from .base import QueueInfo
 

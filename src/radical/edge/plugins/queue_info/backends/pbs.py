@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 
-from radical.edge.workers.batch.pbs import loads_pbs_json
+from radical.edge.hpc.batch.pbs import loads_pbs_json
 
 from .base import (ALL_USERS, BackendUnavailable, CancelConflict, CancelDenied, CancelFailed,
                    QueueInfo, UnknownJob, groups_of)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from radical.edge.workers.batch.base import as_int
-from radical.edge.workers.batch.pbs import (exec_hosts, parse_pbs_mem_mb, parse_pbs_time,
+from radical.edge.hpc.batch.base import as_int
+from radical.edge.hpc.batch.pbs import (exec_hosts, parse_pbs_mem_mb, parse_pbs_time,
                                            parse_pbs_walltime)
 
 from .shapes import allocation_record, job_record, minutes, queue_record

@@ -12,7 +12,7 @@ import json
 import logging
 import re
 
-from radical.edge.workers.batch.slurm import parse_kv_line
+from radical.edge.hpc.batch.slurm import parse_kv_line
 
 from .base import (ALL_USERS, BackendUnavailable, CancelConflict, CancelDenied, CancelFailed,
                    QueueInfo, UnknownJob, groups_of)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any, Iterable
 
-from radical.edge.workers.batch.slurm import (expand_hostlist, gpus_from_text, parse_kv_line,
+from radical.edge.hpc.batch.slurm import (expand_hostlist, gpus_from_text, parse_kv_line,
                                              parse_slurm_time)
 
 from .shapes import TERMINAL_STATES, allocation_record, job_record, minutes, queue_record

@@ -80,7 +80,7 @@ class _Protocol(asyncio.Protocol):
                 fut.set_exception(exc)
 
 
-class LeanRedis:
+class PipelinedRedis:
     """`await lean.call("LPUSH", key, value)`; safe for many concurrent callers."""
 
     def __init__(self, url: str, timeout: float) -> None:
@@ -164,7 +164,7 @@ class Commands:
 
     def __init__(self, redis: aioredis.Redis, url: str, timeout: float) -> None:
         self._redis = redis
-        self._lean = LeanRedis(url, timeout) if url.startswith("redis://") else None
+        self._lean = PipelinedRedis(url, timeout) if url.startswith("redis://") else None
 
     async def call(self, *args: Any) -> Any:
         if self._lean is not None:

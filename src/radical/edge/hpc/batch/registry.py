@@ -36,7 +36,7 @@ def get_backend(name: str) -> type[BatchSystem] | None:
 def _fallback() -> type[BatchSystem]:
     none = _REGISTRY.get("none")
     if none is None:  # only when someone imported registry without the package
-        raise RuntimeError("no 'none' batch system registered; import radical.edge.workers.batch")
+        raise RuntimeError("no 'none' batch system registered; import radical.edge.hpc.batch")
     return none
 
 

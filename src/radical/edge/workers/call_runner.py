@@ -87,7 +87,7 @@ async def render(call_id: str, result: Any) -> CallReply:
     return CallReply.build(call_id, 200, dump_json(result), JSON)
 
 
-async def dispatch(router: Router, call: CallRequest, state: dict[str, Any]) -> CallReply:
+async def run_call(router: Router, call: CallRequest, state: dict[str, Any]) -> CallReply:
     """Route and run one call; never raises (errors become 4xx/5xx replies)."""
     try:
         handler, params = router.match(call.method, call.path)

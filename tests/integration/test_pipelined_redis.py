@@ -1,4 +1,4 @@
-"""The lean pipelined Redis connection against a real Redis: order, errors, restarts."""
+"""The pipelined Redis connection against a real Redis: order, errors, restarts."""
 from __future__ import annotations
 
 import asyncio
@@ -8,12 +8,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from radical.edge import services
-from radical.edge.app.lean import LeanRedis
+from radical.edge.app.pipelined import PipelinedRedis
 
 
 def test_concurrent_commands_keep_order_and_results(redis_url):
     async def main():
-        lean = LeanRedis(redis_url.replace("/0", "/3"), timeout=5)
+        lean = PipelinedRedis(redis_url.replace("/0", "/3"), timeout=5)
         await lean.call("DEL", "lean:k")
         results = await asyncio.gather(*(lean.call("RPUSH", "lean:k", i) for i in range(500)))
         assert sorted(results) == list(range(1, 501))
@@ -31,7 +31,7 @@ def test_survives_a_redis_restart(log_dir):
 
     async def main():
         nonlocal svc
-        lean = LeanRedis(svc.extra["url"], timeout=2)
+        lean = PipelinedRedis(svc.extra["url"], timeout=2)
         assert await lean.call("PING") == b"PONG"
         svc.stop()
         with pytest.raises(RedisConnectionError):
