@@ -19,8 +19,9 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))  # shared helpers: plain imports
 
 from radical.edge import services  # noqa: E402
-from slurm_fixture import slurm_cluster  # noqa: E402,F401  (shared fixtures)
-from sshd_fixture import test_sshd  # noqa: E402,F401
+
+#: under CI every component must be there: a skip is turned into a failure (see hooks below)
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 LOG_DIR = Path(os.environ.get("RADICAL_EDGE_TEST_LOGS", ROOT / ".run" / "test-logs"))
 
@@ -29,6 +30,24 @@ LOG_DIR = Path(os.environ.get("RADICAL_EDGE_TEST_LOGS", ROOT / ".run" / "test-lo
 def log_dir() -> Path:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     return LOG_DIR
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[dict]:
+    """The single-node SLURM cluster (tests/integration/slurm_fixture.py)."""
+    from slurm_fixture import running_cluster
+
+    yield from running_cluster()
+
+
+@pytest.fixture(scope="module")
+def test_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A throwaway sshd on 127.0.0.1 (asyncssh, an `hpc` extra: imported only when used)."""
+    from sshd_fixture import LocalSSHD
+
+    sshd = LocalSSHD(tmp_path_factory.mktemp("sshd")).start()
+    yield sshd
+    sshd.stop()
 
 
 @pytest.fixture(scope="session")
@@ -109,3 +128,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Browser tests last: Playwright's sync API keeps an event loop running in the main
     thread for the rest of the session, after which `asyncio.run()` in other tests fails."""
     items.sort(key=lambda item: "/tests/e2e/" in str(item.path))
+
+
+def _skip_reason(longrepr: object) -> str:
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Under CI=true a skipped test fails: a suite must not go green by skipping."""
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which counts as a failure: " \
+                          f"{_skip_reason(report.longrepr)}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    """The same for whole modules skipped at import (importorskip, allow_module_level)."""
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"module skipped under CI=true, which counts as a failure: " \
+                          f"{_skip_reason(report.longrepr)}"

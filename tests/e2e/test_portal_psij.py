@@ -3,9 +3,6 @@ and output appear live; cancel; launching a new edge as a batch job (through an 
 and on SLURM where there is one) and seeing it join the tree."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 
 import pytest
 
@@ -120,11 +117,8 @@ def test_launch_an_edge_through_a_tunnel(portal, bridge_url, parent):
 
 
 @pytest.mark.slurm
-@pytest.mark.skipif(not shutil.which("sinfo") or os.geteuid() != 0,
-                    reason="needs the single-node SLURM cluster (scripts/slurm_cluster.sh)")
+@pytest.mark.usefixtures("slurm_cluster")
 def test_launch_an_edge_on_slurm_shows_a_compute_node_with_walltime(portal, bridge_url, parent):
-    if subprocess.run(["sinfo", "-h"], capture_output=True, timeout=10).returncode != 0:
-        pytest.skip("SLURM is installed but not running")
     page = open_psij(portal, bridge_url)
     child = f"{PARENT}.2"
     launch(page, child, "slurm", duration="600")

@@ -2,28 +2,18 @@
 jobs with cancel (behind a confirmation), allocations."""
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 
 import pytest
 
-pytestmark = [
-    pytest.mark.slurm,
-    pytest.mark.skipif(not shutil.which("sbatch") or os.geteuid() != 0,
-                       reason="needs the single-node SLURM cluster "
-                              "(scripts/slurm_cluster.sh start, as root)"),
-]
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
 
 @pytest.fixture(scope="module")
-def slurm_job():
-    if subprocess.run(["sinfo", "-h"], capture_output=True, timeout=10).returncode != 0:
-        pytest.skip("SLURM is installed but not running")
+def slurm_job(slurm_cluster):
     out = subprocess.run(["sbatch", "--parsable", "-J", "portal-demo", "-t", "5",
                           "--wrap", "sleep 240"], capture_output=True, text=True, timeout=30)
-    if out.returncode != 0:
-        pytest.skip(f"sbatch failed: {out.stderr.strip()}")
+    assert out.returncode == 0, f"sbatch failed on the test cluster: {out.stderr.strip()}"
     job_id = out.stdout.strip().split(";")[0]
     yield job_id
     subprocess.run(["scancel", job_id], capture_output=True, timeout=30)

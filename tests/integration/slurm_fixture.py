@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "slurm_cluster.sh"
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[dict]:
-    """{"host", "start_seconds"} of a cluster whose node is idle and whose slurmdbd answers."""
+def running_cluster() -> Iterator[dict]:
+    """{"host", "start_seconds"} of a cluster whose node is idle and whose slurmdbd answers
+    (the body of the session fixture `slurm_cluster` in tests/conftest.py)."""
     if os.geteuid() != 0:
         pytest.skip("the SLURM test cluster needs root (scripts/slurm_cluster.sh start)")
     if not shutil.which("apt-get") and not shutil.which("slurmctld"):

@@ -14,7 +14,6 @@ import asyncio
 import os
 import threading
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -99,10 +98,3 @@ class LocalSSHD:
         if tunnel_dir is not None:
             env["RADICAL_EDGE_TUNNEL_DIR"] = str(tunnel_dir)
         return env
-
-
-@pytest.fixture(scope="module")
-def test_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSSHD]:
-    sshd = LocalSSHD(tmp_path_factory.mktemp("sshd")).start()
-    yield sshd
-    sshd.stop()

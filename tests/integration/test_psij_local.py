@@ -78,7 +78,9 @@ def test_output_streams_by_offset_and_exit_code(pj, notes):
     assert result["state"] == "COMPLETED" and result["exit_code"] == 0
     assert result["stdout"] == "hi there\n"
     notes.wait_state(done["job_id"], "COMPLETED")
-    time.sleep(0.5)  # a duplicate would arrive by now
+    # notifications of one edge arrive in order: a duplicate would come before a later job's
+    marker = pj.submit_job({"executable": "true"})
+    notes.wait_state(marker["job_id"], "COMPLETED")
     assert notes.states(done["job_id"]) == ["QUEUED", "ACTIVE", "COMPLETED"]
 
 

@@ -47,7 +47,9 @@ def test_call_for_a_dead_edge_never_runs_later(make_edge, bridge_url):
     assert runs(bridge_url, "phoenix", tag) == 0
 
 
-def test_expired_call_is_dropped_by_the_edge(make_edge, bridge_url):
+def test_call_answered_504_is_withdrawn_and_never_runs(make_edge, bridge_url):
+    """The bridge's side of deadlines (LREM of the queued call); the edge's own drop of
+    expired calls is proven in test_call_semantics.py."""
     svc = make_edge("echo", name="frozen")
     tag = uuid.uuid4().hex[:8]
     os.kill(svc.pid, signal.SIGSTOP)  # the edge cannot consume; its heartbeat key stays

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from radical.edge import BridgeClient, EdgeError, PluginClient
+from radical.edge import BridgeClient, EdgeError, PluginClient, services
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +73,12 @@ def test_http_errors_carry_status_and_detail(bc, sdk_edge):
     echo.close()
 
 
-def test_topology_callback_sees_join_and_leave(bc, make_edge):
+def test_topology_callback_sees_join_and_leave(bc, sdk_edge, make_edge):
     seen: queue.Queue = queue.Queue()
     bc.register_topology_callback(lambda edges: seen.put(sorted(edges)))
     assert bc.wait_for_listener(10)
     first = seen.get(timeout=10)  # topology comes first on connect
-    assert "sdk1" in first or first  # whatever is connected now
+    assert "sdk1" in first  # the module's edge is connected when we subscribe
     svc = make_edge("sysinfo", name="joiner")
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -102,30 +102,39 @@ def test_notifications_from_async_and_thread(bc, sdk_edge):
     echo = bc.get_edge_client("sdk1").get_plugin("echo")
     assert echo._post("notify", {"n": 5, "tag": "nt"}) == {"sent": 10}
     events = [got.get(timeout=10) for _ in range(10)]
+    # one edge's notifications arrive in order: after a later one, a duplicate would be in
+    echo._post("notify", {"n": 1, "tag": "barrier"})
+    rest = [got.get(timeout=10) for _ in range(2)]
+    assert [d["tag"] for _e, _p, _t, d in rest] == ["barrier", "barrier"], "nothing duplicated"
     by_topic: dict[str, list[int]] = {}
     for edge, plugin, topic, data in events:
         assert (edge, plugin, data["tag"]) == ("sdk1", "echo", "nt")
         by_topic.setdefault(topic, []).append(data["i"])
     assert by_topic == {"async_topic": list(range(5)), "thread_topic": list(range(5))}
-    with pytest.raises(queue.Empty):
-        got.get(timeout=0.5)  # nothing duplicated
     echo.close()
 
 
 def test_plugin_level_callback_and_topic_filter(bc, sdk_edge):
-    got: queue.Queue = queue.Queue()
+    got: list[tuple[str, str]] = []
+    everything: queue.Queue = queue.Queue()  # every echo notification, in arrival order
     echo = bc.get_edge_client("sdk1").get_plugin("echo")
-    cb = lambda e, p, t, d: got.put(t)  # noqa: E731
+    cb = lambda e, p, t, d: got.append((t, d["tag"]))  # noqa: E731
     echo.register_notification_callback(cb, topic="thread_topic")
+    bc.register_callback("sdk1", "echo", None, lambda e, p, t, d: everything.put(d["tag"]))
     assert bc.wait_for_listener(10)
+
+    def barrier(tag: str) -> None:
+        """Callbacks run in arrival order: once this tag is seen, earlier events were too."""
+        echo._post("notify", {"n": 1, "tag": tag})
+        services.wait_until(lambda: list(everything.queue).count(tag) == 2, 10, tag)
+
     echo._post("notify", {"n": 3, "tag": "pl"})
-    assert [got.get(timeout=10) for _ in range(3)] == ["thread_topic"] * 3
-    with pytest.raises(queue.Empty):
-        got.get(timeout=0.5)
+    barrier("b1")
+    assert got == [("thread_topic", "pl")] * 3 + [("thread_topic", "b1")]
     echo.unregister_notification_callback(cb, topic="thread_topic")
     echo._post("notify", {"n": 1, "tag": "pl2"})
-    with pytest.raises(queue.Empty):
-        got.get(timeout=1.0)
+    barrier("b2")
+    assert ("thread_topic", "pl2") not in got and len(got) == 4
     echo.close()
 
 
@@ -135,6 +144,8 @@ def test_sse_resumes_with_last_event_id(bridge_url, bc, sdk_edge):
 
     echo = bc.get_edge_client("sdk1").get_plugin("echo")
 
+    connected = threading.Event()
+
     def read_events(headers: dict, want: int) -> list[tuple[str, dict]]:
         out: list[tuple[str, dict]] = []
         with httpx.stream("GET", f"{bridge_url}/events", headers=headers, timeout=10) as r:
@@ -143,6 +154,7 @@ def test_sse_resumes_with_last_event_id(bridge_url, bc, sdk_edge):
                 if line.startswith("id:"):
                     eid = line[3:].strip()
                 elif line.startswith("data:"):
+                    connected.set()  # the first event (topology) has arrived
                     msg = orjson.loads(line[5:])
                     if msg["topic"] == "notification" and msg["data"]["data"].get("tag") == "resume":
                         out.append((eid, msg["data"]["data"]))
@@ -154,7 +166,7 @@ def test_sse_resumes_with_last_event_id(bridge_url, bc, sdk_edge):
     first: list = []
     t = threading.Thread(target=lambda: (first.extend(read_events({}, 1)), done.set()))
     t.start()
-    time.sleep(1.0)
+    assert connected.wait(10)
     echo._post("notify", {"n": 4, "tag": "resume"})  # 8 notifications
     assert done.wait(10)
     resumed = read_events({"Last-Event-ID": first[0][0]}, 7)

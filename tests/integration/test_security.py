@@ -72,9 +72,20 @@ def test_sdk_with_token(auth_bridge, auth_edge, monkeypatch):
         bc.close()
 
 
-def test_token_never_logged(auth_bridge, auth_edge):
-    httpx.get(f"{auth_bridge.extra['url']}/authedge/echo/version", params={"token": TOKEN})
-    for log in (auth_bridge.log_path, auth_edge.log_path):
+def test_token_never_logged(redis_url, log_dir, auth_edge):
+    """With the access log on and DEBUG logging, requests are logged, their tokens are not."""
+    logged = services.start_bridge(redis_url, log_dir=log_dir, token=TOKEN,
+                                   env={"RADICAL_EDGE_ACCESS_LOG": "true",
+                                        "RADICAL_EDGE_LOG_LEVEL": "DEBUG"})
+    try:
+        r = httpx.get(f"{logged.extra['url']}/authedge/echo/version", params={"token": TOKEN},
+                      timeout=10)
+        assert r.status_code == 200
+        services.wait_until(lambda: "/authedge/echo/version" in logged.log_tail(200), 10,
+                            "the access log line of the request")
+    finally:
+        logged.stop()
+    for log in (logged.log_path, auth_edge.log_path):
         assert TOKEN not in Path(log).read_text(errors="replace")
 
 
@@ -117,6 +128,7 @@ def test_https_bridge_with_given_cert(redis_url, log_dir, tls_files, monkeypatch
 def test_broker_refuses_pickle(redis_url, make_edge, bridge_url):
     """A pickled task message pushed on an edge queue is rejected, never unpickled."""
     import base64
+    import json
     import pickle
 
     import redis
@@ -134,10 +146,10 @@ def test_broker_refuses_pickle(redis_url, make_edge, bridge_url):
            "headers": {"lang": "py", "task": "radical.edge.call", "id": "evil-1"},
            "properties": {"delivery_tag": "evil-1", "body_encoding": "base64",
                           "delivery_info": {"exchange": "", "routing_key": "edge.nopickle"}}}
-    import json
-    redis.Redis.from_url(redis_url).lpush("edge.nopickle", json.dumps(msg))
-    import time
-    time.sleep(1.5)
+    client = redis.Redis.from_url(redis_url)
+    client.lpush("edge.nopickle", json.dumps(msg))
+    # the queue is FIFO: once a later call is answered, the edge has taken the pickle
+    assert httpx.get(f"{bridge_url}/nopickle/echo/version", timeout=10).status_code == 200
+    assert client.llen("edge.nopickle") == 0
     assert not marker.exists()
     assert svc.alive()
-    assert httpx.get(f"{bridge_url}/nopickle/echo/version", timeout=5).status_code == 200

@@ -253,9 +253,20 @@ def test_skipped_states_are_fine(tmp_path):
 
 
 def test_concurrent_reports_notify_each_state_once_in_order(tmp_path):
+    """psij calls the status callback from several threads: the session's own callback
+    (`PsijSession._on_status`, with its locking) must notify each state once, in order."""
+    from types import SimpleNamespace
+
+    from radical.edge.plugins.psij.session import PsijSession
+
+    job = SimpleNamespace(native_id="42")
     for _round in range(20):
-        rec = _record(tmp_path)
+        session = PsijSession("s1", pool=None, out_root=tmp_path)
         sent: list[str] = []
+        session.notify = lambda topic, note: sent.append(note["state"])  # type: ignore
+        (tmp_path / "o").write_text("out\n")
+        rec = JobRecord("j1", "local", JobRequest(executable="/bin/true"), str(tmp_path / "o"),
+                        str(tmp_path / "e"))
         reports = ["QUEUED", "ACTIVE", "QUEUED", "ACTIVE", "COMPLETED", "FAILED"] * 5
         random.shuffle(reports)
         barrier = threading.Barrier(8)
@@ -263,10 +274,8 @@ def test_concurrent_reports_notify_each_state_once_in_order(tmp_path):
         def worker(states):
             barrier.wait()
             for state in states:
-                with rec.lock:  # what PsijSession._on_status does
-                    note = rec.apply(state)
-                    if note:
-                        sent.append(note["state"])
+                status = SimpleNamespace(state=state, message=None, exit_code=None, time=None)
+                session._on_status(rec, job, status)
 
         threads = [threading.Thread(target=worker, args=(reports[i::8],)) for i in range(8)]
         for t in threads:

@@ -15,6 +15,8 @@ import msgpack
 import orjson
 import pytest
 
+pytest.importorskip("rhapsody", reason="needs the hpc extra (rhapsody-py)")
+
 from radical.edge.app.protocol import CallRequest
 from radical.edge.plugins.rhapsody import backends, housekeeping
 from radical.edge.plugins.rhapsody.executor import pid_alive
@@ -297,12 +299,19 @@ def test_big_batch_counts_and_memory_is_released() -> None:
     run(main())
 
 
-def test_default_backends_without_dragon() -> None:
+def test_default_backends_follow_dragon(monkeypatch) -> None:
+    import sys
+    import types
+
     try:
-        import dragon  # noqa: F401
-        assert backends.default_backends() == ["dragon_v3"]
-    except ImportError:
+        monkeypatch.setitem(sys.modules, "dragon", None)  # import dragon -> ImportError
+        backends.default_backends.cache_clear()
         assert backends.default_backends() == ["concurrent"]
+        monkeypatch.setitem(sys.modules, "dragon", types.ModuleType("dragon"))
+        backends.default_backends.cache_clear()
+        assert backends.default_backends() == ["dragon_v3"]
+    finally:
+        backends.default_backends.cache_clear()
 
 
 def test_scratch_dirs_of_dead_edges_are_swept(tmp_path) -> None:

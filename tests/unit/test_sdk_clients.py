@@ -341,7 +341,9 @@ def test_sdk_imports_without_edge_dependencies() -> None:
         from radical.edge.sdk.edge import resolve_client_class
         from radical.edge.plugins.sysinfo.client import SysInfoClient
         assert resolve_client_class("sysinfo") is SysInfoClient
-        assert resolve_client_class("psij") is not None   # client or generic fallback
+        from radical.edge.plugins.psij.client import PsijClient
+        assert resolve_client_class("psij") is PsijClient   # no psij-python needed
+        assert resolve_client_class("nosuchplugin") is PluginClient   # generic fallback
         from radical.edge.sdk.errors import json_dumps, json_loads
         assert json_loads(json_dumps({"a": 1})) == {"a": 1}   # stdlib fallback
     """)

@@ -5,6 +5,7 @@ import asyncio
 import collections
 import json
 import os
+import shutil
 import stat
 import threading
 import time
@@ -284,6 +285,10 @@ def test_collect_metrics_on_this_host():
         _check_types(net, {"interface": str, "ip": str, "mac": str, "rx_bytes": int,
                            "tx_bytes": int, "speed_mbps": int})
         assert net["interface"] != "lo" and net["ip"]
+    if not any(shutil.which(tool) for tool in ("nvidia-smi", "rocm-smi", "amd-smi")):
+        assert data["gpus"] == []  # no GPU tool here: nothing may be invented
+    else:
+        assert data["gpus"], "a GPU tool is installed but no GPU was reported"
     for gpu in data["gpus"]:
         _check_types(gpu, {"name": str, "vendor": str, "mem_total": int, "mem_used": int})
         assert {"id", "util_gpu", "util_mem"} <= set(gpu)
