@@ -2,7 +2,7 @@
 # A single-node SLURM test cluster (Debian 12: slurm-wlm 22.05, munge, slurmdbd on MariaDB),
 # started by hand because test machines and CI containers have no systemd.
 #
-# Usage (as root):  scripts/slurm_cluster.sh start|stop|status
+# Usage (as root):  scripts/slurm_cluster.sh start|stop|status|conf
 #   start   install what is missing, write the config, (re)start the daemons, wait for an idle
 #           node; a no-op when the cluster this script started is already healthy
 #   stop    stop, by pid file, only what this script started (MariaDB only if we started it)
@@ -11,13 +11,17 @@
 # Result: cluster `radical`, partitions `debug` (default) and `batch`, account `radical` with
 # root (and $SUDO_USER) associated under QOS `normal`; node = this host, CPUs=2.
 # Env: SLURM_CLUSTER_WAIT (seconds, default 60) bounds every wait for a daemon;
-#      SLURM_CLUSTER_DB_PORT (default 3306) is where MariaDB is looked for / started.
+#      SLURM_CLUSTER_DB_PORT (default 3306) is where MariaDB is looked for / started;
+#      SLURM_CLUSTER_CONF_DIR (default /etc/radical-edge-slurm) holds OUR slurm.conf and
+#      slurmdbd.conf: a site's /etc/slurm is never written. Clients of this cluster need
+#      SLURM_CONF=<that dir>/slurm.conf (scripts/test.sh exports it; `conf` prints it).
 set -euo pipefail
 
 ACTION=${1:-status}
 HOST=$(hostname -s)
 RUN=/run/radical-edge-slurm              # our pid files: only what WE started lives here
-CONF_DIR=/etc/slurm
+CONF_DIR=${SLURM_CLUSTER_CONF_DIR:-/etc/radical-edge-slurm}
+export SLURM_CONF=$CONF_DIR/slurm.conf    # daemons and clients of this script use our config
 LOG=/var/log/radical-edge-slurm
 STATE=/var/spool/radical-edge-slurm/ctld
 SPOOL=/var/spool/radical-edge-slurm/d
@@ -225,8 +229,9 @@ add_associations() { # account radical, users root (+ invoking user), QOS normal
   say "account radical with users ${users[*]} (QOS normal)"
 }
 
-cluster_healthy() { # our daemons alive and the node schedulable
+cluster_healthy() { # our daemons alive, started with our config, and the node schedulable
   alive slurmctld && alive slurmd && alive slurmdbd || return 1
+  [[ -f $RUN/conf && $(cat "$RUN/conf") == "$SLURM_CONF" && -f $SLURM_CONF ]] || return 1
   local st; st=$(timeout 10 sinfo -h -n "$HOST" -o %t 2>/dev/null | head -1) || return 1
   [[ $st =~ ^(idle|mix|alloc|comp)$ ]]
 }
@@ -239,6 +244,7 @@ do_stop() {
   stop_daemons slurmd slurmctld   # the controller's last words go to slurmdbd,
   stop_daemons slurmdbd           # which stops before the database it writes to
   stop_daemons mariadbd munged
+  rm -f "$RUN/conf"
   say "stopped"
 }
 
@@ -256,6 +262,7 @@ do_start() {
   start_mariadb
   prepare_db
   write_conf
+  echo "$SLURM_CONF" >"$RUN/conf"
   start_slurmdbd
   add_associations
   timeout 30 slurmctld
@@ -281,8 +288,9 @@ do_status() {
 }
 
 case $ACTION in
+  conf) echo "$SLURM_CONF" ;;
   start) do_start ;;
   stop) do_stop ;;
   status) do_status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|conf" >&2; exit 2 ;;
 esac

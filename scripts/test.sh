@@ -9,6 +9,7 @@ T0=$SECONDS
 scripts/setup.sh --dev
 if [[ $(id -u) == 0 ]]; then
   scripts/slurm_cluster.sh start   # single-node SLURM for the HPC tests (root only)
+  export SLURM_CONF; SLURM_CONF=$(scripts/slurm_cluster.sh conf)   # its own config dir
 else
   echo "not root: SLURM tests will be skipped" >&2
 fi

@@ -32,6 +32,10 @@ def running_cluster() -> Iterator[dict]:
     took = time.monotonic() - started
     if proc.returncode != 0:
         pytest.fail(f"slurm_cluster.sh start failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    # the cluster has its own config dir; processes started from here (edges, sbatch) use it
+    conf = subprocess.run(["bash", str(SCRIPT), "conf"], capture_output=True, text=True,
+                          timeout=30).stdout.strip()
+    os.environ["SLURM_CONF"] = conf
     host = subprocess.run(["hostname", "-s"], capture_output=True, text=True).stdout.strip()
     yield {"host": host, "start_seconds": took, "log": proc.stderr}
     if os.environ.get("RADICAL_EDGE_SLURM_STOP") == "1":
