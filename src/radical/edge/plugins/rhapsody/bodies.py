@@ -56,7 +56,7 @@ def decode_json(raw: bytes, limits: BodyLimits) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        if "recursion" in str(exc):
+        if "recursion" in str(exc) or "depth" in str(exc):
             raise HTTPException(422, f"JSON body nested too deeply: {exc}") from None
         raise HTTPException(400, f"malformed JSON body: {exc}") from None
 
