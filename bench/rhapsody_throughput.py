@@ -206,6 +206,7 @@ def sse_delivery(bridge_url: str, token: str | None, edge: str, listeners: int, 
 
 # -- main -----------------------------------------------------------------------------------
 def main() -> int:
+    global NOOP
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bridge-url")
     ap.add_argument("--edge", default="bench-rh")
@@ -225,7 +226,6 @@ def main() -> int:
     ap.add_argument("--no-sse", action="store_true", help="skip the SSE delivery runs")
     ap.add_argument("--json", help="also write the raw results here")
     args = ap.parse_args()
-    global NOOP
     NOOP = args.function
 
     sizes = sizes_up_to(args.max_batch)
