@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 #: most tasks in one frame to one worker
 MAX_CHUNK = 4096
+#: seconds after a skip message when a worker still running a skipped task is killed
+SKIP_RECHECK = 0.5
 _BOOT = "from radical.edge.plugins.rhapsody.worker_main import main; main()"
 
 
@@ -203,7 +205,15 @@ class WorkerPool:
                 try:
                     worker.send(("skip", seqs))
                 except (ConnectionError, RuntimeError):
-                    pass
+                    continue
+                # the worker may have started one before it read the skip: kill it then
+                asyncio.get_running_loop().call_later(SKIP_RECHECK, self._recheck, worker,
+                                                      frozenset(seqs))
+
+    @staticmethod
+    def _recheck(worker: _Proc, seqs: frozenset[int]) -> None:
+        if not worker.killed and worker.running() in seqs:
+            worker.kill()
 
     async def shutdown(self) -> None:
         self._closed = True
