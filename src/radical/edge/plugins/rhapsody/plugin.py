@@ -32,7 +32,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from ..base import Plugin, json_body
+from ..base import Plugin
 from .allowlist import FunctionPolicy
 from .backends import default_backends
 from .bodies import BodyLimits, decode_body
@@ -129,7 +129,9 @@ class RhapsodyPlugin(Plugin):
     # -- sessions ---------------------------------------------------------------------------
     async def register_session(self, request: Request) -> dict:
         """Create a session; its backends come up in the background (see module doc)."""
-        kwargs = await json_body(request, default={})
+        kwargs = await decode_body(request, self.body_limits)
+        if kwargs is None:
+            kwargs = {}
         if not isinstance(kwargs, dict):
             raise HTTPException(422, "register_session expects a JSON object of session "
                                      "arguments")
@@ -180,7 +182,7 @@ class RhapsodyPlugin(Plugin):
         """Current state of the named tasks (a snapshot; completion comes by notification)."""
         session = self._session(request)
         session.require_ready()
-        body = await json_body(request, default={}) or {}
+        body = await decode_body(request, self.body_limits) or {}
         if isinstance(body, list):
             uids = body
         elif isinstance(body, dict):

@@ -25,7 +25,6 @@ import pickle
 import pkgutil
 import select
 import struct
-import sys
 import threading
 import time
 import traceback
