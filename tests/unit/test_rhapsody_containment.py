@@ -65,6 +65,7 @@ def test_msgpack_decoding_is_bounded() -> None:
     assert _status(decode_msgpack, msgpack.packb([{}] * 5000)) == 413  # one big array
     assert _status(decode_msgpack, msgpack.packb([[{}] * 900] * 3)) == 413  # the budget
     assert _status(decode_msgpack, msgpack.packb([msgpack.ExtType(1, b"x")])) == 422
+    assert decode_msgpack(msgpack.packb([msgpack.Timestamp(1, 0)]), LIMITS) == [1.0]
     assert _status(decode_msgpack, b"\x91" * 5000 + b"\xc0") == 422  # nested too deep
     assert _status(decode_msgpack, b"\xc1") == 400
 

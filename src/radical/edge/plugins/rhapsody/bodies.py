@@ -9,7 +9,8 @@ heartbeat.  So, before anything is built:
   ``, [ {`` bounds that before parsing; for msgpack the container hooks count as the
   decoder goes and stop it at the budget, and per-container lengths are capped too;
 * nesting is bounded by the decoders themselves (1024 levels: 422);
-* msgpack ext types are refused (422), ``bin`` stays ``bytes`` (never unpickled);
+* msgpack ext types are refused (422; timestamps become float seconds), ``bin`` stays
+  ``bytes`` (never unpickled): a body decodes to plain data only;
 * bodies above `OFF_LOOP_BYTES` are decoded in a thread; the msgpack hooks are Python code,
   so the decoder lets go of the GIL while it works and the loop keeps running.
 """
@@ -84,7 +85,7 @@ def decode_msgpack(raw: bytes, limits: BodyLimits) -> Any:
     try:
         return msgpack.unpackb(
             raw, raw=False, strict_map_key=False, list_hook=count, object_hook=count,
-            ext_hook=no_ext, max_str_len=limits.max_bytes, max_bin_len=limits.max_bytes,
+            ext_hook=no_ext, timestamp=1, max_str_len=limits.max_bytes, max_bin_len=limits.max_bytes,
             max_array_len=per_container, max_map_len=per_container, max_ext_len=1 << 20)
     except _TooMany:
         raise _too_large(limits, f"more than {budget:,} msgpack values") from None
