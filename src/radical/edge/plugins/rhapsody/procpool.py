@@ -314,12 +314,13 @@ class WorkerPool:
             raise
         except Exception:
             log.exception("bad frame from function worker %d: killing it", w.proc.pid)
+        by_us = w.killed
         w.kill()
         try:
             await asyncio.wait_for(w.proc.wait(), 10)
         except asyncio.TimeoutError:
             pass
-        self._died(w)
+        self._died(w, by_us)
 
     def _take(self, w: _Proc, results: list) -> None:
         inflight = w.inflight
@@ -335,8 +336,11 @@ class WorkerPool:
         if not inflight:
             self._schedule()
 
-    def _died(self, w: _Proc) -> None:
-        """Blame the task it was running; finished-but-unreported fail; the rest re-queue."""
+    def _died(self, w: _Proc, by_us: bool = False) -> None:
+        """Blame the task it was running; finished-but-unreported fail; the rest re-queue.
+
+        Without a mark in the shared page (it could not be mapped) a death we did not cause
+        is blamed on the first unreported task, so a crashing task cannot loop forever."""
         if w in self._workers:
             self._workers.remove(w)
         mark = w.running()
@@ -352,6 +356,8 @@ class WorkerPool:
         elif mark < 0 and -mark in seqs:
             culprit = None
             started = seqs.index(-mark) + 1
+        elif not by_us and jobs:
+            culprit, started = 0, 1
         else:
             culprit, started = None, 0
         requeue = []
