@@ -206,6 +206,7 @@ def sse_delivery(bridge_url: str, token: str | None, edge: str, listeners: int, 
 
 # -- main -----------------------------------------------------------------------------------
 def main() -> int:
+    global NOOP
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bridge-url")
     ap.add_argument("--edge", default="bench-rh")
@@ -218,8 +219,14 @@ def main() -> int:
     ap.add_argument("--max-reps", type=int, default=200)
     ap.add_argument("--sse-tasks", type=int, default=4000)
     ap.add_argument("--no-local", action="store_true", help="skip rhapsody's local ceiling")
+    ap.add_argument("--function", default=NOOP,
+                    help="import path of the task function (default: the no-op; e.g. "
+                         "radical.edge.plugins.rhapsody.functions:echo measures the worker "
+                         "processes, which the no-op skips)")
+    ap.add_argument("--no-sse", action="store_true", help="skip the SSE delivery runs")
     ap.add_argument("--json", help="also write the raw results here")
     args = ap.parse_args()
+    NOOP = args.function
 
     sizes = sizes_up_to(args.max_batch)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -267,7 +274,7 @@ def main() -> int:
             report["memory_mb"]["after_close"] = rss_mb(edge_pid)
 
             print("SSE delivery:", flush=True)
-            for listeners in (1, 10):
+            for listeners in (() if args.no_sse else (1, 10)):
                 for batch in (1, 1024):
                     r = sse_delivery(bridge_url, args.token, args.edge, listeners,
                                      args.sse_tasks, batch)

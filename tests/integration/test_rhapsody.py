@@ -147,7 +147,8 @@ def test_bad_specs_answer_clear_4xx(http, rh_edges):
     cases = [
         ({"tasks": [{"uid": "x"}]}, 422, "needs an 'executable' or a 'function'"),
         ({"tasks": [{"executable": "true", "function": f"{FN}:noop"}]}, 422, "not both"),
-        ({"tasks": [{"function": "no_such_mod_q:f"}]}, 422, "cannot import function"),
+        ({"tasks": [{"function": "no_such_mod_q:f"}]}, 403, "not allowed on this edge"),
+        ({"tasks": [{"function": f"{FN}:nope"}]}, 422, "no attribute"),
         ({"tasks": [{"executable": "true", "arguments": "a b"}]}, 422, "must be a list"),
         ({"tasks": [{"executable": "true", "backend": "noop"}]}, 422, "not part of this session"),
         ({"tasks": "nope"}, 422, "list of task objects"),

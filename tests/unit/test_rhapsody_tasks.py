@@ -46,7 +46,7 @@ def test_executable_task_is_normalised() -> None:
 
 def test_function_by_import_path_and_generated_uid() -> None:
     [task] = norm([{"function": NOOP, "args": [1, 2], "kwargs": {"k": 3}, "backend": "noop"}])
-    assert task["function"] is functions.noop
+    assert task["function"].func is functions.noop and task["function"].path == NOOP
     assert task["args"] == (1, 2) and task["kwargs"] == {"k": 3}
     assert task["uid"] == "gen.1" and task["backend"] == "noop"
 
@@ -54,7 +54,9 @@ def test_function_by_import_path_and_generated_uid() -> None:
 def test_dotted_import_path_and_cache() -> None:
     resolver = FunctionResolver()
     norm([{"function": "radical.edge.plugins.rhapsody.functions.echo"}], resolver=resolver)
-    assert resolver.cached("radical.edge.plugins.rhapsody.functions.echo") is functions.echo
+    ref = resolver.cached("radical.edge.plugins.rhapsody.functions.echo")
+    assert ref.func is functions.echo
+    assert ref.path == "radical.edge.plugins.rhapsody.functions:echo"
     assert import_paths([{"function": NOOP}, {"function": "pickle::AAAA"}, {}]) == {NOOP}
 
 
@@ -64,7 +66,14 @@ def test_dotted_import_path_and_cache() -> None:
     ({"executable": ""}, 422, "non-empty string"),
     ({"executable": "/bin/echo", "arguments": "x y"}, 422, "arguments must be a list"),
     ({"executable": "/bin/echo", "arguments": [{"a": 1}]}, 422, "strings or numbers"),
-    ({"function": "no_such_module_xyz:f"}, 422, "cannot import function"),
+    ({"function": "no_such_module_xyz:f"}, 403, "not allowed on this edge"),
+    ({"function": "os:system"}, 403, "RADICAL_EDGE_RHAPSODY_FUNCTIONS"),
+    ({"function": "builtins:exec"}, 403, "'builtins:exec' is not allowed"),
+    ({"function": "subprocess:run"}, 403, "not allowed"),
+    ({"function": "pickle:loads"}, 403, "not allowed"),
+    ({"function": "os._exit"}, 403, "not allowed"),
+    ({"function": "radical.edge.plugins.rhapsody.functions:os.system"}, 403, "not allowed"),
+    ({"function": "radical.edge.plugins.rhapsody.functions:_Opaque"}, 403, "not allowed"),
     ({"function": "radical.edge.plugins.rhapsody.functions:nope"}, 422, "no attribute"),
     ({"function": "not a path!"}, 422, "not an import path"),
     ({"function": 42}, 422, "import path"),
@@ -109,7 +118,11 @@ def test_pickled_function_accepted_when_allowed_and_authenticated() -> None:
     args = "pickle::" + base64.b64encode(pickle.dumps([2, 3])).decode()
     [task] = norm([{"function": blob, "args": args, "_pickled_fields": ["args"]}],
                   allow_pickle=True, auth=True)
-    assert task["function"] is functions.add and task["args"] == (2, 3)
+    # the edge only decodes base64: the worker process running the task unpickles
+    assert task["function"].blob == pickle.dumps(functions.add) and task["function"].func is None
+    assert task["_args_blob"] == pickle.dumps([2, 3]) and task["args"] == ()
+    assert "only on the 'concurrent' backend" in refused(
+        [{"function": blob, "backend": "noop"}], 422, allow_pickle=True, auth=True)
     assert "invalid base64" in refused([{"function": "cloudpickle::@@@"}], 422,
                                         allow_pickle=True, auth=True)
 
@@ -152,9 +165,15 @@ def test_notification_cuts_huge_output() -> None:
     assert for_notification({"uid": "u", "stdout": "short"}) == {"uid": "u", "stdout": "short"}
 
 
-def test_garbage_pickle_is_a_clear_422() -> None:
+def test_the_edge_never_unpickles() -> None:
+    """A garbage pickle is handed to the worker as is; bytes args stay bytes."""
     blob = "pickle::" + base64.b64encode(b"not a pickle").decode()
-    assert "cannot unpickle" in refused([{"function": blob}], 422, allow_pickle=True, auth=True)
+    [task] = norm([{"function": blob}], allow_pickle=True, auth=True)
+    assert task["function"].blob == b"not a pickle"
+    payload = pickle.dumps(functions.fail)
+    [task] = norm([{"function": f"{NOOP[:-5]}:echo", "args": [payload]}])
+    assert task["args"] == (payload,)  # msgpack bin / bytes: plain data, not a pickle
+    assert "args must be a list" in refused([{"function": NOOP, "args": payload}])
 
 
 def test_result_store_packs_records_and_states() -> None:

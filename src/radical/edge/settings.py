@@ -54,6 +54,17 @@ class Settings(BaseSettings):
     max_running_tasks: int = Field(64, description="rhapsody: executables running at once")
     log_level: str = Field("WARNING", description="log level of bridge and edges")
 
+    # -- rhapsec --
+    rhapsody_functions: str = Field(
+        "", description="rhapsody: task functions allowed besides the built-in ones "
+                        "(comma-separated 'pkg.mod:func' or 'pkg.mod:*')")
+    rhapsody_function_workers: int = Field(
+        0, description="rhapsody: worker processes running function tasks (0: one per CPU)")
+    rhapsody_max_body_bytes: int = Field(
+        16 * 1024 * 1024, description="rhapsody: largest submit body decoded (bytes)")
+    rhapsody_max_body_items: int = Field(
+        2_000_000, description="rhapsody: most values (all levels) in one submit body")
+
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None
 

@@ -43,16 +43,16 @@ def known_backends() -> frozenset[str]:
     return frozenset(names | set(BUILTIN_BACKENDS))
 
 
-async def make_backend(name: str, process_slots: Any) -> Any:
+async def make_backend(name: str, process_slots: Any, pool: Any = None) -> Any:
     """Build and start the backend `name`; raises `BackendUnavailable`.
 
     `process_slots` is the edge-wide semaphore that bounds the processes of the
-    ``concurrent`` backend.
+    ``concurrent`` backend, `pool` the edge's function worker processes.
     """
     if name == "concurrent":
         from .executor import ManagedConcurrentBackend
 
-        backend = ManagedConcurrentBackend(slots=process_slots, name="concurrent")
+        backend = ManagedConcurrentBackend(slots=process_slots, pool=pool, name="concurrent")
         return await backend
     if name == "noop":
         from rhapsody.backends.execution.noop import NoopExecutionBackend

@@ -10,11 +10,13 @@ state model, callbacks and result fields) and changes what a shared edge cannot 
 * **Bounded fan-out.**  At most `slots` executables run at once (one semaphore shared by all
   sessions of the edge: `Settings.max_running_tasks`); the rest wait in a FIFO without an
   asyncio task each, so a 10k batch neither forks 10k processes nor holds 10k coroutines.
-* **Functions without per-task coroutines.**  Function tasks go straight to the thread pool;
-  completions come back to the loop in batches (one wake-up per burst instead of one per
-  task).  A queued function is cancelled for real; a running one cannot be stopped (Python
-  threads cannot be killed): it is reported CANCELED and its result discarded.
-* **Timeouts** (`task_backend_specific_kwargs.timeout`) kill the process group (FAILED).
+* **Functions in worker processes, not in the edge.**  Function tasks go in batches to the
+  edge's `procpool.WorkerPool` (no coroutine per task): ``os._exit`` or a segfault in a task
+  fails that task, not the edge; cancelling a running function kills its worker (queued
+  ones are skipped).  The allow-listed benchmark ``functions:noop`` completes inline (it
+  cannot crash or block).  Completions reach the loop in batches (one wake-up per burst).
+* **Timeouts** (`task_backend_specific_kwargs.timeout`) kill the process group or the
+  function's worker (FAILED).
 * Output is decoded as UTF-8 with replacement (upstream fails the task on binary output);
   ``env`` is added to the edge's environment instead of replacing it; without ``cwd``
   executables run in the session's scratch dir (not the edge's cwd); a missing or
@@ -29,30 +31,21 @@ import asyncio
 import logging
 import os
 import signal
-import threading
-import traceback
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rhapsody.backends.constants import BackendMainStates
 from rhapsody.backends.execution.concurrent import ConcurrentExecutionBackend
+
+from .callables import NOOP_PATH, FunctionRef
+from .procpool import Job, WorkerPool
 
 log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"DONE", "FAILED", "CANCELED"})
 #: seconds between SIGTERM and SIGKILL for a cancelled/timed-out process group
 KILL_GRACE = 2.0
-
-
-def _run_function(func: Any, args: Any, kwargs: Any) -> Any:
-    """Run a (sync or async) callable in a pool thread."""
-    if asyncio.iscoroutinefunction(func):
-        return asyncio.run(func(*args, **kwargs))
-    result = func(*args, **kwargs)
-    if asyncio.iscoroutine(result):
-        return asyncio.run(result)
-    return result
 
 
 def signal_group(pid: int, sig: int) -> bool:
@@ -88,10 +81,14 @@ class ManagedConcurrentBackend(ConcurrentExecutionBackend):
     """rhapsody `concurrent` with process-group kill, bounded executables, batched wake-ups."""
 
     def __init__(self, *, slots: asyncio.Semaphore | None = None,
-                 max_workers: int | None = None, kill_grace: float = KILL_GRACE,
-                 name: str = "concurrent") -> None:
-        super().__init__(ThreadPoolExecutor(max_workers=max_workers,
-                                            thread_name_prefix="rhapsody-fn"), name=name)
+                 pool: WorkerPool | None = None, max_workers: int | None = None,
+                 kill_grace: float = KILL_GRACE, name: str = "concurrent") -> None:
+        # rhapsody's base wants an executor; functions never run in it (see `pool`)
+        super().__init__(ThreadPoolExecutor(max_workers=1,
+                                            thread_name_prefix="rhapsody-unused"), name=name)
+        #: the edge's worker processes (shared by sessions); a private one if none is given
+        self._own_pool = pool is None
+        self._pool = pool if pool is not None else WorkerPool(max_workers or 2)
         self._slots = slots or asyncio.Semaphore(64)
         self._kill_grace = kill_grace
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -99,11 +96,10 @@ class ManagedConcurrentBackend(ConcurrentExecutionBackend):
         self._dispatcher: asyncio.Task | None = None
         self._running: dict[str, asyncio.Task] = {}  # uid -> task running an executable
         self._procs: dict[str, asyncio.subprocess.Process] = {}
-        self._fn_futures: dict[str, Future] = {}
+        self._jobs: dict[str, Job] = {}  # uid -> function task in the worker pool
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._reapers: set[asyncio.Task] = set()
-        self._done: list[tuple[dict, Future]] = []
-        self._done_lock = threading.Lock()
+        self._inline_done: list[dict] = []
         self._wake_scheduled = False
         self._closing = False
 
@@ -137,6 +133,7 @@ class ManagedConcurrentBackend(ConcurrentExecutionBackend):
         if self._backend_state != BackendMainStates.RUNNING:
             self._backend_state = BackendMainStates.RUNNING
         loop = self._loop = asyncio.get_running_loop()
+        jobs: list[Job] = []
         for task in tasks:
             uid = task["uid"]
             if task.get("state") in TERMINAL:  # cancelled before it reached us
@@ -144,73 +141,85 @@ class ManagedConcurrentBackend(ConcurrentExecutionBackend):
             self.tasks[uid] = task
             timeout = (task.get("task_backend_specific_kwargs") or {}).get("timeout")
             if task.get("function"):
-                self._start_function(task)
-                if timeout:
-                    self._timers[uid] = loop.call_later(timeout, self._expire_function, uid,
-                                                        timeout)
+                job = self._start_function(task)
+                if job is not None:
+                    jobs.append(job)
+                    if timeout:
+                        self._timers[uid] = loop.call_later(timeout, self._expire_function,
+                                                            uid, timeout)
             else:
                 self._cmd_queue.append(task)
+        if jobs:
+            self._pool.submit(jobs)
         if self._cmd_queue and self._dispatcher is None:
             self._dispatcher = loop.create_task(self._dispatch_commands())
         return []
 
     # -- functions --------------------------------------------------------------------------
-    def _start_function(self, task: dict) -> None:
+    def _start_function(self, task: dict) -> Job | None:
+        """RUNNING, then a pool job (or, for the allow-listed no-op, done at once)."""
         self._emit(task, "RUNNING")
-        fut = self.executor.submit(_run_function, task["function"], task.get("args") or (),
-                                   task.get("kwargs") or {})
-        self._fn_futures[task["uid"]] = fut
-        fut.add_done_callback(lambda f, t=task: self._function_done(t, f))
+        func = task["function"]
+        if not isinstance(func, FunctionRef):  # a plain callable (tests, embedding code)
+            func = FunctionRef(path=f"{func.__module__}:{func.__qualname__}", func=func)
+        if func.path == NOOP_PATH:
+            self._inline_done.append(task)
+            self._wake()
+            return None
+        job = Job(task, self, func.path, func.blob, task.get("args") or (),
+                  task.get("kwargs") or {}, task.get("_args_blob"), task.get("_kwargs_blob"))
+        self._jobs[task["uid"]] = job
+        return job
 
-    def _function_done(self, task: dict, fut: Future) -> None:
-        """Pool thread (or loop, if already done): queue the completion, wake the loop once."""
-        with self._done_lock:
-            self._done.append((task, fut))
-            if self._wake_scheduled:
-                return
+    def _wake(self) -> None:
+        if not self._wake_scheduled and self._loop is not None:
             self._wake_scheduled = True
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            loop.call_soon_threadsafe(self._drain)
-        except RuntimeError:  # loop closed under our feet (edge shutting down)
-            pass
+            self._loop.call_soon(self._drain_inline)
 
-    def _drain(self) -> None:
-        with self._done_lock:
-            items, self._done = self._done, []
-            self._wake_scheduled = False
-        for task, fut in items:
-            uid = task["uid"]
-            self._fn_futures.pop(uid, None)
-            if fut.cancelled() or task.get("state") in TERMINAL:
-                continue  # cancelled or timed out: already reported
-            exc = fut.exception()
-            if exc is not None:
-                task.update({
-                    "stdout": "", "stderr": str(exc), "exit_code": 1, "exception": exc,
-                    "return_value": None,
-                    "traceback": "".join(traceback.format_exception(type(exc), exc,
-                                                                    exc.__traceback__)),
-                })
-                self._emit(task, "FAILED")
-            else:
-                result = fut.result()
-                task.update({"return_value": result, "stdout": str(result), "exit_code": 0})
+    def _drain_inline(self) -> None:
+        self._wake_scheduled = False
+        items, self._inline_done = self._inline_done, []
+        for task in items:
+            if task.get("state") not in TERMINAL:
+                task.update({"return_value": None, "stdout": "None", "exit_code": 0})
                 self._emit(task, "DONE")
+
+    def function_finished(self, task: dict, ok: bool, value: Any) -> None:
+        """The pool's report of one task (on the loop)."""
+        self._jobs.pop(task["uid"], None)
+        if task.get("state") in TERMINAL:
+            return  # cancelled or timed out: already reported
+        if ok:
+            task.update({"return_value": value, "stdout": str(value), "exit_code": 0})
+            self._emit(task, "DONE")
+        else:
+            kind, message, tb = value
+            task.update({"stdout": "", "stderr": message, "exit_code": 1,
+                         "exception": f"{kind}: {message}", "return_value": None,
+                         "traceback": tb})
+            self._emit(task, "FAILED")
+
+    def function_crashed(self, task: dict, detail: str, exit_code: int | None) -> None:
+        """The task's worker process died (or none could be started)."""
+        self._jobs.pop(task["uid"], None)
+        if task.get("state") in TERMINAL:
+            return
+        task.update({"stdout": "", "stderr": detail, "exit_code": exit_code,
+                     "exception": f"WorkerDied: {detail}", "error": detail,
+                     "return_value": None, "traceback": ""})
+        self._emit(task, "FAILED")
 
     def _expire_function(self, uid: str, timeout: float) -> None:
         self._timers.pop(uid, None)
         task = self.tasks.get(uid)
         if task is None or task.get("state") in TERMINAL:
             return
-        fut = self._fn_futures.pop(uid, None)
-        if fut is not None:
-            fut.cancel()
+        job = self._jobs.pop(uid, None)
         task.update({"exit_code": None, "error": f"timed out after {timeout:g} s",
                      "exception": TimeoutError(f"timed out after {timeout:g} s")})
         self._emit(task, "FAILED")
+        if job is not None:
+            self._pool.cancel_many([job])  # kills its worker if it is running
 
     # -- executables ------------------------------------------------------------------------
     async def _dispatch_commands(self) -> None:
@@ -339,17 +348,22 @@ class ManagedConcurrentBackend(ConcurrentExecutionBackend):
         signal_group(pid, signal.SIGKILL)
 
     # -- cancellation -----------------------------------------------------------------------
-    def _cancel(self, uid: str) -> bool:
+    def _cancel(self, uid: str, jobs: list[Job] | None = None) -> bool:
+        """Report `uid` CANCELED and stop it; a function's job goes to `jobs` if given."""
         task = self.tasks.get(uid)
         if task is None or task.get("state") in TERMINAL:
             return False
         runner = self._running.get(uid)
-        fut = self._fn_futures.pop(uid, None)
+        job = self._jobs.pop(uid, None)
         self._emit(task, "CANCELED")  # before cancelling: the runner must not report again
         if runner is not None:
             runner.cancel()
-        elif fut is not None:
-            fut.cancel()  # a queued function never starts; a running one is abandoned
+        elif job is not None:
+            if jobs is not None:
+                jobs.append(job)
+            else:
+                self._pool.cancel_many([job])  # a queued function is skipped, a running
+                # one killed
         return True  # a queued executable is skipped by the dispatcher
 
     async def cancel_task(self, uid: str) -> bool:
@@ -361,7 +375,10 @@ class ManagedConcurrentBackend(ConcurrentExecutionBackend):
 
     async def cancel_all_tasks(self) -> int:
         runners = list(self._running.values())
-        count = sum(1 for uid in list(self.tasks) if self._cancel(uid))
+        jobs: list[Job] = []
+        count = sum(1 for uid in list(self.tasks) if self._cancel(uid, jobs))
+        if jobs:
+            self._pool.cancel_many(jobs)
         self._cmd_queue.clear()
         if runners:
             await self._settle(runners)
@@ -387,8 +404,9 @@ class ManagedConcurrentBackend(ConcurrentExecutionBackend):
         if self._reapers:
             await asyncio.wait(list(self._reapers), timeout=self._kill_grace + 2)
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self._own_pool:
+            await self._pool.shutdown()
         self._backend_state = BackendMainStates.SHUTDOWN
         self.tasks.clear()
-        self._fn_futures.clear()
-        with self._done_lock:
-            self._done = []
+        self._jobs.clear()
+        self._inline_done = []

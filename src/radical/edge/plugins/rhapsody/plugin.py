@@ -25,21 +25,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import uuid
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from ..base import Plugin, json_body
+from ..base import Plugin
+from .allowlist import FunctionPolicy
 from .backends import default_backends
-from .callables import FunctionResolver
+from .bodies import BodyLimits, decode_body
+from .callables import FunctionResolver, caller_may_unpickle
 from .housekeeping import preload
+from .procpool import WorkerPool
 from .session import RhapsodySession
 
 log = logging.getLogger(__name__)
-
-MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
 
 
 class RhapsodyPlugin(Plugin):
@@ -98,7 +100,15 @@ class RhapsodyPlugin(Plugin):
         self.max_running = max(1, int(getattr(settings, "max_running_tasks", 64) or 64))
         #: executables running at once, across all sessions of this edge
         self.process_slots = asyncio.Semaphore(self.max_running)
-        self.functions = FunctionResolver()
+        #: import paths tasks may name (403 otherwise): see `allowlist`
+        self.functions = FunctionResolver(FunctionPolicy.from_settings(
+            getattr(settings, "rhapsody_functions", "")))
+        workers = int(getattr(settings, "rhapsody_function_workers", 0) or 0)
+        #: worker processes running function tasks, shared by all sessions
+        self.function_pool = WorkerPool(workers if workers > 0 else (os.cpu_count() or 2))
+        self.body_limits = BodyLimits(
+            int(getattr(settings, "rhapsody_max_body_bytes", 0) or BodyLimits.max_bytes),
+            int(getattr(settings, "rhapsody_max_body_items", 0) or BodyLimits.max_items))
         self.add_route_get("session_status/{sid}", self.session_status)
         self.add_route_post("submit/{sid}", self.submit_tasks)
         self.add_route_post("wait/{sid}", self.wait_tasks)
@@ -112,10 +122,16 @@ class RhapsodyPlugin(Plugin):
         # first imports allocate long-lived objects: do them now, not amid a task burst
         await asyncio.to_thread(preload)
 
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        await self.function_pool.shutdown()
+
     # -- sessions ---------------------------------------------------------------------------
     async def register_session(self, request: Request) -> dict:
         """Create a session; its backends come up in the background (see module doc)."""
-        kwargs = await json_body(request, default={})
+        kwargs = await decode_body(request, self.body_limits)
+        if kwargs is None:
+            kwargs = {}
         if not isinstance(kwargs, dict):
             raise HTTPException(422, "register_session expects a JSON object of session "
                                      "arguments")
@@ -151,22 +167,22 @@ class RhapsodyPlugin(Plugin):
     async def submit_tasks(self, request: Request) -> list[dict]:
         session = self._session(request)
         session.require_ready()
-        auth = bool(getattr(request.state, "auth", False))
+        may_unpickle = caller_may_unpickle(request)
         # one submit of a session at a time: parallel requests of a big batch would
         # otherwise all be unpacked at once (peak memory) for no gain on a single loop
         async with session.submit_lock:
-            body = await _body(request)
+            body = await decode_body(request, self.body_limits)
             raw = body.get("tasks") if isinstance(body, dict) else body
             if raw is None:
                 raise HTTPException(422, "expected a body {\"tasks\": [...]}")
             del body
-            return await session.submit(raw, auth)
+            return await session.submit(raw, may_unpickle)
 
     async def wait_tasks(self, request: Request) -> list[dict]:
         """Current state of the named tasks (a snapshot; completion comes by notification)."""
         session = self._session(request)
         session.require_ready()
-        body = await json_body(request, default={}) or {}
+        body = await decode_body(request, self.body_limits) or {}
         if isinstance(body, list):
             uids = body
         elif isinstance(body, dict):
@@ -207,22 +223,9 @@ class RhapsodyPlugin(Plugin):
             "running_processes": sum(s.running_processes() for s in sessions),
             "max_running_tasks": self.max_running,
             "allow_pickle": self.allow_pickle,
+            "function_workers": self.function_pool.workers,
+            "function_worker_pids": self.function_pool.worker_pids(),
+            "allowed_functions": self.functions.policy.describe(),
             "default_backends": default_backends(),
         }
 
-
-async def _body(request: Request) -> Any:
-    """The request body: msgpack when the content type says so, else JSON."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype in MSGPACK_TYPES:
-        raw = await request.body()
-        try:
-            import msgpack
-
-            return msgpack.unpackb(raw, raw=False, strict_map_key=False)
-        except ImportError:
-            raise HTTPException(415, "msgpack bodies need msgpack installed on the edge; "
-                                     "send JSON instead") from None
-        except Exception as exc:
-            raise HTTPException(400, f"malformed msgpack body: {exc}") from None
-    return await json_body(request, default=None)

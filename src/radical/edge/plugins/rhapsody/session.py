@@ -110,7 +110,8 @@ class RhapsodySession(SubmissionMixin, PluginSession):
                 tempfile.mkdtemp, prefix=f"{WORK_DIR_PREFIX}{os.getpid()}-{self.sid}-")
             backends = []
             for name in self.backend_names:
-                backend = await make_backend(name, self.plugin.process_slots)
+                backend = await make_backend(name, self.plugin.process_slots,
+                                             self.plugin.function_pool)
                 backends.append(backend)
                 self._backends[backend.name] = backend  # shut down if a later one fails
             self._rh = Session(backends, work_dir=self._work_dir)

@@ -15,10 +15,13 @@ Wire format of a task (JSON, or msgpack when the request's content type says so)
                                       "timeout": 10},
      "capture_stdio": false, "input_files": [...], "output_files": [...], "name": "..."}
 
-`function` is either an import path (``module:qualname``, always allowed) or a pickled
-callable (``"cloudpickle::<base64>"`` / ``"pickle::<base64>"``, or raw bytes in msgpack),
-accepted only when the edge opts in (`allow_pickle`) *and* the caller presented the bridge's
-token.  ``_pickled_fields`` may name ``args``/``kwargs`` carried the same way (same rule).
+`function` is either an import path (``module:qualname``) the edge's allow-list permits
+(else 403, see `allowlist`) or a pickled callable (``"cloudpickle::<base64>"`` /
+``"pickle::<base64>"``, or raw bytes in msgpack), accepted only when the edge opts in
+(`allow_pickle`) *and* the caller may (`callables.caller_may_unpickle`), and run only on the
+``concurrent`` backend, whose worker process unpickles it (the edge never does).
+``_pickled_fields`` may name ``args``/``kwargs`` carried the same way (same rule); any other
+bytes in args/kwargs are plain ``bytes``.  The task's ``function`` is a `FunctionRef`.
 Result keys a client echoes back (``state``, ``stdout``, ...) are ignored.
 """
 from __future__ import annotations
@@ -26,8 +29,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from .callables import (PICKLE_PREFIXES, FunctionResolver, is_pickled, load_pickled,
-                        pickle_refusal)
+from .callables import (PICKLE_PREFIXES, FunctionRef, FunctionResolver, is_pickled,
+                        pickle_refusal, pickled_blob)
 from .errors import TaskSpecError
 
 __all__ = ["MAX_UID", "normalize_batch", "import_paths"]
@@ -231,33 +234,40 @@ def _normalize_one(raw: dict, uid: str, ctx: _Ctx) -> dict:
         args = raw.get("args")
         kwargs = raw.get("kwargs")
         pickled_fields = raw.get("_pickled_fields")
-        if type(function) is str and not function.startswith(PICKLE_PREFIXES):
-            resolved = ctx.functions.cached(function)
-            function = resolved if resolved is not None else ctx.functions.resolve(function)
-        elif is_pickled(function):
-            if ctx.refusal:
-                raise _Bad(ctx.refusal, 403)
-            function = load_pickled(function, "function")
-            if not callable(function):
-                raise _Bad(f"the pickled function is a {type(function).__name__}, "
-                           "not a callable")
-        else:
-            raise _Bad("function must be an import path ('package.module:function') or a "
-                       "pickled callable")
         if pickled_fields:
             if not isinstance(pickled_fields, list) or not set(pickled_fields) <= {
                     "function", "args", "kwargs"}:
                 raise _Bad("_pickled_fields may only name 'function', 'args' and 'kwargs'")
         else:
             pickled_fields = ()
-        if "args" in pickled_fields or is_pickled(args):
+        pickled = False
+        if type(function) is str and not function.startswith(PICKLE_PREFIXES):
+            resolved = ctx.functions.cached(function)
+            function = resolved if resolved is not None else ctx.functions.resolve(function)
+        elif is_pickled(function):
             if ctx.refusal:
                 raise _Bad(ctx.refusal, 403)
-            args = load_pickled(args, "args")
-        if "kwargs" in pickled_fields or is_pickled(kwargs):
-            if ctx.refusal:
-                raise _Bad(ctx.refusal, 403)
-            kwargs = load_pickled(kwargs, "kwargs")
+            function = FunctionRef(blob=pickled_blob(function, "function"))
+            pickled = True
+        else:
+            raise _Bad("function must be an import path ('package.module:function') or a "
+                       "pickled callable")
+        # args/kwargs are plain data (msgpack bin = bytes); pickled only when named so
+        for key in ("args", "kwargs"):
+            value = args if key == "args" else kwargs
+            if key in pickled_fields or (isinstance(value, str)
+                                         and value.startswith(PICKLE_PREFIXES)):
+                if ctx.refusal:
+                    raise _Bad(ctx.refusal, 403)
+                task[f"_{key}_blob"] = pickled_blob(value, key)
+                pickled = True
+                if key == "args":
+                    args = None
+                else:
+                    kwargs = None
+        if pickled and backend != "concurrent":
+            raise _Bad("pickled functions/arguments run only on the 'concurrent' backend "
+                       f"(in a worker process), not on {backend!r}")
         if args is None:
             args = ()
         elif not isinstance(args, (list, tuple)):
