@@ -40,6 +40,10 @@ class Router:
         self._by_prefix.setdefault(prefix, []).append(
             Route(method.upper(), path, regex, convertors, handler))
 
+    def remove_prefix(self, prefix: str) -> None:
+        """Forget every route of one plugin instance (it failed to start)."""
+        self._by_prefix.pop(prefix, None)
+
     def prefixes(self) -> list[str]:
         return sorted(self._by_prefix)
 

@@ -114,6 +114,10 @@ class PsijPlugin(Plugin):
         """PsiJ loads on edges (login or compute nodes), not on the bridge."""
         return app.role != "bridge"
 
+    @classmethod
+    def disabled_reason(cls, app: PluginHostAPI) -> str:
+        return "psij runs on edges, not on the bridge"
+
     def __init__(self, app: PluginHostAPI, instance_name: str | None = None) -> None:
         super().__init__(app, instance_name)
         root = psij_root()

@@ -91,6 +91,10 @@ class RhapsodyPlugin(Plugin):
             return False
         return True
 
+    @classmethod
+    def disabled_reason(cls, app: Any) -> str:
+        return "rhapsody-py is not installed (or does not import)"
+
     def __init__(self, app: Any, instance_name: str | None = None) -> None:
         super().__init__(app, instance_name)
         settings = getattr(app, "settings", None)
