@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import pkgutil
 import threading
-from importlib.metadata import entry_points
+from importlib import metadata
 from typing import Any, Generic, Iterator, TypeVar
 
 __all__ = ["Registry", "resolve"]
@@ -48,7 +48,7 @@ class Registry(Generic[T]):
     def load_entry_points(self, group: str) -> list[str]:
         """Register every entry point of `group` (by path, not imported); their names."""
         try:
-            eps = list(entry_points(group=group))
+            eps = list(metadata.entry_points(group=group))
         except Exception as exc:  # broken distribution metadata somewhere on sys.path
             log.warning("cannot read entry points of %s: %s", group, exc)
             return []

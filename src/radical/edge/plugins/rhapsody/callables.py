@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib
 import pickle
 import re
 import threading
 from typing import Any, Callable, Iterable
 
+from ...registry import resolve
 from .errors import TaskSpecError
 
 __all__ = ["PICKLE_PREFIXES", "FunctionResolver", "is_pickled", "load_pickled",
@@ -51,9 +51,7 @@ class FunctionResolver:
                 raise TaskSpecError(f"function {path!r} is not an import path: use "
                                     "'package.module:function'")
         try:
-            obj: Any = importlib.import_module(module_name)
-            for part in qualname.split("."):
-                obj = getattr(obj, part)
+            obj: Any = resolve(path)
         except ImportError as exc:
             raise TaskSpecError(f"cannot import function {path!r}: {exc}") from None
         except AttributeError:
