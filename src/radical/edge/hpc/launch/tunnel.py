@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from ...app import keys
+from ...constants import JOB_FINAL_STATES
 from . import LaunchError, TunnelPlan, job_node, redis_endpoint
 from .ssh import (
     SSHSettings,
@@ -188,7 +189,7 @@ class TunnelManager:
         self._react(t)
 
     def _react(self, t: Tunnel) -> None:
-        if t.job_state in ("COMPLETED", "FAILED", "CANCELED"):
+        if t.job_state in JOB_FINAL_STATES:
             if (t.status in ACTIVE_STATES or t.task is not None) and not t.ending:
                 t.ending = True
                 self._spawn(self._stop(t, "done", grace=GRACE_SECONDS))
@@ -290,7 +291,7 @@ class TunnelManager:
         self._set(t, "failed", error=error)
         t.stopping = True
         await self._close_conn(t)
-        if t.cancel_job is not None and t.job_state not in ("COMPLETED", "FAILED", "CANCELED"):
+        if t.cancel_job is not None and t.job_state not in JOB_FINAL_STATES:
             log.warning("tunnel %s failed; canceling job %s (its edge could never connect)",
                         t.edge_name, t.job_id)
             try:

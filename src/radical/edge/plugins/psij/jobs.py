@@ -12,12 +12,13 @@ import threading
 import time
 from typing import Any
 
+from ...constants import JOB_FINAL_STATES
 from .output import read_chunk, tail
 from .spec import JobRequest
 
 #: PSI/J states and their order (terminal states share the last rank)
 STATE_ORDER = {"NEW": 0, "QUEUED": 1, "ACTIVE": 2, "COMPLETED": 3, "FAILED": 3, "CANCELED": 3}
-FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELED"})
+FINAL_STATES = JOB_FINAL_STATES
 
 
 class JobRecord:

@@ -38,9 +38,11 @@ from typing import Any
 from rhapsody.backends.constants import BackendMainStates
 from rhapsody.backends.execution.concurrent import ConcurrentExecutionBackend
 
+from ...constants import TASK_TERMINAL_STATES
+
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"DONE", "FAILED", "CANCELED"})
+TERMINAL = TASK_TERMINAL_STATES
 #: seconds between SIGTERM and SIGKILL for a cancelled/timed-out process group
 KILL_GRACE = 2.0
 

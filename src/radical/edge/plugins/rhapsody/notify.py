@@ -21,12 +21,14 @@ from typing import Callable
 
 import orjson
 
+from ...constants import TASK_TERMINAL_STATES
+
 __all__ = ["Coalescer", "MIN_GAP", "DEFAULT_WINDOW", "DEFAULT_BATCH"]
 
 #: first non-zero gap between two flushes once updates arrive back to back (s)
 MIN_GAP = 0.001
 #: states whose records go out without waiting for the window
-URGENT = frozenset({"DONE", "FAILED", "CANCELED"})
+URGENT = TASK_TERMINAL_STATES
 #: default upper bound of the gap, i.e. the longest any update waits (s)
 DEFAULT_WINDOW = 0.05
 #: default largest number of tasks in one notification

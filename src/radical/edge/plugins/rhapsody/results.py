@@ -12,11 +12,13 @@ from typing import Any
 
 import orjson
 
+from ...constants import TASK_TERMINAL_STATES
+
 __all__ = ["TERMINAL", "RESULT_KEYS", "NOTIFY_OUTPUT_LIMIT", "json_safe", "shape_task",
            "for_notification"]
 
 #: states after which a task never changes again
-TERMINAL = frozenset({"DONE", "FAILED", "CANCELED"})
+TERMINAL = TASK_TERMINAL_STATES
 #: keys every task dict we answer with carries (contract §6)
 RESULT_KEYS = ("uid", "state", "exit_code", "stdout", "stderr", "return_value", "error",
                "exception")
