@@ -48,7 +48,7 @@ RULES: list[tuple[str, str, tuple[str, ...]]] = [
 ]
 
 #: what the client side may import of radical.edge: itself and dependency-free leaves
-SDK_ALLOWED = _p("sdk", "version", "registry", "constants")
+SDK_ALLOWED = _p("sdk", "version", "registry", "constants")  # not errors: EdgeError is its own
 
 
 @pytest.fixture(scope="module")

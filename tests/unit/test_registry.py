@@ -61,3 +61,24 @@ def test_registry_survives_broken_metadata(monkeypatch) -> None:
     monkeypatch.setattr(metadata, "entry_points", boom)
     reg: Registry[type] = Registry("thing", {"a": Outer})
     assert reg.load_entry_points("any") == [] and reg.names() == ["a"]
+
+
+def test_every_status_error_is_one_class() -> None:
+    """One base with `status` and `detail`: every layer's HTTP-mapped error derives from it."""
+    from radical.edge.bridge_api.dispatcher import BridgeError
+    from radical.edge.errors import StatusError
+    from radical.edge.hpc.launch import LaunchError
+    from radical.edge.plugins.psij.spec import JobSpecError
+    from radical.edge.plugins.queue_info.backends.base import QueueInfoError, UnknownJob
+    from radical.edge.plugins.rhapsody.errors import TaskSpecError
+    from radical.edge.plugins.sessions import SessionExpired
+    from radical.edge.workers.router import RouteNotFound
+
+    errors = [BridgeError(503, "b"), LaunchError("l"), JobSpecError("j"), UnknownJob("u"),
+              QueueInfoError("q"), TaskSpecError("t", 413), SessionExpired("s1", "s"),
+              RouteNotFound(405, "r", ["GET"])]
+    assert all(isinstance(e, StatusError) for e in errors)
+    assert [(e.status, e.detail) for e in errors] == [
+        (503, "b"), (422, "l"), (422, "j"), (404, "u"), (500, "q"), (413, "t"), (410, "s"),
+        (405, "r")]
+    assert isinstance(JobSpecError("x"), ValueError)  # old bases kept for callers' excepts

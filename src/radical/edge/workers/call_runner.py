@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from ..app.protocol import CallReply, CallRequest
+from ..errors import StatusError
 from .router import RouteNotFound, Router
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ async def run_call(router: Router, call: CallRequest, state: dict[str, Any]) -> 
         for k, v in (exc.headers or {}).items():
             reply.headers.append([k, v])
         return reply
+    except StatusError as exc:  # any of the project's own errors carries its status
+        return CallReply.error(call.id, exc.status, exc.detail)
     except Exception as exc:  # a plugin bug must not crash the edge
         log.error("plugin handler %s %s failed:\n%s", call.method, call.path,
                   traceback.format_exc())

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ...errors import StatusError
 from ..batch.base import run_command
 
 WRAPPER_NAME = "radical-edge-wrapper.sh"
@@ -59,13 +60,11 @@ class LaunchSettings(BaseSettings):
     wrapper: str | None = None
 
 
-class LaunchError(ValueError):
+class LaunchError(StatusError, ValueError):
     """A child-edge launch that cannot work; `status` is the HTTP status to answer with."""
 
     def __init__(self, detail: str, status: int = 422) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.status = status
+        super().__init__(detail, status)
 
 
 @dataclass(frozen=True)

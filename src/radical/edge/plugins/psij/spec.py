@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...errors import StatusError
+
 #: executor names clients may use that psij-python spells differently
 EXECUTOR_ALIASES = {"pbs": "pbspro", "pbs_pro": "pbspro", "openpbs": "pbspro"}
 
@@ -38,14 +40,13 @@ RESOURCE_INTS = ("node_count", "process_count", "processes_per_node", "cpu_cores
                  "gpu_cores_per_process")
 
 
-class JobSpecError(ValueError):
+class JobSpecError(StatusError, ValueError):
     """A job spec the plugin refuses; `status` is the HTTP status to answer with."""
 
     status = 422
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
-        self.detail = detail
 
 
 @dataclass
