@@ -43,8 +43,8 @@ class CallDispatcher:
         fut: asyncio.Future = loop.create_future()
         self._pending[call.id] = (fut, edge)
         timer = loop.call_later(timeout, _expire, fut, edge, timeout)
-        queue = keys.edge_queue(edge)
-        message = celery_message(call, queue)
+        queue = keys.edge_queue_key(edge)
+        message = celery_message(call, keys.edge_queue(edge))
         try:
             try:
                 await self.commands.call("LPUSH", queue, message)

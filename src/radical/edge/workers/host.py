@@ -210,7 +210,7 @@ class PluginHost:
                 info = orjson.loads(current)
                 raise RuntimeError(f"edge '{self.edge_name}' is already running "
                                    f"(host {info.get('host')}, pid {info.get('pid')})")
-        purged = await self.redis.delete(keys.edge_queue(self.edge_name))
+        purged = await self.redis.delete(keys.edge_queue_key(self.edge_name))
         if purged:
             log.warning("discarded calls queued for a previous edge '%s'", self.edge_name)
 
