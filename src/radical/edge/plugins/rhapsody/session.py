@@ -302,6 +302,26 @@ class RhapsodySession(PluginSession):
             raise HTTPException(404, f"unknown task '{uid}' in session '{self.sid}'")
         return shape_task(task)
 
+    async def wait(self, uids: list[str] | None, timeout: float) -> list[Any]:
+        """The named tasks (all when None) once all are finished, or after `timeout` s
+        (then as they are). Waits on the loop without blocking it: `_on_state` wakes it."""
+        self.snapshot(uids)  # 404 for unknown uids, before waiting for anything
+        pending = set(self._live if uids is None else (u for u in uids if u in self._live))
+        if pending and timeout > 0:
+            fut = asyncio.get_running_loop().create_future()
+            entry = (pending, fut)
+            self._inline_waiters.append(entry)
+            try:
+                await asyncio.wait_for(fut, timeout)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                if entry in self._inline_waiters:
+                    self._inline_waiters.remove(entry)
+        if self.closed:
+            raise HTTPException(409, f"session '{self.sid}' was closed while waiting")
+        return self.snapshot(uids)
+
     def snapshot(self, uids: list[str] | None) -> list[Any]:
         if uids is None:
             return self.list()
@@ -384,6 +404,9 @@ class RhapsodySession(PluginSession):
                 log.exception("closing rhapsody session of %s failed", self.sid)
         if self._coalescer is not None:
             self._coalescer.close()
+        for _pending, fut in self._inline_waiters:  # waiters answer now (409: closed)
+            if not fut.done():
+                fut.set_result(None)
         n_tasks = len(self._live) + len(self._done)
         self.status = "closed"
         self._rh = None
