@@ -78,7 +78,7 @@ class JobRequest:
     custom_attributes: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        """The spec fields a status answer echoes (CONTRACT §6)."""
+        """The spec fields a status answer echoes."""
         return {"executable": self.executable, "arguments": list(self.arguments),
                 "directory": self.directory, "queue_name": self.queue_name,
                 "account": self.account, "node_count": self.node_count,

@@ -65,9 +65,7 @@ class Coalescer:
         self._last_flush = float("-inf")
         self._gap = 0.0
         self._closed = False
-        # statistics (tests and benchmarks read them)
-        self.messages = 0
-        self.records = 0
+        #: records replaced by a newer state before they went out (tests read it)
         self.superseded = 0
 
     # -- input ------------------------------------------------------------------------------
@@ -133,8 +131,6 @@ class Coalescer:
             self._gap = self._gap / 4 if self._gap / 4 >= MIN_GAP else 0.0
 
     def _emit(self, records: list[dict | bytes]) -> None:
-        self.messages += 1
-        self.records += len(records)
         if len(records) == 1:
             data = records[0]
             if isinstance(data, bytes):
