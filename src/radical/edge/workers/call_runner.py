@@ -6,6 +6,7 @@ an HTTP status and body the bridge relays unchanged.
 """
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import traceback
@@ -70,14 +71,18 @@ def dump_json(obj: Any) -> bytes:
                         option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
 
 
+def _read_file(path: Any) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
 async def render(call_id: str, result: Any) -> CallReply:
     """A handler's return value as a reply: JSON for plain data, Responses as they are."""
     if isinstance(result, Response):
         headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in result.raw_headers
                    if k.lower() != b"content-length"]
-        if isinstance(result, FileResponse):
-            with open(result.path, "rb") as fh:
-                body = fh.read()
+        if isinstance(result, FileResponse):  # off the loop: the file may be on a hung NFS
+            body = await asyncio.to_thread(_read_file, result.path)
         elif isinstance(result, StreamingResponse):
             chunks = [c if isinstance(c, bytes) else str(c).encode()
                       async for c in result.body_iterator]
