@@ -25,7 +25,11 @@ def _p(*names: str) -> tuple[str, ...]:
 
 
 #: (importer prefix, why, forbidden target prefixes)
+UPPER = ("app", "hpc", "plugins", "workers", "bridge_api", "sdk", "services", "cli")
+
 RULES: list[tuple[str, str, tuple[str, ...]]] = [
+    *[(f"{PKG}.{leaf}", "the top-level leaves are below everything", _p(*UPPER))
+      for leaf in ("settings", "registry", "constants", "errors", "version")],
     (f"{PKG}.app", "app/ is the bottom layer",
      _p("bridge_api", "workers", "plugins", "hpc", "services", "cli")),
     (f"{PKG}.hpc", "hpc/ sits below plugins and workers",
@@ -33,7 +37,7 @@ RULES: list[tuple[str, str, tuple[str, ...]]] = [
     (f"{PKG}.plugins", "plugins/ must not know the edge runtime or the bridge",
      _p("workers", "bridge_api", "services", "cli")),
     (f"{PKG}.bridge_api", "the bridge does not run plugins",
-     _p("workers", "plugins", "hpc", "cli")),
+     _p("workers", "plugins", "hpc", "sdk", "cli")),
     (f"{PKG}.workers", "the edge runtime does not import the bridge",
      _p("bridge_api", "cli")),
     (f"{PKG}.plugins.base", "a base module must not import its subclasses",
