@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "radical.edge.plugins"
 #: entry-point group of test-fixture plugins (echo, xss, broken): never part of `all`
 TEST_ENTRY_POINT_GROUP = "radical.edge.test_plugins"
+#: longest reason reported for a skipped plugin (an exception text can be huge)
+MAX_REASON = 500
 #: set to 1/true to make `all` include the test-fixture plugins
 TEST_PLUGINS_ENV = "RADICAL_EDGE_TEST_PLUGINS"
 
@@ -85,14 +87,14 @@ def select_with_reasons(spec: str | list[str]) -> tuple[list[type], dict[str, st
                     continue  # not part of this installation at all: nothing to explain
             else:
                 log.warning("skipping plugin %s: it does not import: %s", name, exc)
-            skipped[name] = f"does not import: {exc}"
+            skipped[name] = f"does not import: {exc}"[:MAX_REASON]
         except Exception as exc:  # a third-party module failing at import time
             if not want_all:
                 raise PluginLoadError(f"plugin '{name}' cannot be loaded: "
                                       f"{type(exc).__name__}: {exc}") from exc
             log.warning("skipping plugin %s: loading it failed: %s: %s", name,
                         type(exc).__name__, exc)
-            skipped[name] = f"failed to load: {type(exc).__name__}: {exc}"
+            skipped[name] = f"failed to load: {type(exc).__name__}: {exc}"[:MAX_REASON]
     return classes, skipped
 
 

@@ -27,6 +27,7 @@ from ..app.pubsub import subscribe_forever
 from ..app.redis_conn import async_redis
 from ..app.topology import TopologyWatcher, edge_summary
 from ..plugins.base import HostState, Plugin
+from ..plugins.loader import MAX_REASON
 from ..settings import Settings
 from ..version import __version__
 from .announcer import Announcer
@@ -169,7 +170,8 @@ class PluginHost:
         except Exception as exc:
             log.warning("skipping plugin %s: it failed to start: %s: %s", name,
                         type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
-            self.unavailable[name] = f"failed to start: {type(exc).__name__}: {exc}"
+            why = f"failed to start: {type(exc).__name__}: {exc}"
+            self.unavailable[name] = why[:MAX_REASON]
             if plugin is not None:
                 self.router.remove_prefix(plugin.instance_name)
                 try:

@@ -9,7 +9,7 @@ Routes (all under ``/{edge}/psij/``; `sid` = session id)::
                                        -> adds "edge_name", "tunnel" (422 without -n/--name)
     GET  tunnel_status/{edge_name}     -> {"edge_name", "status", "port", "pid", ...}
     GET  status/{sid}/{job_id}?stdout_offset=&stderr_offset=
-                                       -> job status (`jobs.JobRecord`), output from the byte offsets
+                                       -> job status (`JobRecord.status`), output from the offsets
     GET  list_jobs/{sid}               -> {"jobs": [...]}
     POST cancel/{sid}/{job_id}         -> {"job_id", "native_id", "state", "canceled": true}
     GET  executors                     -> {"executors": [...], "default": "slurm"|"pbs"|"local"}
