@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     # -- layer --
     redis_prefix: str = Field(DEFAULT_REDIS_PREFIX, description=(
         "prefix of every Redis key and (when not the default) Celery queue: two deployments "
-        "with different prefixes share one Redis without seeing each other"))
+        "with different prefixes share one Redis without seeing each other. `app.keys` reads "
+        "it from the environment once, at import (`redis_prefix_from_env`)"))
 
     @field_validator("redis_prefix")
     @classmethod
