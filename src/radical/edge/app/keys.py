@@ -16,10 +16,6 @@ import re
 from ..settings import DEFAULT_REDIS_PREFIX, redis_prefix_from_env
 
 PREFIX = redis_prefix_from_env()
-#: what kombu puts before every key it touches ("" for the default deployment)
-KOMBU_PREFIX = "" if PREFIX == DEFAULT_REDIS_PREFIX else f"{PREFIX}:"
-#: what Celery queue names start with ("" for the default deployment)
-QUEUE_PREFIX = "" if PREFIX == DEFAULT_REDIS_PREFIX else f"{PREFIX}."
 
 #: set of every edge name that has announced itself (alive or recently gone)
 EDGES = f"{PREFIX}:edges"
@@ -51,15 +47,6 @@ def edge_queue(name: str) -> str:
     return f"{QUEUE_PREFIX}edge.{name}"
 
 
-def edge_queue_key(name: str) -> str:
-    """The Redis list holding `edge_queue(name)` (kombu adds `KOMBU_PREFIX` to its keys)."""
-    return f"{KOMBU_PREFIX}{edge_queue(name)}"
-
-
-#: Celery's default queue (nothing is routed there; Celery wants one)
-DEFAULT_QUEUE = f"{QUEUE_PREFIX}edge.default"
-
-
 def edge_worker(name: str) -> str:
     """Celery worker hostname, as Flower shows it."""
     return f"edge@{name}"
@@ -83,3 +70,17 @@ def validate_name(name: str) -> str:
         raise ValueError(f"invalid edge name {name!r}: use letters, digits, '.', '_' or '-' "
                          "(at most 128, starting with a letter or digit)")
     return name
+
+
+# -- layer --
+#: what kombu puts before every key it touches ("" for the default deployment)
+KOMBU_PREFIX = "" if PREFIX == DEFAULT_REDIS_PREFIX else f"{PREFIX}:"
+#: what Celery queue names start with ("" for the default deployment)
+QUEUE_PREFIX = "" if PREFIX == DEFAULT_REDIS_PREFIX else f"{PREFIX}."
+#: Celery's default queue (nothing is routed there; Celery wants one)
+DEFAULT_QUEUE = f"{QUEUE_PREFIX}edge.default"
+
+
+def edge_queue_key(name: str) -> str:
+    """The Redis list holding `edge_queue(name)` (kombu adds `KOMBU_PREFIX` to its keys)."""
+    return f"{KOMBU_PREFIX}{edge_queue(name)}"
