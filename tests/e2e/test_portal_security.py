@@ -7,7 +7,7 @@ from importlib.metadata import entry_points
 
 import pytest
 
-if "xss" not in {ep.name for ep in entry_points(group="radical.edge.plugins")}:
+if "xss" not in {ep.name for ep in entry_points(group="radical.edge.test_plugins")}:
     pytest.skip("the xss test plugin is not installed (pip install -e tests/fixtures/xss_plugin)",
                 allow_module_level=True)
 

@@ -327,3 +327,39 @@ def test_scratch_dirs_of_dead_edges_are_swept(tmp_path) -> None:
         (d / "sub").mkdir(parents=True)
     assert housekeeping.sweep_work_dirs(str(tmp_path)) == [str(stale)]
     assert not stale.exists() and mine.exists() and other.exists()
+
+
+def test_wait_with_timeout_answers_when_the_tasks_finish_without_blocking_the_loop() -> None:
+    async def main():
+        edge = Edge()
+        sid = await edge.session(backends=["concurrent"])
+        status, _ = await edge.call("POST", f"submit/{sid}", {"tasks": [
+            {"uid": "gate", "executable": "sleep", "arguments": ["300"]},
+            {"uid": "quick", "function": f"{FN}:add", "args": [1, 2]}]})
+        assert status == 200
+        waiter = asyncio.ensure_future(edge.call("POST", f"wait/{sid}",
+                                                 {"uids": ["gate", "quick"], "timeout": 60}))
+        # the loop stays free: other calls are answered while `wait` holds its answer
+        status, quick = await edge.call("POST", f"wait/{sid}", {"uids": ["quick"],
+                                                                "timeout": 60})
+        assert status == 200 and quick[0]["state"] == "DONE"
+        assert not waiter.done()
+        status, _ = await edge.call("POST", f"cancel/{sid}/gate")  # finishes the last one
+        assert status == 200
+        status, tasks = await asyncio.wait_for(waiter, 30)
+        assert status == 200
+        assert {t["uid"]: t["state"] for t in tasks} == {"gate": "CANCELED", "quick": "DONE"}
+        # no timeout: a snapshot, as before; a bad timeout: 422
+        status, _ = await edge.call("POST", f"submit/{sid}", {"tasks": [
+            {"uid": "slow", "executable": "sleep", "arguments": ["300"]}]})
+        status, snap = await edge.call("POST", f"wait/{sid}", {"uids": ["slow"]})
+        assert status == 200 and snap[0]["state"] not in ("DONE", "FAILED", "CANCELED")
+        status, snap = await edge.call("POST", f"wait/{sid}", {"uids": ["slow"],
+                                                               "timeout": 0.05})
+        assert status == 200 and snap[0]["state"] not in ("DONE", "FAILED", "CANCELED")
+        for bad in (-1, "x", True, 10**9):
+            status, err = await edge.call("POST", f"wait/{sid}", {"uids": ["slow"],
+                                                                  "timeout": bad})
+            assert status == 422 and "timeout" in err["detail"]
+        await edge.plugin.shutdown()
+    run(main())

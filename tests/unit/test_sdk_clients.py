@@ -156,10 +156,11 @@ def test_resolution_builtin_missing_falls_back(monkeypatch) -> None:
 
 
 def test_resolution_entry_point(monkeypatch) -> None:
+    from importlib import metadata
     from importlib.metadata import EntryPoint
 
     ep = EntryPoint("thirdparty", f"{__name__}:CustomClient", edge_mod.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(edge_mod.metadata, "entry_points",
+    monkeypatch.setattr(metadata, "entry_points",
                         lambda group: [ep] if group == edge_mod.ENTRY_POINT_GROUP else [])
     assert edge_mod.resolve_client_class("thirdparty") is CustomClient
 

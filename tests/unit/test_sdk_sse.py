@@ -54,10 +54,9 @@ def test_id_with_nul_is_ignored() -> None:
     assert parser.last_event_id == "1"
 
 
-def test_comments_are_counted_not_dispatched() -> None:
+def test_comments_are_not_dispatched() -> None:
     events, parser = parse_lines([": keep-alive", ":", "data: x", ": ping", ""])
     assert [e.data for e in events] == ["x"]
-    assert parser.comments == 3
 
 
 def test_event_type_and_retry_and_unknown_field() -> None:
@@ -83,30 +82,13 @@ def test_feed_line_accepts_line_endings() -> None:
     assert events[0].data == "x"
 
 
-@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
-def test_feed_raw_text_with_any_line_end(eol: str) -> None:
-    text = eol.join([": hi", "id: 3", "data: a", "data: b", "", "data: c", "", ""])
-    parser = SSEParser()
-    events = parser.feed(text)
-    assert [(e.data, e.id) for e in events] == [("a\nb", "3"), ("c", "3")]
-
-
-def test_feed_handles_arbitrary_chunking_including_split_crlf() -> None:
-    text = 'id: 9\r\ndata: {"x":\r\ndata: 1}\r\n\r\n: ping\r\ndata: 2\r\n\r\n'
-    for size in (1, 2, 3, 5, 7):
-        parser = SSEParser()
-        events: list[SSEEvent] = []
-        for i in range(0, len(text), size):
-            events += parser.feed(text[i:i + size])
-        assert [e.data for e in events] == ['{"x":\n1}', "2"], size
-        assert parser.comments == 1
-
-
 def test_reset_stream_drops_partial_event_keeps_id() -> None:
     parser = SSEParser()
-    parser.feed("id: 5\ndata: partial\n")
+    for line in ("id: 5", "data: partial"):
+        assert parser.feed_line(line) is None
     parser.reset_stream()
-    assert parser.feed("data: next\n\n") == [SSEEvent(data="next", id="5")]
+    assert parser.feed_line("data: next") is None
+    assert parser.feed_line("") == SSEEvent(data="next", id="5")
 
 
 # -- listener (MockTransport: request building and reconnect logic only) -------------------

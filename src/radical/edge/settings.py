@@ -2,14 +2,42 @@
 
 Environment names are `RADICAL_EDGE_<FIELD>` (e.g. `RADICAL_EDGE_REDIS_URL`), except the
 contract's historical `RADICAL_BRIDGE_URL`, `RADICAL_BRIDGE_CERT` and `RADICAL_BRIDGE_KEY`.
+
+`Settings` is what bridges, edges and the CLI share; the groups only one component reads
+(`PsijSettings`, `SSHSettings`, `LaunchSettings`) are separate classes here too, so every knob
+is found in this one file.
 """
 from __future__ import annotations
 
+import os
+import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Redis key prefix of the default deployment (its Celery queues keep the plain `edge.<name>`)
+DEFAULT_REDIS_PREFIX = "redge"
+#: what a Redis key prefix may look like (it becomes part of every key and queue name)
+REDIS_PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+REDIS_PREFIX_ENV = "RADICAL_EDGE_REDIS_PREFIX"
+
+
+def _check_prefix(value: str) -> str:
+    if not REDIS_PREFIX_RE.match(value):
+        raise ValueError(f"invalid {REDIS_PREFIX_ENV} {value!r}: use letters, digits, '_' or '-' "
+                         "(at most 64, starting with a letter or digit)")
+    return value
+
+
+def redis_prefix_from_env() -> str:
+    """The Redis key prefix of this process (`RADICAL_EDGE_REDIS_PREFIX`, default `redge`).
+
+    Read once when `app.keys` is imported: every process of one deployment (bridge, edges,
+    child edges, Flower) must agree on it, so it comes from the environment, not from a flag.
+    """
+    return _check_prefix(os.environ.get(REDIS_PREFIX_ENV, "").strip() or DEFAULT_REDIS_PREFIX)
 
 
 class Settings(BaseSettings):
@@ -65,6 +93,17 @@ class Settings(BaseSettings):
     rhapsody_max_body_items: int = Field(
         2_000_000, description="rhapsody: most values (all levels) in one submit body")
 
+    # -- layer --
+    redis_prefix: str = Field(DEFAULT_REDIS_PREFIX, description=(
+        "prefix of every Redis key and (when not the default) Celery queue: two deployments "
+        "with different prefixes share one Redis without seeing each other. `app.keys` reads "
+        "it from the environment once, at import (`redis_prefix_from_env`)"))
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _redis_prefix(cls, value: str) -> str:
+        return _check_prefix(value)
+
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None
 
@@ -83,3 +122,55 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+class PsijSettings(BaseSettings):
+    """Where the psij plugin keeps its files and how often it polls (`plugins.psij.executors`)."""
+
+    model_config = SettingsConfigDict(env_prefix="RADICAL_EDGE_", extra="ignore",
+                                      env_ignore_empty=True)
+
+    psij_dir: str = "~/.radical/edge/psij"
+    psij_poll: float = 1.0
+
+    @field_validator("psij_poll", mode="before")
+    @classmethod
+    def _poll(cls, value: Any) -> float:
+        """At least 0.2 s; a value that is not a number means the default (1 s)."""
+        try:
+            return max(0.2, float(value or 1.0))
+        except (TypeError, ValueError):
+            return 1.0
+
+
+class SSHSettings(BaseSettings):
+    """How a parent edge reaches compute nodes for tunnels (`hpc.launch.ssh`)."""
+
+    model_config = SettingsConfigDict(env_prefix="RADICAL_EDGE_SSH_", extra="ignore")
+
+    user: str | None = None
+    port: int = 22
+    key_file: str | None = None
+    known_hosts: str | None = None
+    host_key_policy: Literal["strict", "accept-new", "ignore"] = "strict"
+    host: str | None = None
+    connect_timeout: float = 15.0
+    keepalive: float = 15.0
+    tunnel_dir: str = Field("~/.radical/edge/tunnels", validation_alias=AliasChoices(
+        "RADICAL_EDGE_TUNNEL_DIR", "RADICAL_EDGE_SSH_TUNNEL_DIR"))
+
+    def known_hosts_path(self) -> str:
+        return os.path.expanduser(self.known_hosts or "~/.ssh/known_hosts")
+
+    def port_file(self, edge_name: str) -> str:
+        """Where the port file of child `edge_name` goes (the same path on the node)."""
+        return os.path.join(os.path.expanduser(self.tunnel_dir), f"{edge_name}.port")
+
+
+class LaunchSettings(BaseSettings):
+    """Settings of a parent edge for launching child edges (`hpc.launch`)."""
+
+    model_config = SettingsConfigDict(env_prefix="RADICAL_EDGE_", extra="ignore")
+
+    #: ``RADICAL_EDGE_WRAPPER``: the wrapper script to use (see `find_wrapper`)
+    wrapper: str | None = None

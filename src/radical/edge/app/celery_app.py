@@ -17,6 +17,7 @@ from celery import Celery
 from celery.app.amqp import AMQP
 
 from ..settings import Settings
+from . import keys
 
 
 class EdgeAMQP(AMQP):
@@ -39,7 +40,7 @@ def make_celery(settings: Settings, main: str = "radical.edge") -> Celery:
         task_ignore_result=True,
         task_acks_late=False,
         task_reject_on_worker_lost=False,
-        task_default_queue="edge.default",
+        task_default_queue=keys.DEFAULT_QUEUE,
         task_create_missing_queues=True,
         task_send_sent_event=False,
         worker_send_task_events=False,
@@ -60,6 +61,8 @@ def make_celery(settings: Settings, main: str = "radical.edge") -> Celery:
             "socket_keepalive": True,
             "health_check_interval": 10,
             "retry_on_timeout": True,
+            # another deployment on the same Redis: kombu's bindings and pidbox apart too
+            **({"global_keyprefix": keys.KOMBU_PREFIX} if keys.KOMBU_PREFIX else {}),
         },
         control_queue_ttl=60,
         control_queue_expires=120,

@@ -2,12 +2,20 @@
 
 Keeping them here means a bridge and an edge can never disagree about where to look,
 and a `redis-cli --scan --pattern 'redge:*'` shows all state this project owns.
+
+Every name lives under `PREFIX` (`RADICAL_EDGE_REDIS_PREFIX`, default `redge`, read once at
+import), so two deployments with different prefixes can share one Redis. The default
+deployment keeps Celery's plain queue names `edge.<name>`; another prefix P gets queues
+`P.edge.<name>` and kombu's own keys (bindings, remote control) under `P:` through the
+transport option `global_keyprefix` (`KOMBU_PREFIX`).
 """
 from __future__ import annotations
 
 import re
 
-PREFIX = "redge"
+from ..settings import DEFAULT_REDIS_PREFIX, redis_prefix_from_env
+
+PREFIX = redis_prefix_from_env()
 
 #: set of every edge name that has announced itself (alive or recently gone)
 EDGES = f"{PREFIX}:edges"
@@ -35,8 +43,8 @@ def edge_info(name: str) -> str:
 
 
 def edge_queue(name: str) -> str:
-    """Celery queue (a Redis list) an edge consumes its calls from."""
-    return f"edge.{name}"
+    """Celery queue an edge consumes its calls from (its name, as Celery and Flower see it)."""
+    return f"{QUEUE_PREFIX}edge.{name}"
 
 
 def edge_worker(name: str) -> str:
@@ -62,3 +70,17 @@ def validate_name(name: str) -> str:
         raise ValueError(f"invalid edge name {name!r}: use letters, digits, '.', '_' or '-' "
                          "(at most 128, starting with a letter or digit)")
     return name
+
+
+# -- layer --
+#: what kombu puts before every key it touches ("" for the default deployment)
+KOMBU_PREFIX = "" if PREFIX == DEFAULT_REDIS_PREFIX else f"{PREFIX}:"
+#: what Celery queue names start with ("" for the default deployment)
+QUEUE_PREFIX = "" if PREFIX == DEFAULT_REDIS_PREFIX else f"{PREFIX}."
+#: Celery's default queue (nothing is routed there; Celery wants one)
+DEFAULT_QUEUE = f"{QUEUE_PREFIX}edge.default"
+
+
+def edge_queue_key(name: str) -> str:
+    """The Redis list holding `edge_queue(name)` (kombu adds `KOMBU_PREFIX` to its keys)."""
+    return f"{KOMBU_PREFIX}{edge_queue(name)}"

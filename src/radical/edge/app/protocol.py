@@ -8,7 +8,7 @@ channel. Everything is JSON: nothing here is ever pickled.
 The bridge builds the Celery message itself (`celery_message`) instead of going through
 `apply_async`: kombu's publish is synchronous (~1 ms of CPU here) and would block the
 bridge's event loop. A stock `app.send_task(CALL_TASK, kwargs={"call": ...})` produces a
-message the edge accepts just the same (see tests/unit/test_protocol.py).
+message the edge accepts just the same (see tests/unit/test_core_logic.py).
 """
 from __future__ import annotations
 

@@ -16,17 +16,16 @@ from redis.exceptions import RedisError
 from ..app import keys
 from ..app.pipelined import Commands
 from ..app.protocol import CallReply, CallRequest, celery_message
+from ..errors import StatusError
 
 log = logging.getLogger(__name__)
 
 
-class BridgeError(Exception):
+class BridgeError(StatusError):
     """An error the bridge itself answers with (404/503/504...)."""
 
     def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
+        super().__init__(detail, status)
 
 
 class CallDispatcher:
@@ -44,8 +43,8 @@ class CallDispatcher:
         fut: asyncio.Future = loop.create_future()
         self._pending[call.id] = (fut, edge)
         timer = loop.call_later(timeout, _expire, fut, edge, timeout)
-        queue = keys.edge_queue(edge)
-        message = celery_message(call, queue)
+        queue = keys.edge_queue_key(edge)
+        message = celery_message(call, keys.edge_queue(edge))
         try:
             try:
                 await self.commands.call("LPUSH", queue, message)

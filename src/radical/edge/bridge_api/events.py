@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 import orjson
@@ -34,7 +34,6 @@ class Client:
     queue: asyncio.Queue
     min_id: tuple[int, int] = (0, 0)
     lagging: bool = False
-    sent: int = field(default=0)
 
 
 class EventHub:
@@ -144,7 +143,6 @@ async def client_events(hub: EventHub, client: Client, first: dict[str, Any],
             eid = event.get("id")
             if eid and client.min_id != (0, 0) and parse_id(eid) <= client.min_id:
                 continue
-            client.sent += 1
             yield event
     finally:
         hub.disconnect(client)

@@ -12,12 +12,13 @@ from typing import Any
 
 import orjson
 
+from .. import constants
 from ..app import keys
 from ..app.protocol import FORWARDED_HEADERS, CallRequest, server_timing
 from .dispatcher import BridgeError
 from .state import BridgeState
 
-TIMEOUT_HEADER = "x-radical-timeout"
+TIMEOUT_HEADER = constants.TIMEOUT_HEADER.lower()  # ASGI header names are lower case
 HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 
 log = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ import inspect
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, ClassVar, Protocol
 
 from starlette.exceptions import HTTPException
@@ -27,13 +28,23 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Any] | Any]
 
 
+@dataclass
+class HostState:
+    """Where the hosting process runs, for plugins: its batch system and allocation."""
+
+    scheduler: str | None = None  # "slurm" | "pbs" | None (no batch system, or the bridge)
+    job_id: str | None = None  # batch job this process runs in, if any
+    allocation: dict[str, Any] | None = None  # the batch system's view of that job
+    batch: Any = None  # the detected `hpc.batch.BatchSystem` (None on the bridge)
+
+
 class PluginHostAPI(Protocol):
     """What a plugin may use of the process hosting it (an edge, or the bridge)."""
 
     edge_name: str
     role: str  # "login" | "compute" | "bridge"
     settings: Any
-    state: Any
+    state: HostState
 
     def add_route(self, method: str, path: str, handler: Handler) -> None: ...
 
@@ -90,27 +101,16 @@ class Plugin:
     ui_config: ClassVar[dict | None] = None
     ui_module: ClassVar[str | None] = None
 
-    _registry: ClassVar[dict[str, type["Plugin"]]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        name = cls.__dict__.get("plugin_name")
-        if name:
-            Plugin._registry[name] = cls
-
-    # -- registry ---------------------------------------------------------------------------
-    @classmethod
-    def get_plugin_class(cls, name: str) -> type["Plugin"] | None:
-        return Plugin._registry.get(name)
-
-    @classmethod
-    def get_plugin_names(cls) -> list[str]:
-        return sorted(Plugin._registry)
-
+    # -- availability -----------------------------------------------------------------------
     @classmethod
     def is_enabled(cls, app: PluginHostAPI) -> bool:
         """Return False to skip loading this plugin on this host (checked before init)."""
         return True
+
+    @classmethod
+    def disabled_reason(cls, app: PluginHostAPI) -> str:
+        """Why `is_enabled` said no; the edge announces it so the portal can show it."""
+        return "not enabled on this host"
 
     # -- life cycle -------------------------------------------------------------------------
     def __init__(self, app: PluginHostAPI, instance_name: str | None = None) -> None:

@@ -9,13 +9,15 @@ import time
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
+from ..errors import StatusError
+
 S = TypeVar("S")
 
 #: how many expired session ids we remember to answer 410 instead of 404
 EXPIRED_MEMORY = 10_000
 
 
-class SessionError(LookupError):
+class SessionError(StatusError, LookupError):
     """A session lookup failed; `status` is the HTTP status to answer with."""
 
     status = 404
@@ -23,7 +25,6 @@ class SessionError(LookupError):
     def __init__(self, sid: str, detail: str) -> None:
         super().__init__(detail)
         self.sid = sid
-        self.detail = detail
 
 
 class SessionNotFound(SessionError):

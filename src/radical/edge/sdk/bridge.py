@@ -9,17 +9,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 from urllib.parse import quote
 
 import httpx
 
 from ..version import __version__
+from .edge import EdgeClient
 from .plugin import http_call
 from .sse import SSEListener, ssl_context
-
-if TYPE_CHECKING:
-    from .edge import EdgeClient
 
 log = logging.getLogger("radical.edge.sdk")
 
@@ -180,8 +178,6 @@ class BridgeClient:
     def get_edge_client(self, name: str | None = None, *,
                         edge_id: str | None = None) -> "EdgeClient":
         """An `EdgeClient` for edge `name` (``edge_id=`` is the original keyword)."""
-        from .edge import EdgeClient
-
         name = name or edge_id
         if not name:
             raise ValueError("edge name required")

@@ -8,14 +8,13 @@ still works through the generic `PluginClient`.
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
+from ..registry import Registry, resolve
 from .errors import EdgeError
 from .plugin import PluginClient
 
@@ -49,10 +48,8 @@ def load_client_class(spec: str) -> type[PluginClient] | None:
         log.warning("ignoring malformed client path %r (want 'module:Class')", spec)
         return None
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except ImportError as exc:
+        obj: Any = resolve(spec)
+    except (ImportError, AttributeError, ValueError) as exc:
         log.debug("client class %s not importable: %s", spec, exc)
         return None
     except Exception as exc:  # a module failing at import time must not break get_plugin
@@ -65,15 +62,10 @@ def load_client_class(spec: str) -> type[PluginClient] | None:
 
 
 def _entry_point_class(plugin_type: str) -> type[PluginClient] | None:
-    try:
-        eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
-    except Exception as exc:  # broken distribution metadata somewhere on sys.path
-        log.debug("cannot read entry points: %s", exc)
-        return None
-    for ep in eps:
-        if ep.name == plugin_type:
-            return load_client_class(ep.value)
-    return None
+    third_party: Registry[type[PluginClient]] = Registry("client")
+    third_party.load_entry_points(ENTRY_POINT_GROUP)
+    path = third_party.path(plugin_type)
+    return load_client_class(path) if path else None
 
 
 @functools.lru_cache(maxsize=None)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import httpx
 
+from ..constants import TIMEOUT_HEADER
 from .errors import (EdgeConnectionError, EdgeError, EdgeTimeoutError, detail_from_body,
                      json_dumps, json_loads)
 
@@ -25,7 +26,7 @@ __all__ = ["PluginClient", "http_call", "decode_body"]
 SESSION_GONE = (404, 410)
 
 #: asks the bridge for a per-call deadline (seconds)
-DEADLINE_HEADER = "X-Radical-Timeout"
+DEADLINE_HEADER = TIMEOUT_HEADER
 
 
 def decode_body(response: httpx.Response) -> Any:

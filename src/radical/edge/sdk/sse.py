@@ -1,8 +1,8 @@
 """Server-Sent Events for the client: a pure parser and a self-healing listener thread.
 
 The parser follows the WHATWG event-stream rules that matter here (multi-line `data:`,
-`id:` persistence, comments, CR/LF/CRLF line ends, a leading BOM), so it can be unit-tested
-without a network.  The listener keeps one long-lived GET on ``{url}/events`` and reconnects
+`id:` persistence, comments, a leading BOM; httpx splits the CR/LF/CRLF lines), so it can
+be unit-tested without a network.  The listener keeps one long-lived GET on ``{url}/events`` and reconnects
 by itself, because a bridge restart or a proxy idle-timeout must not silently end the
 notifications a script waits for.  It sends ``Last-Event-ID`` so a bridge that keeps a
 replay buffer can fill the gap.
@@ -14,7 +14,7 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import httpx
 
@@ -45,51 +45,16 @@ class SSEEvent:
 class SSEParser:
     """Turn event-stream lines into `SSEEvent`s; pure and incremental.
 
-    Use `feed_line` with already split lines (httpx `iter_lines`), or `feed` with raw text
-    chunks that may cut lines anywhere.  `last_event_id` survives across events, as the
-    spec wants, so a reconnect can resume from it.  `comments` counts keep-alives.
+    Fed with already split lines (httpx `iter_lines`).  `last_event_id` survives across
+    events, as the spec wants, so a reconnect can resume from it.
     """
 
     def __init__(self) -> None:
         self.last_event_id: str | None = None
         self.retry_ms: int | None = None
-        self.comments = 0
         self._data: list[str] = []
         self._event = ""
         self._first = True
-        self._buf = ""
-        self._pending_cr = False
-
-    def feed(self, chunk: str) -> list[SSEEvent]:
-        """Feed raw text (any chunking); return the events completed by it."""
-        events: list[SSEEvent] = []
-        for line in self._split(chunk):
-            event = self.feed_line(line)
-            if event is not None:
-                events.append(event)
-        return events
-
-    def _split(self, chunk: str) -> Iterator[str]:
-        if self._pending_cr and chunk.startswith("\n"):
-            chunk = chunk[1:]  # the LF of a CRLF split across two chunks
-        self._pending_cr = False
-        self._buf += chunk
-        start = 0
-        i = 0
-        buf = self._buf
-        while i < len(buf):
-            ch = buf[i]
-            if ch == "\n" or ch == "\r":
-                yield buf[start:i]
-                if ch == "\r":
-                    if i + 1 < len(buf):
-                        if buf[i + 1] == "\n":
-                            i += 1
-                    else:
-                        self._pending_cr = True
-                start = i + 1
-            i += 1
-        self._buf = buf[start:]
 
     def feed_line(self, line: str) -> SSEEvent | None:
         """Process one line (without or with its line end); return an event on a blank line."""
@@ -100,8 +65,7 @@ class SSEParser:
                 line = line[1:]
         if not line:
             return self._dispatch()
-        if line.startswith(":"):
-            self.comments += 1
+        if line.startswith(":"):  # a comment (the bridge's keep-alive)
             return None
         field, sep, value = line.partition(":")
         if sep and value.startswith(" "):
@@ -129,7 +93,7 @@ class SSEParser:
     def reset_stream(self) -> None:
         """Forget a half-received event (after a disconnect); keep `last_event_id`."""
         self._data, self._event = [], ""
-        self._first, self._buf, self._pending_cr = True, "", False
+        self._first = True
 
 
 def ssl_context(cert: str | None) -> ssl.SSLContext | bool:

@@ -6,6 +6,7 @@ an HTTP status and body the bridge relays unchanged.
 """
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import traceback
@@ -20,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from ..app.protocol import CallReply, CallRequest
+from ..errors import StatusError
 from .router import RouteNotFound, Router
 
 log = logging.getLogger(__name__)
@@ -69,14 +71,18 @@ def dump_json(obj: Any) -> bytes:
                         option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
 
 
+def _read_file(path: Any) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
 async def render(call_id: str, result: Any) -> CallReply:
     """A handler's return value as a reply: JSON for plain data, Responses as they are."""
     if isinstance(result, Response):
         headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in result.raw_headers
                    if k.lower() != b"content-length"]
-        if isinstance(result, FileResponse):
-            with open(result.path, "rb") as fh:
-                body = fh.read()
+        if isinstance(result, FileResponse):  # off the loop: the file may be on a hung NFS
+            body = await asyncio.to_thread(_read_file, result.path)
         elif isinstance(result, StreamingResponse):
             chunks = [c if isinstance(c, bytes) else str(c).encode()
                       async for c in result.body_iterator]
@@ -106,6 +112,8 @@ async def run_call(router: Router, call: CallRequest, state: dict[str, Any]) -> 
         for k, v in (exc.headers or {}).items():
             reply.headers.append([k, v])
         return reply
+    except StatusError as exc:  # any of the project's own errors carries its status
+        return CallReply.error(call.id, exc.status, exc.detail)
     except Exception as exc:  # a plugin bug must not crash the edge
         log.error("plugin handler %s %s failed:\n%s", call.method, call.path,
                   traceback.format_exc())

@@ -55,9 +55,9 @@ def run_edge(settings: Settings, name: str | None = None, plugins: str | None = 
     """Run until stopped (SIGTERM/SIGINT or Celery remote-control shutdown)."""
     name = validate_name(name or settings.edge_name or default_edge_name())
     sys.setswitchinterval(SWITCH_INTERVAL)
-    classes = loader.select(plugins or settings.plugins)
+    classes, skipped = loader.select_with_reasons(plugins or settings.plugins)
     host = PluginHost(settings, name, detect_batch())
-    host.start(classes)
+    host.start(classes, skipped=skipped)
     bind_host(host)
     log.warning("edge '%s' up: plugins %s, role %s, queue %s", name,
                 ", ".join(host.plugins) or "none", host.role, keys.edge_queue(name))

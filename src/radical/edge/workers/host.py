@@ -15,7 +15,6 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from types import SimpleNamespace
 from typing import Any, Callable
 
 import orjson
@@ -27,7 +26,8 @@ from ..app.protocol import CallReply, CallRequest
 from ..app.pubsub import subscribe_forever
 from ..app.redis_conn import async_redis
 from ..app.topology import TopologyWatcher, edge_summary
-from ..plugins.base import Plugin
+from ..plugins.base import HostState, Plugin
+from ..plugins.loader import MAX_REASON
 from ..settings import Settings
 from ..version import __version__
 from .announcer import Announcer
@@ -80,11 +80,13 @@ class PluginHost:
         self.role = "compute" if in_alloc else "login"
         remaining = (allocation or {}).get("remaining_seconds")
         self.walltime_end: float | None = time.time() + remaining if remaining else None
-        self.state = SimpleNamespace(
+        self.state = HostState(
             scheduler=getattr(batch, "name", None) if batch is not None else None,
             job_id=(allocation or {}).get("job_id"), allocation=allocation, batch=batch)
         self.router = Router()
         self.plugins: dict[str, Plugin] = {}
+        #: plugins this edge does not offer, and why (announced: the portal shows it)
+        self.unavailable: dict[str, str] = {}
         self.draining: str | None = None
         self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="plugin-host",
@@ -108,7 +110,10 @@ class PluginHost:
         self.notifier.publish(plugin, topic, data)
 
     # -- life cycle -------------------------------------------------------------------------
-    def start(self, plugin_classes: list[type[Plugin]], timeout: float = 60.0) -> None:
+    def start(self, plugin_classes: list[type[Plugin]], timeout: float = 60.0,
+              skipped: dict[str, str] | None = None) -> None:
+        """Start the loop and the plugins; `skipped`: plugins the loader could not load."""
+        self.unavailable.update(skipped or {})
         self._thread.start()
         self._run(self._start(plugin_classes), timeout)
 
@@ -134,13 +139,7 @@ class PluginHost:
         self.notifier = Notifier(self.redis, self.edge_name, self._loop)
         self.notifier.start()
         for cls in plugin_classes:
-            if not cls.is_enabled(self):
-                log.info("plugin %s is not enabled on this host", cls.plugin_name)
-                continue
-            plugin = cls(self)
-            self.plugins[plugin.instance_name] = plugin
-        for plugin in self.plugins.values():
-            await plugin.startup()
+            await self._start_plugin(cls)
         self.announcer = Announcer(self.redis, self.edge_name, self.describe,
                                    self.settings.heartbeat_seconds, self.settings.heartbeat_ttl)
         self.watcher = TopologyWatcher(self.redis, 5.0, self._on_topology)
@@ -154,6 +153,36 @@ class PluginHost:
         ]
         if self.walltime_end:
             self._background.append(spawn(self._watch_walltime()))
+
+    async def _start_plugin(self, cls: type[Plugin]) -> None:
+        """Create and start one plugin; one that fails is skipped with a WARNING naming it
+        and the reason (and announced as unavailable), never stopping the edge."""
+        name = getattr(cls, "plugin_name", None) or cls.__name__
+        plugin: Plugin | None = None
+        try:
+            if not cls.is_enabled(self):
+                reason = cls.disabled_reason(self)
+                log.info("plugin %s is not enabled on this host: %s", name, reason)
+                self.unavailable[name] = reason
+                return
+            plugin = cls(self)
+            await plugin.startup()
+        except Exception as exc:
+            log.warning("skipping plugin %s: it failed to start: %s: %s", name,
+                        type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            why = f"failed to start: {type(exc).__name__}: {exc}"
+            self.unavailable[name] = why[:MAX_REASON]
+            if plugin is not None:
+                self.router.remove_prefix(plugin.instance_name)
+                try:
+                    await asyncio.wait_for(plugin.shutdown(), 10)
+                except Exception:
+                    log.debug("shutdown of the failed plugin %s failed too", name,
+                              exc_info=True)
+            else:
+                self.router.remove_prefix(name)
+            return
+        self.plugins[plugin.instance_name] = plugin
 
     def announce(self, timeout: float = 30.0) -> None:
         """Join the topology; called once the Celery worker consumes (bridges then route
@@ -183,7 +212,7 @@ class PluginHost:
                 info = orjson.loads(current)
                 raise RuntimeError(f"edge '{self.edge_name}' is already running "
                                    f"(host {info.get('host')}, pid {info.get('pid')})")
-        purged = await self.redis.delete(keys.edge_queue(self.edge_name))
+        purged = await self.redis.delete(keys.edge_queue_key(self.edge_name))
         if purged:
             log.warning("discarded calls queued for a previous edge '%s'", self.edge_name)
 
@@ -280,6 +309,7 @@ class PluginHost:
             "endpoint": {"type": "celery", "queue": keys.edge_queue(self.edge_name),
                          "worker": keys.edge_worker(self.edge_name)},
             "plugins": {name: p.describe() for name, p in self.plugins.items()},
+            "unavailable": dict(self.unavailable),
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "role": self.role,

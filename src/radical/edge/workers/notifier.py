@@ -37,7 +37,6 @@ class Notifier:
         self._items: deque[bytes] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self.sent = 0
         self.dropped = 0
 
     def start(self) -> None:
@@ -63,6 +62,9 @@ class Notifier:
         if len(self._items) > MAX_BACKLOG:
             self._items.popleft()
             self.dropped += 1
+            if self.dropped % 1000 == 1:  # the first, then every 1000th: no log flood
+                log.warning("notification backlog over %d (Redis unreachable?): dropped %d "
+                            "oldest so far", MAX_BACKLOG, self.dropped)
         self._wake.set()
 
     async def flush(self, timeout: float = 5.0) -> None:
@@ -93,7 +95,6 @@ class Notifier:
                 backoff = 0.1
                 for _ in batch:
                     self._items.popleft()
-                self.sent += len(batch)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 from starlette.routing import compile_path
 
+from ..errors import StatusError
+
 
 @dataclass(slots=True)
 class Route:
@@ -20,11 +22,11 @@ class Route:
     handler: Callable[..., Any]
 
 
-class RouteNotFound(LookupError):
+class RouteNotFound(StatusError, LookupError):
+    """No route for a call: 404, or 405 with the methods that `allow` the path."""
+
     def __init__(self, status: int, detail: str, allow: list[str] | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
+        super().__init__(detail, status)
         self.allow = allow or []
 
 
@@ -39,6 +41,10 @@ class Router:
         prefix = path.split("/", 2)[1]
         self._by_prefix.setdefault(prefix, []).append(
             Route(method.upper(), path, regex, convertors, handler))
+
+    def remove_prefix(self, prefix: str) -> None:
+        """Forget every route of one plugin instance (it failed to start)."""
+        self._by_prefix.pop(prefix, None)
 
     def prefixes(self) -> list[str]:
         return sorted(self._by_prefix)

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 #: seconds any scheduler command may take before we give up on it
 DEFAULT_TIMEOUT = 15.0
 
-#: keys of an allocation summary (CONTRACT §6 `job_allocation`, plus `remaining_seconds`)
+#: keys of an allocation summary (sysinfo's `job_allocation` shape, plus `remaining_seconds`)
 ALLOCATION_KEYS = ("job_id", "partition", "n_nodes", "nodelist", "cpus_per_node",
                    "gpus_per_node", "account", "job_name", "runtime", "remaining_seconds")
 

@@ -9,32 +9,52 @@ from __future__ import annotations
 import logging
 from typing import Mapping, TypeVar
 
+from ...registry import Registry
 from .base import BatchSystem
 
 log = logging.getLogger(__name__)
 
-_REGISTRY: dict[str, type[BatchSystem]] = {}
+#: third-party batch systems register ``{name} = "module:Class"`` here
+ENTRY_POINT_GROUP = "radical.edge.batch_systems"
+
+_REGISTRY: Registry[type[BatchSystem]] = Registry("batch system")
+_entry_points_loaded = False
 
 B = TypeVar("B", bound=type[BatchSystem])
 
 
 def register(cls: B) -> B:
     """Class decorator: make `cls` known to `detect_batch_system` under `cls.name`."""
-    _REGISTRY[cls.name] = cls
+    _REGISTRY.register(cls.name, cls)
     return cls
+
+
+def _classes() -> list[type[BatchSystem]]:
+    global _entry_points_loaded
+    if not _entry_points_loaded:  # third-party systems join on first use (not at import)
+        _entry_points_loaded = True
+        _REGISTRY.load_entry_points(ENTRY_POINT_GROUP)
+    out = []
+    for name in _REGISTRY.names():
+        try:
+            out.append(_REGISTRY.get(name))
+        except Exception as exc:  # a broken third-party backend must not stop detection
+            log.warning("skipping batch system %s: loading it failed: %s: %s", name,
+                        type(exc).__name__, exc)
+    return out
 
 
 def backends() -> list[type[BatchSystem]]:
     """Registered classes in detection order (lowest `priority` first)."""
-    return sorted(_REGISTRY.values(), key=lambda c: (c.priority, c.name))
+    return sorted(_classes(), key=lambda c: (c.priority, c.name))
 
 
 def get_backend(name: str) -> type[BatchSystem] | None:
-    return _REGISTRY.get(name)
+    return next((c for c in _classes() if c.name == name), None)
 
 
 def _fallback() -> type[BatchSystem]:
-    none = _REGISTRY.get("none")
+    none = get_backend("none")
     if none is None:  # only when someone imported registry without the package
         raise RuntimeError("no 'none' batch system registered; import radical.edge.hpc.batch")
     return none

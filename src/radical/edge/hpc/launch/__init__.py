@@ -10,6 +10,7 @@ Redis as its parent (or, with a tunnel, a port the parent forwards over SSH, see
 What the job gets in its environment (explicit values in the client's job_spec win):
 
 ``RADICAL_EDGE_REDIS_URL``   the parent's Redis URL (never on the command line: ps shows it)
+``RADICAL_EDGE_REDIS_PREFIX`` the parent's Redis key prefix (its deployment)
 ``RADICAL_EDGE_PYTHON``      the parent's interpreter (its venv), so the child runs the same code
 ``RADICAL_EDGE_PYTHONPATH``  the directory `radical.edge` was imported from, for source trees
 ``RADICAL_EDGE_TUNNEL_FILE`` / ``RADICAL_EDGE_TUNNEL_TOKEN``  with a tunnel: where the parent
@@ -27,8 +28,9 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
+from ...errors import StatusError
+from ...app import keys
+from ...settings import REDIS_PREFIX_ENV, LaunchSettings
 from ..batch.base import run_command
 
 WRAPPER_NAME = "radical-edge-wrapper.sh"
@@ -50,22 +52,11 @@ __all__ = [
 ]
 
 
-class LaunchSettings(BaseSettings):
-    """Settings of the parent edge for launching child edges (environment)."""
-
-    model_config = SettingsConfigDict(env_prefix="RADICAL_EDGE_", extra="ignore")
-
-    #: ``RADICAL_EDGE_WRAPPER``: the wrapper script to use (see `find_wrapper`)
-    wrapper: str | None = None
-
-
-class LaunchError(ValueError):
+class LaunchError(StatusError, ValueError):
     """A child-edge launch that cannot work; `status` is the HTTP status to answer with."""
 
     def __init__(self, detail: str, status: int = 422) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.status = status
+        super().__init__(detail, status)
 
 
 @dataclass(frozen=True)
@@ -155,6 +146,7 @@ def child_job_spec(job_spec: dict, edge_name: str, redis_url: str, *,
     spec["arguments"] = args
     env = dict(spec.get("environment") or {})
     env.setdefault("RADICAL_EDGE_REDIS_URL", redis_url)
+    env.setdefault(REDIS_PREFIX_ENV, keys.PREFIX)  # the child joins this deployment
     env.setdefault("RADICAL_EDGE_PYTHON", python or sys.executable)
     env.setdefault("RADICAL_EDGE_PYTHONPATH", source_root())
     if tunnel is not None:

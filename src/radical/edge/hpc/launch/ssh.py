@@ -27,36 +27,11 @@ import os
 import posixpath
 import secrets
 import shlex
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from ...settings import SSHSettings
 
 log = logging.getLogger(__name__)
-
-
-class SSHSettings(BaseSettings):
-    """How the parent edge reaches compute nodes (see the module docstring)."""
-
-    model_config = SettingsConfigDict(env_prefix="RADICAL_EDGE_SSH_", extra="ignore")
-
-    user: str | None = None
-    port: int = 22
-    key_file: str | None = None
-    known_hosts: str | None = None
-    host_key_policy: Literal["strict", "accept-new", "ignore"] = "strict"
-    host: str | None = None
-    connect_timeout: float = 15.0
-    keepalive: float = 15.0
-    tunnel_dir: str = Field("~/.radical/edge/tunnels", validation_alias=AliasChoices(
-        "RADICAL_EDGE_TUNNEL_DIR", "RADICAL_EDGE_SSH_TUNNEL_DIR"))
-
-    def known_hosts_path(self) -> str:
-        return os.path.expanduser(self.known_hosts or "~/.ssh/known_hosts")
-
-    def port_file(self, edge_name: str) -> str:
-        """Where the port file of child `edge_name` goes (the same path on the node)."""
-        return os.path.join(os.path.expanduser(self.tunnel_dir), f"{edge_name}.port")
 
 
 class TunnelError(RuntimeError):

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from ...app import keys
+from ...constants import JOB_FINAL_STATES
 from . import LaunchError, TunnelPlan, job_node, redis_endpoint
 from .ssh import (
     SSHSettings,
@@ -112,6 +113,7 @@ class TunnelManager:
         self.redis = redis
         self.settings = settings or SSHSettings()
         self._tunnels: dict[str, Tunnel] = {}
+        self._pending: set[asyncio.Future] = set()  # fire-and-forget work, kept referenced
 
     # -- bookkeeping ------------------------------------------------------------------------
     def get(self, name: str) -> Tunnel | None:
@@ -187,11 +189,10 @@ class TunnelManager:
         self._react(t)
 
     def _react(self, t: Tunnel) -> None:
-        if t.job_state in ("COMPLETED", "FAILED", "CANCELED"):
+        if t.job_state in JOB_FINAL_STATES:
             if (t.status in ACTIVE_STATES or t.task is not None) and not t.ending:
                 t.ending = True
-                asyncio.ensure_future(self._stop(t, "done", grace=GRACE_SECONDS),
-                                      loop=self.loop)
+                self._spawn(self._stop(t, "done", grace=GRACE_SECONDS))
             return
         if t.job_state == "ACTIVE" and t.attached and t.task is None and \
                 t.status == "pending" and not t.stopping:
@@ -243,7 +244,15 @@ class TunnelManager:
             except Exception as exc:
                 log.warning("writing tunnel record of %s failed: %s", t.edge_name, exc)
 
-        asyncio.ensure_future(write(), loop=self.loop)
+        self._spawn(write())
+
+    def _spawn(self, coro: Any) -> asyncio.Future:
+        """Run `coro` on the loop, keeping a reference until it ends (the loop holds only
+        weak references to tasks: an unreferenced one may be collected mid-flight)."""
+        fut = asyncio.ensure_future(coro, loop=self.loop)
+        self._pending.add(fut)
+        fut.add_done_callback(self._pending.discard)
+        return fut
 
     # -- the tunnel itself ----------------------------------------------------------------------
     async def _run(self, t: Tunnel) -> None:
@@ -282,7 +291,7 @@ class TunnelManager:
         self._set(t, "failed", error=error)
         t.stopping = True
         await self._close_conn(t)
-        if t.cancel_job is not None and t.job_state not in ("COMPLETED", "FAILED", "CANCELED"):
+        if t.cancel_job is not None and t.job_state not in JOB_FINAL_STATES:
             log.warning("tunnel %s failed; canceling job %s (its edge could never connect)",
                         t.edge_name, t.job_id)
             try:

@@ -8,11 +8,12 @@ import time
 from typing import Any, Callable
 from urllib.parse import quote
 
+from radical.edge.constants import JOB_FINAL_STATES
 from radical.edge.sdk.plugin import PluginClient
 
 __all__ = ["FINAL_STATES", "PSIJClient", "PsijClient"]
 
-FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELED"})
+FINAL_STATES = JOB_FINAL_STATES
 
 
 def _q(value: Any) -> str:

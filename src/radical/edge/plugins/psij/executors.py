@@ -23,36 +23,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pydantic import field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
+from ...settings import PsijSettings
 from .build import unquote_directives
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ROOT = "~/.radical/edge/psij"
+DEFAULT_ROOT = PsijSettings.model_fields["psij_dir"].default
 #: consecutive failed queue polls before psij fails every job of an executor (its default 2
 #: would turn a 3-second scheduler hiccup into failed jobs at 1 s polling)
 POLL_ERROR_THRESHOLD = 60
-
-
-class PsijSettings(BaseSettings):
-    """Where the psij plugin keeps its files and how often it polls (module docstring)."""
-
-    model_config = SettingsConfigDict(env_prefix="RADICAL_EDGE_", extra="ignore",
-                                      env_ignore_empty=True)
-
-    psij_dir: str = DEFAULT_ROOT
-    psij_poll: float = 1.0
-
-    @field_validator("psij_poll", mode="before")
-    @classmethod
-    def _poll(cls, value: Any) -> float:
-        """At least 0.2 s; a value that is not a number means the default (1 s)."""
-        try:
-            return max(0.2, float(value or 1.0))
-        except (TypeError, ValueError):
-            return 1.0
 
 
 def psij_root() -> Path:

@@ -12,12 +12,13 @@ import threading
 import time
 from typing import Any
 
+from ...constants import JOB_FINAL_STATES
 from .output import read_chunk, tail
 from .spec import JobRequest
 
 #: PSI/J states and their order (terminal states share the last rank)
 STATE_ORDER = {"NEW": 0, "QUEUED": 1, "ACTIVE": 2, "COMPLETED": 3, "FAILED": 3, "CANCELED": 3}
-FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELED"})
+FINAL_STATES = JOB_FINAL_STATES
 
 
 class JobRecord:
@@ -84,7 +85,7 @@ class JobRecord:
             return note
 
     def describe(self) -> dict[str, Any]:
-        """The status fields without output (list_jobs rows; CONTRACT §6 keys)."""
+        """The status fields without output (list_jobs rows)."""
         with self.lock:
             out: dict[str, Any] = {"job_id": self.job_id, "native_id": self.native_id,
                                    "state": self.state, "message": self.message,
@@ -98,7 +99,7 @@ class JobRecord:
             return out
 
     def status(self, stdout_offset: int = 0, stderr_offset: int = 0) -> dict[str, Any]:
-        """`describe()` plus output from the given byte offsets (CONTRACT §6 `status`)."""
+        """`describe()` plus output from the given byte offsets (the `status` answer)."""
         out = self.describe()
         done = out["state"] in FINAL_STATES
         out["stdout"], out["stdout_offset"] = read_chunk(self.stdout_path, stdout_offset,

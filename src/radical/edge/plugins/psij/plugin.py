@@ -9,7 +9,7 @@ Routes (all under ``/{edge}/psij/``; `sid` = session id)::
                                        -> adds "edge_name", "tunnel" (422 without -n/--name)
     GET  tunnel_status/{edge_name}     -> {"edge_name", "status", "port", "pid", ...}
     GET  status/{sid}/{job_id}?stdout_offset=&stderr_offset=
-                                       -> CONTRACT §6 status, output from the byte offsets
+                                       -> job status (`JobRecord.status`), output from the offsets
     GET  list_jobs/{sid}               -> {"jobs": [...]}
     POST cancel/{sid}/{job_id}         -> {"job_id", "native_id", "state", "canceled": true}
     GET  executors                     -> {"executors": [...], "default": "slurm"|"pbs"|"local"}
@@ -113,6 +113,10 @@ class PsijPlugin(Plugin):
     def is_enabled(cls, app: PluginHostAPI) -> bool:
         """PsiJ loads on edges (login or compute nodes), not on the bridge."""
         return app.role != "bridge"
+
+    @classmethod
+    def disabled_reason(cls, app: PluginHostAPI) -> str:
+        return "psij runs on edges, not on the bridge"
 
     def __init__(self, app: PluginHostAPI, instance_name: str | None = None) -> None:
         super().__init__(app, instance_name)

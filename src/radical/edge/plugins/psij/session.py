@@ -118,8 +118,8 @@ class PsijSession(PluginSession):
             req = parse_job_spec(job_spec)
             known = await asyncio.to_thread(self._pool.known)
             name = normalize_executor(executor, known)
-            if name == "local":
-                check_local_executable(req)
+            if name == "local":  # stats the file system: off the loop (NFS may hang)
+                await asyncio.to_thread(check_local_executable, req)
         except JobSpecError as exc:
             raise HTTPException(exc.status, exc.detail) from None
         if req.directory is None:
@@ -133,7 +133,6 @@ class PsijSession(PluginSession):
                       on_change: OnChange | None) -> dict[str, Any]:
         import psij
 
-        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         job = psij.Job()
         job_id = job.id
         stdout = req.stdout_path or str(self._dir / f"{job_id}.out")
@@ -141,9 +140,9 @@ class PsijSession(PluginSession):
         env_file = None
         if name in BATCH_EXECUTORS and req.environment:
             env_file = str(self._dir / f"{job_id}.env")
-            fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(env_script(req.environment, then_source=req.pre_launch))
+        # the session dir usually sits on an NFS home: a hung file system must hang a worker
+        # thread, never the plugin loop (which also sends the edge's heartbeats)
+        await asyncio.to_thread(self._prepare_files, req, env_file)
         job.spec = build_psij_spec(req, name, stdout_path=stdout, stderr_path=stderr,
                                    env_file=env_file)
         # psij's batch templates read `job.name`, which psij.Job does not have
@@ -159,7 +158,7 @@ class PsijSession(PluginSession):
         except Exception as exc:
             self._jobs.pop(job_id, None)
             if env_file:
-                _unlink(env_file)
+                await asyncio.to_thread(_unlink, env_file)
             if isinstance(exc, psij.InvalidJobException):
                 raise HTTPException(422, f"invalid job: {exc}") from None
             if isinstance(exc, psij.SubmitException):
@@ -172,6 +171,14 @@ class PsijSession(PluginSession):
                  record.native_id)
         return {"job_id": job_id, "native_id": record.native_id, "state": record.state,
                 "executor": name}
+
+    def _prepare_files(self, req: JobRequest, env_file: str | None) -> None:
+        """Create the session dir and the job's env file (blocking: run in a thread)."""
+        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if env_file:
+            fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(env_script(req.environment, then_source=req.pre_launch))
 
     def _on_status(self, record: JobRecord, job: Any, status: Any) -> None:
         """psij status callback (any thread): notify new transitions, in order, once."""

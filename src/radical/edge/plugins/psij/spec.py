@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...errors import StatusError
+
 #: executor names clients may use that psij-python spells differently
 EXECUTOR_ALIASES = {"pbs": "pbspro", "pbs_pro": "pbspro", "openpbs": "pbspro"}
 
@@ -38,14 +40,13 @@ RESOURCE_INTS = ("node_count", "process_count", "processes_per_node", "cpu_cores
                  "gpu_cores_per_process")
 
 
-class JobSpecError(ValueError):
+class JobSpecError(StatusError, ValueError):
     """A job spec the plugin refuses; `status` is the HTTP status to answer with."""
 
     status = 422
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
-        self.detail = detail
 
 
 @dataclass
@@ -77,7 +78,7 @@ class JobRequest:
     custom_attributes: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        """The spec fields a status answer echoes (CONTRACT §6)."""
+        """The spec fields a status answer echoes."""
         return {"executable": self.executable, "arguments": list(self.arguments),
                 "directory": self.directory, "queue_name": self.queue_name,
                 "account": self.account, "node_count": self.node_count,

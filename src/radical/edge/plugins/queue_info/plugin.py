@@ -126,6 +126,10 @@ class QueueInfoPlugin(Plugin):
             log.exception("batch-system detection failed; queue_info stays off")
             return False
 
+    @classmethod
+    def disabled_reason(cls, app: PluginHostAPI) -> str:
+        return "no batch system detected (SLURM/PBS)"
+
     def __init__(self, app: PluginHostAPI, instance_name: str | None = None,
                  backend: QueueInfo | None = None) -> None:
         super().__init__(app, instance_name)

@@ -19,12 +19,13 @@ is refused with 403 and a detail that names the function and how to allow it.
 from __future__ import annotations
 
 import logging
-import pkgutil
 import re
+import types
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
+from ...registry import resolve
 from .errors import TaskSpecError
 
 __all__ = ["BUILTIN_ALLOWED", "ENTRY_POINT_GROUP", "FunctionPolicy", "split_path",
@@ -122,7 +123,7 @@ def refusal(path: str) -> str:
 def resolve_allowed(policy: FunctionPolicy, path: str) -> tuple[str, Callable[..., Any]]:
     """``("module:qualname", callable)`` that `path` names, if the policy allows it.
 
-    The plugin's one resolver of task functions (via `pkgutil.resolve_name`).
+    The plugin's one resolver of task functions (via `registry.resolve`).
 
     Raises `TaskSpecError`: 403 outside the allow-list, 422 when an allowed path does not
     import or names no callable.
@@ -135,7 +136,7 @@ def resolve_allowed(policy: FunctionPolicy, path: str) -> tuple[str, Callable[..
         raise TaskSpecError(refusal(path), 403)
     module, qualname, wildcard = found
     try:
-        obj: Any = pkgutil.resolve_name(f"{module}:{qualname}")
+        obj: Any = resolve(f"{module}:{qualname}")
     except ImportError as exc:
         raise TaskSpecError(f"cannot import function {path!r}: {exc}") from None
     except AttributeError:
@@ -144,7 +145,7 @@ def resolve_allowed(policy: FunctionPolicy, path: str) -> tuple[str, Callable[..
     except Exception as exc:  # a module failing at import time
         raise TaskSpecError(f"cannot import function {path!r}: "
                             f"{type(exc).__name__}: {exc}") from None
-    if not callable(obj) or isinstance(obj, type(pkgutil)):
+    if not callable(obj) or isinstance(obj, types.ModuleType):
         raise TaskSpecError(f"function {path!r} names a {type(obj).__name__}, "
                             "not a callable")
     if wildcard and getattr(obj, "__module__", None) != module:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import base64
 import binascii
 import pickle
-import pkgutil
 import threading
 from typing import Any, Callable, Iterable
 
+from ...registry import resolve
 from .allowlist import FunctionPolicy, resolve_allowed
 from .errors import TaskSpecError
 
@@ -47,7 +47,7 @@ class FunctionRef:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.func is None:
-            self.func = (pkgutil.resolve_name(self.path) if self.path is not None
+            self.func = (resolve(self.path) if self.path is not None
                          else pickle.loads(self.blob))  # type: ignore[arg-type]
         return self.func(*args, **kwargs)
 

@@ -24,6 +24,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
+from radical.edge.constants import TIMEOUT_HEADER
 from radical.edge.sdk.errors import EdgeError
 from radical.edge.sdk.plugin import PluginClient
 
@@ -34,7 +35,6 @@ __all__ = ["RhapsodyClient", "encode_function", "TERMINAL_STATES"]
 
 log = logging.getLogger("radical.edge.sdk.rhapsody")
 
-TIMEOUT_HEADER = "X-Radical-Timeout"
 
 
 class RhapsodyClient(CompletionMixin, WireMixin, PluginClient):

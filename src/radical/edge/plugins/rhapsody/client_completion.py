@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any, Iterable
 
+from radical.edge.constants import TASK_TERMINAL_STATES
 from radical.edge.sdk.errors import EdgeTimeoutError
 
 from .client_wire import decode_record
@@ -22,7 +23,7 @@ __all__ = ["TERMINAL_STATES", "Waiter", "CompletionMixin"]
 
 log = logging.getLogger("radical.edge.sdk.rhapsody")
 
-TERMINAL_STATES = frozenset({"DONE", "FAILED", "CANCELED"})
+TERMINAL_STATES = TASK_TERMINAL_STATES
 
 
 class Waiter:

@@ -12,6 +12,8 @@ import base64
 import pickle
 from typing import Any, Callable
 
+from ...registry import resolve
+
 try:  # optional: smaller and faster bodies than JSON
     import msgpack as _msgpack
 except ImportError:  # pragma: no cover - exercised on bare laptops
@@ -34,11 +36,7 @@ def _import_path(func: Callable) -> str | None:
     if not module or not qualname or module == "__main__" or "<" in qualname:
         return None
     try:
-        import importlib
-
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
+        obj: Any = resolve(f"{module}:{qualname}")
     except Exception:
         return None
     return f"{module}:{qualname}" if obj is func else None

@@ -41,9 +41,11 @@ from rhapsody.backends.execution.concurrent import ConcurrentExecutionBackend
 from .callables import NOOP_PATH, FunctionRef
 from .procpool import Job, WorkerPool
 
+from ...constants import TASK_TERMINAL_STATES
+
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"DONE", "FAILED", "CANCELED"})
+TERMINAL = TASK_TERMINAL_STATES
 #: seconds between SIGTERM and SIGKILL for a cancelled/timed-out process group
 KILL_GRACE = 2.0
 

@@ -21,12 +21,14 @@ from typing import Callable
 
 import orjson
 
+from ...constants import TASK_TERMINAL_STATES
+
 __all__ = ["Coalescer", "MIN_GAP", "DEFAULT_WINDOW", "DEFAULT_BATCH"]
 
 #: first non-zero gap between two flushes once updates arrive back to back (s)
 MIN_GAP = 0.001
 #: states whose records go out without waiting for the window
-URGENT = frozenset({"DONE", "FAILED", "CANCELED"})
+URGENT = TASK_TERMINAL_STATES
 #: default upper bound of the gap, i.e. the longest any update waits (s)
 DEFAULT_WINDOW = 0.05
 #: default largest number of tasks in one notification
@@ -63,9 +65,7 @@ class Coalescer:
         self._last_flush = float("-inf")
         self._gap = 0.0
         self._closed = False
-        # statistics (tests and benchmarks read them)
-        self.messages = 0
-        self.records = 0
+        #: records replaced by a newer state before they went out (tests read it)
         self.superseded = 0
 
     # -- input ------------------------------------------------------------------------------
@@ -131,8 +131,6 @@ class Coalescer:
             self._gap = self._gap / 4 if self._gap / 4 >= MIN_GAP else 0.0
 
     def _emit(self, records: list[dict | bytes]) -> None:
-        self.messages += 1
-        self.records += len(records)
         if len(records) == 1:
             data = records[0]
             if isinstance(data, bytes):

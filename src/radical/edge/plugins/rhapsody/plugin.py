@@ -7,7 +7,9 @@ Routes (all under ``/{edge}/rhapsody/``; `sid` = session id)::
                                  session_status notification (ready | failed)
     GET  session_status/{sid}    -> {"sid", "status", "error", "backends", ...}
     POST submit/{sid}            {"tasks": [...]} (JSON or msgpack) -> [{"uid", "state"}]
-    POST wait/{sid}              {"uids": [...] | null, "timeout"} -> [task dicts] (snapshot)
+    POST wait/{sid}              {"uids": [...] | null, "timeout"?} -> [task dicts], once all
+                                 are finished or after `timeout` s (default 0: a snapshot;
+                                 keep it below the call deadline, X-Radical-Timeout)
     GET  list_tasks/{sid}        -> {"tasks": [task dicts]}
     GET  task/{sid}/{uid}        -> task dict
     POST cancel/{sid}/{uid}      -> {"uid", "state", "canceled"}
@@ -42,6 +44,9 @@ from .procpool import WorkerPool
 from .session import RhapsodySession
 
 log = logging.getLogger(__name__)
+
+#: longest a `wait` call may hold its answer (s); the call's own deadline still applies
+MAX_WAIT = 3600
 
 
 class RhapsodyPlugin(Plugin):
@@ -92,6 +97,10 @@ class RhapsodyPlugin(Plugin):
             log.info("rhapsody plugin disabled: rhapsody-py does not import: %s", exc)
             return False
         return True
+
+    @classmethod
+    def disabled_reason(cls, app: Any) -> str:
+        return "rhapsody-py is not installed (or does not import)"
 
     def __init__(self, app: Any, instance_name: str | None = None) -> None:
         super().__init__(app, instance_name)
@@ -179,20 +188,26 @@ class RhapsodyPlugin(Plugin):
             return await session.submit(raw, may_unpickle)
 
     async def wait_tasks(self, request: Request) -> list[dict]:
-        """Current state of the named tasks (a snapshot; completion comes by notification)."""
+        """The named tasks once all are finished, or after `timeout` s as they are then
+        (default 0: a snapshot; the client waits for notifications and polls this)."""
         session = self._session(request)
         session.require_ready()
         body = await decode_body(request, self.body_limits) or {}
+        timeout: Any = 0
         if isinstance(body, list):
             uids = body
         elif isinstance(body, dict):
             uids = body.get("uids")
+            timeout = body.get("timeout", 0) or 0
         else:
             raise HTTPException(422, "expected a body {\"uids\": [...]}")
         if uids is not None and (not isinstance(uids, list)
                                  or not all(isinstance(u, str) for u in uids)):
             raise HTTPException(422, "uids must be a list of task uids")
-        return session.snapshot(uids)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or \
+                not 0 <= timeout <= MAX_WAIT:
+            raise HTTPException(422, f"timeout must be a number of seconds in [0, {MAX_WAIT}]")
+        return await session.wait(uids, float(timeout))
 
     async def list_tasks(self, request: Request) -> dict:
         session = self._session(request)

@@ -1,9 +1,12 @@
 """The compact store of finished tasks' JSON records (one int per uid, large buffers)."""
 from __future__ import annotations
 
+from ...constants import TASK_TERMINAL_STATES
+
 __all__ = ["ResultStore"]
 
-_STATES = ("DONE", "FAILED", "CANCELED")
+#: the terminal states in a fixed order: a state is stored as its index in two bits
+_STATES = tuple(sorted(TASK_TERMINAL_STATES))
 _STATE_CODE = {s: i for i, s in enumerate(_STATES)}
 
 

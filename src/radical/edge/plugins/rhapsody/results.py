@@ -12,12 +12,14 @@ from typing import Any
 
 import orjson
 
+from ...constants import TASK_TERMINAL_STATES
+
 __all__ = ["TERMINAL", "RESULT_KEYS", "NOTIFY_OUTPUT_LIMIT", "json_safe", "shape_task",
            "for_notification"]
 
 #: states after which a task never changes again
-TERMINAL = frozenset({"DONE", "FAILED", "CANCELED"})
-#: keys every task dict we answer with carries (contract §6)
+TERMINAL = TASK_TERMINAL_STATES
+#: keys every task dict we answer with carries (what existing clients read)
 RESULT_KEYS = ("uid", "state", "exit_code", "stdout", "stderr", "return_value", "error",
                "exception")
 #: stdout/stderr longer than this are cut in notifications (the full text stays available
@@ -62,7 +64,7 @@ def _text(value: Any) -> Any:
 
 
 def shape_task(task: dict, sid: str | None = None) -> dict:
-    """The JSON-safe result dict of a rhapsody task (contract §6 keys, and a few more)."""
+    """The JSON-safe result dict of a rhapsody task (`RESULT_KEYS`, and a few more)."""
     get = task.get
     exc = get("exception")
     error = get("error")

@@ -10,8 +10,11 @@ terminal state; the same bytes go into the notification and into every later ans
 the session cancels every live task (killing executables' process groups), drops both
 dicts, rhapsody's own session and the scratch directory.
 
-Submission lives in `submission` (mixed in), building backends in `backends`, scratch dirs
-and memory release in `housekeeping`.
+Submitting: a batch is validated as a whole (first-time imports of task functions off the
+event loop), then handed to rhapsody in chunks of `SUBMIT_CHUNK` so the loop keeps
+breathing; a tiny batch of function tasks may linger `INLINE_LINGER` s so that the answer
+carries results of tasks that finished meanwhile. Building backends lives in `backends`,
+scratch dirs and memory release in `housekeeping`.
 """
 from __future__ import annotations
 
@@ -29,19 +32,29 @@ from starlette.exceptions import HTTPException
 
 from ..base import PluginSession
 from .backends import BackendUnavailable, default_backends, known_backends, make_backend
+from .errors import TaskSpecError
 from .housekeeping import WORK_DIR_PREFIX, release_memory
 from .notify import DEFAULT_BATCH, DEFAULT_WINDOW, Coalescer
 from .result_store import ResultStore
 from .results import TERMINAL, for_notification, shape_task
-from .submission import SubmissionMixin
+from .spec import import_paths, normalize_batch
 
 if TYPE_CHECKING:
     from .plugin import RhapsodyPlugin
 
 log = logging.getLogger(__name__)
 
+#: tasks handed to rhapsody per loop turn while submitting a large batch
+SUBMIT_CHUNK = 2048
+#: batches up to this size get full results (not only uid/state) in the submit answer for
+#: tasks that finished while it was being processed (saves the wait for tiny batches)
+INLINE_RESULTS_MAX = 64
+#: how long the answer to such a batch of function tasks may wait for them to finish (s):
+#: a no-op function takes microseconds, a second round trip (the notification) milliseconds
+INLINE_LINGER = 0.005
 
-class RhapsodySession(SubmissionMixin, PluginSession):
+
+class RhapsodySession(PluginSession):
     """Wraps a `rhapsody.Session`; every method runs on the edge's event loop."""
 
     def __init__(self, sid: str, backends: list[str] | str | None = None,
@@ -171,6 +184,82 @@ class RhapsodySession(SubmissionMixin, PluginSession):
                 "tasks": len(self._live) + len(self._done),
                 "live": len(self._live), **{k.lower(): v for k, v in self.counts.items()}}
 
+    # -- submission (validated as a whole, handed over in chunks) ------------------------
+    async def submit(self, raw_tasks: Any, auth: bool) -> list[dict]:
+        self.require_ready()
+        plugin = self.plugin
+        paths = [p for p in import_paths(raw_tasks) if plugin.functions.cached(p) is None]
+        if paths:  # first use of these import paths: import off the loop
+            await asyncio.to_thread(plugin.functions.resolve_many, paths)
+        try:
+            tasks = normalize_batch(
+                raw_tasks, backends=self.backend_names, functions=plugin.functions,
+                allow_pickle=plugin.allow_pickle, auth=auth, known=_Known(self),
+                new_uid=self._new_uid)
+        except TaskSpecError as exc:
+            raise HTTPException(exc.status, exc.detail) from None
+        self.require_ready()  # still (the import may have taken a while)
+        route = self._route
+        for task in tasks:
+            task["backend"] = route.get(task["backend"], task["backend"])
+            self._live[task["uid"]] = task
+        self._submitting.update(t["uid"] for t in tasks)
+        self.counts["submitted"] += len(tasks)
+        try:
+            for start in range(0, len(tasks), SUBMIT_CHUNK):
+                chunk = [t for t in tasks[start:start + SUBMIT_CHUNK]
+                         if t["state"] not in TERMINAL]  # skip tasks cancelled meanwhile
+                if chunk:
+                    futures = await self._rh.submit_tasks(chunk)
+                    for fut in futures:
+                        fut.add_done_callback(_retrieve)
+                self._submitting.difference_update(t["uid"] for t in
+                                                   tasks[start:start + SUBMIT_CHUNK])
+                await asyncio.sleep(0)  # let the loop breathe (and quick tasks finish)
+        except Exception as exc:
+            # rhapsody refused: fail what was not handed over, so nothing hangs
+            log.exception("rhapsody submission failed in session %s", self.sid)
+            for task in tasks:
+                if task["uid"] in self._submitting and task["uid"] in self._live:
+                    task.update({"exception": exc, "error": f"submission failed: {exc}"})
+                    self._on_state(task, "FAILED")
+            self._submitting.clear()
+        if self.closed:
+            raise HTTPException(409, f"session '{self.sid}' was closed during the submission")
+        inline = len(tasks) <= INLINE_RESULTS_MAX
+        if inline and tasks:
+            await self._linger(tasks)
+        out: list[Any] = []
+        done = self._done
+        for task in tasks:
+            uid = task["uid"]
+            state = done.state(uid)
+            if state is None:
+                out.append({"uid": uid, "state": task.get("state")})
+            elif inline:
+                out.append(orjson.Fragment(done.get(uid)))
+            else:
+                out.append({"uid": uid, "state": state})
+        return out
+
+    async def _linger(self, tasks: list[dict]) -> None:
+        """Give a tiny batch of function tasks a few ms to finish before answering."""
+        pending = {t["uid"] for t in tasks if t["uid"] in self._live}
+        if not pending or any(t.get("function") is None for t in tasks):
+            return
+        fut = asyncio.get_running_loop().create_future()
+        entry = (pending, fut)
+        self._inline_waiters.append(entry)
+        try:
+            await asyncio.wait_for(fut, INLINE_LINGER)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._inline_waiters.remove(entry)
+
+    def _new_uid(self) -> str:
+        return f"{self._uid_prefix}.{next(self._uids):06d}"
+
     # -- state changes ----------------------------------------------------------------------
     def _send(self, topic: str, data: dict) -> None:
         self.notify(topic, data)
@@ -213,6 +302,26 @@ class RhapsodySession(SubmissionMixin, PluginSession):
         if task is None:
             raise HTTPException(404, f"unknown task '{uid}' in session '{self.sid}'")
         return shape_task(task)
+
+    async def wait(self, uids: list[str] | None, timeout: float) -> list[Any]:
+        """The named tasks (all when None) once all are finished, or after `timeout` s
+        (then as they are). Waits on the loop without blocking it: `_on_state` wakes it."""
+        self.snapshot(uids)  # 404 for unknown uids, before waiting for anything
+        pending = set(self._live if uids is None else (u for u in uids if u in self._live))
+        if pending and timeout > 0:
+            fut = asyncio.get_running_loop().create_future()
+            entry = (pending, fut)
+            self._inline_waiters.append(entry)
+            try:
+                await asyncio.wait_for(fut, timeout)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                if entry in self._inline_waiters:
+                    self._inline_waiters.remove(entry)
+        if self.closed:
+            raise HTTPException(409, f"session '{self.sid}' was closed while waiting")
+        return self.snapshot(uids)
 
     def snapshot(self, uids: list[str] | None) -> list[Any]:
         if uids is None:
@@ -296,6 +405,9 @@ class RhapsodySession(SubmissionMixin, PluginSession):
                 log.exception("closing rhapsody session of %s failed", self.sid)
         if self._coalescer is not None:
             self._coalescer.close()
+        for _pending, fut in self._inline_waiters:  # waiters answer now (409: closed)
+            if not fut.done():
+                fut.set_result(None)
         n_tasks = len(self._live) + len(self._done)
         self.status = "closed"
         self._rh = None
@@ -313,6 +425,24 @@ class RhapsodySession(SubmissionMixin, PluginSession):
     @property
     def work_dir(self) -> str | None:
         return self._work_dir
+
+
+class _Known:
+    """`uid in known` over both task dicts, without building a set."""
+
+    __slots__ = ("_s",)
+
+    def __init__(self, session: RhapsodySession) -> None:
+        self._s = session
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._s._live or uid in self._s._done
+
+
+def _retrieve(fut: asyncio.Future) -> None:
+    """Consume rhapsody's per-task future outcome (no 'exception never retrieved' logs)."""
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _dumps(record: dict) -> bytes:

@@ -2,7 +2,7 @@
 
 Everything here is synchronous and may block briefly (subprocesses, statvfs), so the plugin
 runs it via `asyncio.to_thread`. Parsers take text and return dicts so they can be tested
-against recorded tool output. Result shapes follow CONTRACT.md section 6.
+against recorded tool output. Result shapes are the ones existing clients read.
 """
 from __future__ import annotations
 
@@ -197,7 +197,7 @@ def _user() -> str:
 
 
 def collect_metrics() -> dict:
-    """Full metrics dict of CONTRACT.md section 6; list sections degrade to [] on errors."""
+    """Full metrics dict (the shape existing clients read); list sections degrade to [] on errors."""
     static = _static_info()
     boot = psutil.boot_time()
     freq = None

@@ -57,7 +57,7 @@ class SysInfoPlugin(Plugin):
 
     async def homedir_endpoint(self, request: Request) -> dict:
         """Home directory of the edge process (no session needed)."""
-        return metrics.homedir()
+        return await asyncio.to_thread(metrics.homedir)  # user lookup may ask LDAP
 
     async def host_role_endpoint(self, request: Request) -> dict:
         """Role of this host and, inside a batch allocation, its scheduler and job id."""

@@ -101,7 +101,18 @@ export function edgePage(el, name, info, connected) {
       { label: 'Version', get: ([, pi]) => pi.version },
       { label: 'Namespace', get: ([, pi]) => pi.namespace },
       { label: 'Description', get: ([, pi]) => (pi.ui_config || {}).description || '' },
-    ], Object.entries(info.plugins || {}).sort(([a], [b]) => a.localeCompare(b)), { empty: 'This edge loads no plugins.' })));
+    ], Object.entries(info.plugins || {}).sort(([a], [b]) => a.localeCompare(b)), { empty: 'This edge loads no plugins.' })),
+    unavailableCard(info));
+}
+
+// Plugins the edge does not offer, and why (e.g. queue_info without a batch system).
+function unavailableCard(info) {
+  const rows = Object.entries(info.unavailable || {}).sort(([a], [b]) => a.localeCompare(b));
+  if (!rows.length) return null;
+  return card('Unavailable plugins', table([
+    { label: 'Plugin', get: ([p]) => p },
+    { label: 'Why', get: ([, why]) => String(why) },
+  ], rows));
 }
 
 // The heading of a plugin page: icon, title, description and an optional refresh button.

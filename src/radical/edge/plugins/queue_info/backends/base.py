@@ -21,6 +21,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from radical.edge.hpc.batch.base import BatchSystem, CmdResult, run_command
 
+from ....errors import StatusError
 from .shapes import job_in_queue
 
 log = logging.getLogger(__name__)
@@ -30,14 +31,13 @@ Runner = Callable[[Sequence[str], float], CmdResult]
 ALL_USERS = "*"
 
 
-class QueueInfoError(Exception):
+class QueueInfoError(StatusError):
     """A failure with an HTTP status the plugin can pass on."""
 
-    status: ClassVar[int] = 500
+    status = 500
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
-        self.detail = detail
 
 
 class UnknownQueue(QueueInfoError, LookupError):

@@ -1,4 +1,4 @@
-"""The result shapes existing clients read (CONTRACT §6), in one place.
+"""The result shapes existing clients read, in one place.
 
 Units, shared by every backend (they follow the original plugin, which the portal reads):
 queue `time_limit` in minutes or the string "UNLIMITED"; job `time_limit` in minutes (None =

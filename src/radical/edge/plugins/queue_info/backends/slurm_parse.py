@@ -131,7 +131,7 @@ def parse_qos_limits(text: str) -> dict[str, int | None]:
 
 def build_queues(partitions: list[dict[str, str]], nodes: list[dict],
                  qos_max_jobs: dict[str, int | None] | None = None) -> dict[str, dict]:
-    """Partition config + node states -> {name: queue dict} (CONTRACT §6)."""
+    """Partition config + node states -> {name: queue dict} (`shapes.queue_record`)."""
     qos_max_jobs = qos_max_jobs or {}
     by_name = {n["name"]: n for n in nodes}
     queues: dict[str, dict] = {}

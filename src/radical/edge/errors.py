@@ -1,0 +1,24 @@
+"""`StatusError`: the one base of every error that knows the HTTP status it answers with.
+
+The bridge (`BridgeError`), plugin sessions (`SessionError`), plugins (`JobSpecError`,
+`TaskSpecError`, `QueueInfoError`), child-edge launches (`LaunchError`) and the edge's router
+(`RouteNotFound`) all derive from it, so one `except StatusError` turns any of them into a
+`{status, detail}` answer. Stdlib only: every layer may import it. (The SDK has its own
+single base, `sdk.errors.EdgeError`, for what comes back over HTTP.)
+"""
+from __future__ import annotations
+
+__all__ = ["StatusError"]
+
+
+class StatusError(Exception):
+    """An error answered as HTTP `status` with the human-readable `detail`."""
+
+    #: default status of the class; an instance may carry another one
+    status: int = 500
+
+    def __init__(self, detail: str, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status is not None:
+            self.status = status
