@@ -62,3 +62,8 @@ def validate_name(name: str) -> str:
         raise ValueError(f"invalid edge name {name!r}: use letters, digits, '.', '_' or '-' "
                          "(at most 128, starting with a letter or digit)")
     return name
+
+
+# -- compat --
+#: `/edges` and `/plugins/<name>.js` are bridge routes of the original too
+RESERVED_EDGE_NAMES = RESERVED_EDGE_NAMES | {"edges", "plugins"}

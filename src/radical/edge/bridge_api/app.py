@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..settings import Settings
 from ..version import __version__
 from .auth import TokenAuth
+from .compat_routes import router as compat_router
+from .envelope import error_body
 from .management import router as management_router
 from .portal import mount_portal
 from .proxy import is_proxy_path, proxy
@@ -47,17 +49,18 @@ def create_app(settings: Settings) -> TokenAuth:
             await state.stop()
 
     app = FastAPI(title="radical.edge bridge", version=__version__, lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None)
+                  docs_url="/docs", redoc_url="/redoc")
     app.include_router(management_router)
+    app.include_router(compat_router)
     mount_portal(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(error_body(exc.status_code, str(exc.detail)),
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": f"invalid request: {exc.errors()}"}, status_code=422)
+        return JSONResponse(error_body(422, f"invalid request: {exc.errors()}"), status_code=422)
 
     return TokenAuth(BridgeApp(app), settings.token_value())

@@ -1,0 +1,79 @@
+"""Routes the original bridge served beside the contract's core: `GET /edges` and
+`GET /plugins/<name>.js` (a plugin's portal UI module).
+
+UI modules come from the portal (built-in plugins: a redirect to `/portal/js/<name>.js`, so
+the module's relative imports resolve) or from a plugin package installed on the bridge
+host: the class's `ui_module` (absolute, or relative to the plugin's module directory), else
+`<name>.js` next to the plugin's module.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, RedirectResponse
+
+from ..plugins import loader
+from .portal import PORTAL_DIR
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+#: a plugin name as it may appear in `/plugins/<name>.js`
+PLUGIN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@router.get("/edges")
+async def edges(request: Request) -> dict:
+    """`{"edges": [{name, plugins, connected, plugin_count}], "total"}` (original shape)."""
+    state = request.app.state.bridge
+    listed = []
+    for name, info in sorted(state.watcher.edges.items()):
+        plugins = sorted((info.get("plugins") or {}).keys())
+        listed.append({"name": name, "plugins": plugins, "connected": True,
+                       "plugin_count": len(plugins), "role": info.get("role"),
+                       "host": info.get("host")})
+    return {"edges": listed, "total": len(listed)}
+
+
+@router.get("/plugins/{filename}")
+async def plugin_ui_module(filename: str) -> object:
+    name, dot, ext = filename.rpartition(".")
+    if not dot or ext != "js" or not PLUGIN_NAME_RE.match(name) or ".." in name:
+        raise HTTPException(404, f"no UI module '{filename[:140]}'")
+    if (PORTAL_DIR / "js" / f"{name}.js").is_file():
+        return RedirectResponse(f"/portal/js/{name}.js", status_code=307)
+    path = installed_ui_module(name)
+    if path is None:
+        raise HTTPException(404, f"no UI module for plugin '{name}'")
+    return FileResponse(str(path), media_type="text/javascript")
+
+
+def installed_ui_module(name: str) -> Path | None:
+    """The UI module file a plugin installed on this host ships, or None."""
+    spec = loader.available().get(name)
+    if spec is None:
+        return None
+    module_name = spec.partition(":")[0]
+    try:
+        found = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return None
+    if found is None or not found.origin:
+        return None
+    base = Path(found.origin).parent
+    declared = None
+    try:
+        declared = getattr(loader.import_class(spec), "ui_module", None)
+    except Exception as exc:  # a broken plugin must not break the bridge
+        log.info("cannot import plugin %s for its UI module: %s", name, exc)
+    candidates = [base / declared if declared and not Path(declared).is_absolute()
+                  else Path(declared)] if declared else []
+    candidates.append(base / f"{name}.js")
+    for path in candidates:
+        if path.suffix == ".js" and path.is_file():
+            return path
+    return None

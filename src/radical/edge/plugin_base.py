@@ -1,0 +1,5 @@
+"""Original module path of the plugin base class (`from radical.edge.plugin_base import
+Plugin`): the edge-side authoring API lives in `radical.edge.plugins.base`."""
+from .plugins.base import Plugin, PluginSession
+
+__all__ = ["Plugin", "PluginSession"]
