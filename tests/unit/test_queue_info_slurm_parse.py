@@ -146,7 +146,8 @@ def test_real_2205_associations() -> None:
     for row in rows:
         assert set(ALLOCATION_KEYS) <= set(row)
     mine = [r for r in rows if r["account"] == "radical" and r["user"] == "root"][0]
-    assert (mine["max_jobs"], mine["max_submit"], mine["max_wall"]) == (20, 50, 1440)
+    assert (mine["max_jobs"], mine["max_submit"], mine["max_wall"]) == (20, 50, "1-00:00:00")
+    assert mine["max_wall_minutes"] == 1440 and mine["allocated_node_hours"] is None
     assert mine["fairshare"] == 1 and mine["qos"] == "normal" and mine["cluster"] == "radical"
     assert rows[0]["max_jobs"] is None and rows[0]["max_wall"] is None
 

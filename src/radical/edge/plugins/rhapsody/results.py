@@ -100,12 +100,53 @@ def shape_task(task: dict, sid: str | None = None) -> dict:
             out["traceback"] = traceback_text
     if get("response") is not None:
         out["response"], _ = json_safe(get("response"))
+    echo_spec(task, out)
     pid = get("pid")
     if pid is not None:
         out["pid"] = pid
     if sid is not None:
         out["sid"] = sid
     return out
+
+
+#: spec fields echoed beside the results, as the original's task dicts did
+SPEC_ECHO = ("backend", "executable", "arguments", "name", "task_backend_specific_kwargs",
+             "input_files", "output_files", "prompt")
+
+
+def callable_name(fn: Any) -> Any:
+    """An import-path-like name for a resolved function (strings pass through)."""
+    if fn is None or isinstance(fn, str):
+        return fn
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    return f"{module}:{qualname}" if module and qualname else repr(fn)
+
+
+def echo_spec(task: dict, out: dict) -> None:
+    """Copy the task's spec fields into `out` (JSON-safe), without overwriting results."""
+    for key in SPEC_ECHO:
+        if key in task and key not in out:
+            out[key] = task[key]
+    out["function"] = callable_name(task.get("function"))
+    for key in ("args", "kwargs"):
+        value = task.get(key)
+        if value is not None:
+            out[key] = list(value) if type(value) is tuple else value
+            if type(out[key]) not in (list, dict) or not _plain(out[key]):
+                out[key], _ = json_safe(out[key])
+    kind = task.get("task_type")
+    if kind in (None, "", "dict"):  # rhapsody stamps type(task).__name__: ours are dicts
+        kind = "AITask" if task.get("prompt") is not None else "ComputeTask"
+    out["task_type"] = kind
+
+
+def _plain(value: Any) -> bool:
+    try:
+        orjson.dumps(value)
+        return True
+    except TypeError:
+        return False
 
 
 def for_notification(record: dict, limit: int = NOTIFY_OUTPUT_LIMIT) -> dict:

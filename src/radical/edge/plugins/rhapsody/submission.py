@@ -89,7 +89,8 @@ class SubmissionMixin:
             uid = task["uid"]
             state = done.state(uid)
             if state is None:
-                out.append({"uid": uid, "state": task.get("state")})
+                # the original acked "RUNNING" for a task handed to the backend: never null
+                out.append({"uid": uid, "state": task.get("state") or "RUNNING"})
             elif inline:
                 out.append(orjson.Fragment(done.get(uid)))
             else:

@@ -15,7 +15,7 @@ import re
 from radical.edge.hpc.batch.slurm import parse_kv_line
 
 from .base import (ALL_USERS, BackendUnavailable, CancelConflict, CancelDenied, CancelFailed,
-                   QueueInfo, UnknownJob, groups_of)
+                   JobEnded, NotAJobId, QueueInfo, UnknownJob, groups_of)
 from .slurm_parse import (ASSOC_FORMAT, QOS_FORMAT, SEP, SINFO_FIELDS, SQUEUE_FIELDS,
                           build_queues, jobs_from_squeue_json, jobs_from_squeue_text,
                           nodes_from_sinfo_json, nodes_from_sinfo_text, parse_assocs,
@@ -132,7 +132,7 @@ class QueueInfoSlurm(QueueInfo):
     # -- cancel --------------------------------------------------------------------------------
     def _cancel(self, job_id: str) -> dict:
         if not JOB_ID_RE.match(job_id):
-            raise UnknownJob(f"unknown job id '{job_id}': not a SLURM job id")
+            raise NotAJobId(f"unknown job id '{job_id}': not a SLURM job id")
         res = self.run(["scontrol", "show", "job", "-o", job_id])
         text = (res.stdout + res.stderr).strip()
         if not res.ok:
@@ -142,7 +142,8 @@ class QueueInfoSlurm(QueueInfo):
         rows = [parse_kv_line(ln) for ln in res.stdout.splitlines() if "JobId=" in ln]
         job_states = {r.get("JobState", "").upper() for r in rows}
         if rows and job_states <= TERMINAL_STATES:
-            raise CancelConflict(f"job {job_id} already ended ({', '.join(sorted(job_states))})")
+            raise JobEnded(f"job {job_id} already ended ({', '.join(sorted(job_states))})",
+                           ",".join(sorted(job_states)))
         res = self.run(["scancel", job_id])
         err = (res.stderr + res.stdout).strip()
         if not res.ok or "error" in err.lower():
@@ -152,7 +153,7 @@ class QueueInfoSlurm(QueueInfo):
             if "invalid job id" in low:
                 raise UnknownJob(f"unknown job id '{job_id}'")
             if "already completing or completed" in low:
-                raise CancelConflict(f"job {job_id} already ended: {err}")
+                raise JobEnded(f"job {job_id} already ended: {err}")
             raise CancelFailed(f"scancel {job_id} failed: {err or res.rc}")
         before = sorted(job_states)[0] if len(job_states) == 1 else ",".join(sorted(job_states))
         return {"job_id": job_id, "status": "canceled", "previous_state": before}

@@ -244,7 +244,8 @@ def parse_assocs(text: str) -> list[dict]:
             fairshare=int(share) if share.isdigit() else (share or None),
             qos=row["QOS"], max_jobs=num(row["MaxJobs"]) if row["MaxJobs"] else None,
             max_submit=num(row["MaxSubmit"]) if row["MaxSubmit"] else None,
-            max_wall=minutes(parse_slurm_time(row["MaxWall"])),
+            max_wall=row["MaxWall"] or None,  # the scheduler's string, as the original
+            max_wall_minutes=minutes(parse_slurm_time(row["MaxWall"])),
             cluster=row["Cluster"], partition=row["Partition"],
             default_qos=row["DefaultQOS"], grp_tres=row["GrpTRES"] or None,
             max_tres=row["MaxTRES"] or None))
