@@ -115,6 +115,10 @@ class EdgeClient:
         if not info:
             raise RuntimeError(f"Plugin '{plugin_name}' unknown on '{self._edge_id}'")
         client_cls = CLIENTS.get(plugin_name)
+        if client_cls is None:  # the original's way: the Plugin class registry
+            from radical.edge.plugin_base import Plugin
+
+            client_cls = getattr(Plugin.get_plugin_class(plugin_name), "client_class", None)
         if client_cls is None:
             raise RuntimeError(f"Plugin class for '{plugin_name}' not found")
         client = client_cls(self._bc._http, info["namespace"], bridge_client=self._bc,
