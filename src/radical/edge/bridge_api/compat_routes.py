@@ -1,5 +1,6 @@
 """Routes the original bridge served beside the contract's core: `GET /edges` and
-`GET /plugins/<name>.js` (a plugin's portal UI module).
+`GET /plugins/<name>.js` (a plugin's portal UI module); and `GET /bridge/broker`, which
+lets an edge started the original way (`--url` = the bridge) find the Redis to join.
 
 UI modules come from the portal (built-in plugins: a redirect to `/portal/js/<name>.js`, so
 the module's relative imports resolve) or from a plugin package installed on the bridge
@@ -37,6 +38,17 @@ async def edges(request: Request) -> dict:
                        "plugin_count": len(plugins), "role": info.get("role"),
                        "host": info.get("host")})
     return {"edges": listed, "total": len(listed)}
+
+
+@router.get("/bridge/broker")
+async def bridge_broker(request: Request) -> dict:
+    """The Redis URL this bridge uses, for edges started the original way (`--url` = the
+    bridge). With a token configured only an authenticated caller gets it; without one the
+    bridge is open anyway (every plugin call is), so it answers everyone."""
+    state = request.app.state.bridge
+    if state.settings.token_value() and not request.scope.get("auth_ok"):
+        raise HTTPException(403, "the broker URL needs the bridge token")
+    return {"redis_url": state.settings.redis_url}
 
 
 @router.get("/plugins/{filename}")
