@@ -109,3 +109,15 @@ def test_original_child_edge_job_spec_via_psij(bridge_url, log_dir, module_edges
     finally:
         pj.close()
         bc.close()
+
+
+def test_wrapper_takes_the_bridge_url_again(bridge_url, log_dir):
+    name = f"wrp{uuid.uuid4().hex[:6]}"
+    wrapper = Path(__file__).resolve().parents[2] / "scripts" / "radical-edge-wrapper.sh"
+    svc = spawn(["bash", str(wrapper), "-n", name, "--url", bridge_url,
+                 "--log", "-", "-p", "sysinfo"], log_dir, f"edge-{name}")
+    try:
+        services.wait_for_edge(bridge_url, name, 40, svc)
+    finally:
+        svc.stop()
+    assert "broker from the bridge" in svc.log_path.read_text()
