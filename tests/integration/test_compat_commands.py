@@ -67,7 +67,8 @@ def test_broker_route_is_token_protected(redis_url, log_dir):
 def test_bridge_command(redis_url, log_dir):
     port = services.free_port()
     svc = services._spawn(f"obridge-{port}", [str(BIN / "radical-edge-bridge"), "--port",
-                                             str(port), "--redis-url", redis_url, "-l", "info"],
+                                             str(port), "--redis-url", redis_url, "-l", "info",
+                                             "-p", "sys"],
                           log_dir)
     try:
         deadline = time.monotonic() + 30
@@ -78,7 +79,9 @@ def test_bridge_command(redis_url, log_dir):
             except httpx.HTTPError:
                 assert svc.alive() and time.monotonic() < deadline
                 time.sleep(0.2)
-        assert r.status_code == 200 and "edges" in r.json()["data"]
+        assert r.status_code == 200
+        hosted = r.json()["data"]["edges"]["bridge"]  # `-p sys`: sysinfo on the bridge
+        assert list(hosted["plugins"]) == ["sysinfo"]
     finally:
         svc.stop()
 

@@ -175,6 +175,7 @@ def bridge_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", help="TLS key ($RADICAL_BRIDGE_KEY)")
     p.add_argument("--redis-url", help="Redis broker URL ($RADICAL_EDGE_REDIS_URL)")
     p.add_argument("-l", "--log-level", help="debug, info, warning, error")
+    p.add_argument("-p", "--plugins", help="plugins the bridge hosts (names or prefixes)")
     return p
 
 
@@ -188,6 +189,10 @@ def bridge_main(argv: list[str] | None = None) -> int:
                         ("--log-level", _log_level(args.log_level))):
         if value is not None:
             out += [flag, str(value)]
+    if args.plugins:
+        from .plugins import loader
+
+        out += ["--plugins", expand_plugins(args.plugins, sorted(loader.available())) or ""]
     from .cli import main
 
     return main(out)

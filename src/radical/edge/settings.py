@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     max_running_tasks: int = Field(64, description="rhapsody: executables running at once")
     log_level: str = Field("WARNING", description="log level of bridge and edges")
 
+    # -- compat --
+    bridge_plugins: str = Field("", description="plugins the bridge hosts itself, served "
+                                                "under /bridge/<plugin>/ ('' = none)")
+
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None
 

@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..settings import Settings
 from ..version import __version__
 from .auth import TokenAuth
+from .bridge_plugins import hosted_plugin
+from .bridge_plugins import serve as serve_bridge_plugin
 from .compat_routes import router as compat_router
 from .envelope import error_body
 from .management import router as management_router
@@ -33,6 +35,9 @@ class BridgeApp:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and is_proxy_path(scope["path"]):
             await proxy(self.api.state.bridge, scope, receive, send)
+        elif scope["type"] == "http" and hosted_plugin(
+                getattr(self.api.state, "bridge", None), scope["path"]):
+            await serve_bridge_plugin(self.api.state.bridge, scope, receive, send)
         else:
             await self.api(scope, receive, send)
 

@@ -31,6 +31,8 @@ class BridgeState:
                                        self._on_topology)
         self._tasks: list[asyncio.Task] = []
         self._celery: Any = None
+        #: plugins hosted by the bridge itself (`--plugins`), listed as edge `bridge`
+        self.local: Any = None
 
     async def start(self) -> None:
         spawn = asyncio.get_running_loop().create_task
@@ -45,8 +47,21 @@ class BridgeState:
             await asyncio.wait_for(self.watcher.ready.wait(), 3.0)
         except asyncio.TimeoutError:
             log.warning("Redis at %s not answering yet; serving anyway", self.settings.redis_url)
+        if self.settings.bridge_plugins:
+            await self._start_local(self.settings.bridge_plugins)
+
+    async def _start_local(self, spec: str) -> None:
+        """Host plugins in this process (imported only when asked for)."""
+        from ..plugins import loader
+        from ..workers.local_host import LocalPluginHost
+
+        self.local = LocalPluginHost(self.settings, self.redis)
+        await self.local.start(loader.select(spec))
+        self.hub.topology(self.topology())
 
     async def stop(self) -> None:
+        if self.local is not None:
+            await self.local.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -68,13 +83,16 @@ class BridgeState:
         for name in joined:
             log.warning("edge '%s' joined", name)
         self.hub.topology(self.topology())
+        if self.local is not None:
+            await self.local.on_topology_change(self.topology()["edges"])
 
     def topology(self, url: str | None = None) -> dict[str, Any]:
         """The `data` object of `POST /edge/list` and of SSE topology events."""
-        return {
-            "bridge": {"url": url or self.settings.public_url(), "id": self.bridge_id},
-            "edges": {name: edge_summary(info) for name, info in sorted(self.watcher.edges.items())},
-        }
+        edges = {name: edge_summary(info) for name, info in sorted(self.watcher.edges.items())}
+        if self.local is not None and self.local.plugins:
+            edges = {"bridge": edge_summary(self.local.describe()), **edges}
+        return {"bridge": {"url": url or self.settings.public_url(), "id": self.bridge_id},
+                "edges": edges}
 
     @property
     def celery(self) -> Any:
