@@ -206,6 +206,17 @@ def test_http_basic_token_lets_the_unchanged_client_through(redis_url, log_dir, 
             si.close()
         finally:
             bc.close()
+        # this project's SDK takes the same URL form (httpx sends the user info as Basic)
+        from radical.edge import BridgeClient
+
+        sdk = BridgeClient(url.replace("://", f"://:{TOKEN}@"))
+        try:
+            assert EDGE in sdk.list_edges()
+            assert sdk.wait_for_listener(15)
+            with sdk.get_edge_client(EDGE).get_plugin("sysinfo") as si:
+                assert si.host_role()["role"]
+        finally:
+            sdk.close()
         # the token as user name (`https://TOKEN@host`) works as well
         r = httpx.post(f"{url}/edge/list", auth=(TOKEN, ""), timeout=10)
         assert r.status_code == 200
