@@ -48,6 +48,9 @@ def test_original_module_paths_are_aliases():
     assert PluginPSIJ.client_class in (PSIJClient, "radical.edge.plugins.psij.client:PsijClient")
     assert issubclass(PSIJSession, PluginSession) and PluginSysInfo.plugin_name == "sysinfo"
     assert SysInfoClient.__name__ == "SysInfoClient"
+    import radical.edge as re
+
+    assert re.PluginPSIJ is PluginPSIJ and re.SysInfoClient is SysInfoClient
     cfg = ui_schema.UIConfig(title="T", monitors=[ui_schema.UIMonitor(id="m", title="M")])
     assert ui_schema.ui_config_to_dict(cfg)["monitors"][0]["type"] == "raw"
     assert ui_schema.ui_config_to_dict({"title": "x"}) == {"title": "x"}
