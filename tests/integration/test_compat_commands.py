@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -124,3 +125,24 @@ def test_wrapper_takes_the_bridge_url_again(bridge_url, log_dir):
     finally:
         svc.stop()
     assert "broker from the bridge" in svc.log_path.read_text()
+
+
+def test_service_tunnel_flag_waits_for_the_port_file(bridge_url, redis_url, log_dir, tmp_path):
+    """`--tunnel`: the edge waits for the parent's "<port> <token>" file, then reaches Redis
+    on 127.0.0.1:<port> (here: the real Redis port, published late; the broker URL it starts
+    from points at a dead port)."""
+    name = f"tun{uuid.uuid4().hex[:6]}"
+    port_file = tmp_path / f"{name}.port"
+    real_port = urlsplit(redis_url).port
+    svc = spawn([str(BIN / "radical-edge-service"), "-n", name, "-p", "sysinfo", "--tunnel",
+                 "--tunnel-wait", "60"], log_dir, f"edge-{name}",
+                env={"RADICAL_EDGE_REDIS_URL": redis_url.replace(f":{real_port}", ":9"),
+                     "RADICAL_EDGE_TUNNEL_FILE": str(port_file),
+                     "RADICAL_EDGE_TUNNEL_TOKEN": "tok"})
+    try:
+        time.sleep(1.0)
+        assert svc.alive(), "the edge must wait for the tunnel, not fail"
+        port_file.write_text(f"{real_port} tok\n")
+        services.wait_for_edge(bridge_url, name, 40, svc)
+    finally:
+        svc.stop()
