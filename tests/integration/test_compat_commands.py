@@ -146,3 +146,37 @@ def test_service_tunnel_flag_waits_for_the_port_file(bridge_url, redis_url, log_
         services.wait_for_edge(bridge_url, name, 40, svc)
     finally:
         svc.stop()
+
+
+def test_original_job_spec_through_the_tunnel(bridge_url, redis_url, log_dir, test_sshd,
+                                              tmp_path):
+    """`submit_tunneled` with the original example's spec (`radical-edge-service.py --url
+    BRIDGE --name NAME`): the parent opens the reverse tunnel, the child's `--tunnel` waits
+    for the port file, and the child reaches Redis only through the tunnel."""
+    from psij_helpers import pid_connections, start_parent, wait_for
+
+    psij_dir = tmp_path / "psij"
+    parent = start_parent(redis_url, bridge_url, log_dir, psij_dir,
+                          test_sshd.env(tunnel_dir=psij_dir / "tunnels"))
+    bc = BridgeClient(bridge_url)
+    name = f"ot{uuid.uuid4().hex[:6]}"
+    try:
+        pj = bc.get_edge_client(parent.extra["name"]).get_plugin("psij")
+        sub = pj.submit_tunneled({
+            "executable": "radical-edge-service.py",
+            "arguments": ["--url", bridge_url, "--name", name, "-p", "sysinfo"],
+            "environment": {"PATH": f"{BIN}:{os.environ['PATH']}"},
+            "directory": str(tmp_path)}, "local", tunnel=True)
+        status = wait_for(lambda: (s := pj.tunnel_status(name))["status"] == "active" and s,
+                          60, what="tunnel active")
+        services.wait_for_edge(bridge_url, name, 60)
+        child_pid = services.list_edges(bridge_url)[name]["pid"]
+        remote = pid_connections(child_pid)
+        assert ("127.0.0.1", status["port"]) in remote, remote
+        assert all(port != urlsplit(redis_url).port for _h, port in remote), remote
+        pj.cancel_job(sub["job_id"])
+        services.wait_for_edge(bridge_url, name, 30, present=False)
+        pj.close()
+    finally:
+        bc.close()
+        parent.stop()
