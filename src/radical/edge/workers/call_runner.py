@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from ..app.protocol import CallReply, CallRequest
+from ..plugins.sessions import SessionError
 from .router import RouteNotFound, Router
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ async def run_call(router: Router, call: CallRequest, state: dict[str, Any]) -> 
         for k, v in (exc.headers or {}).items():
             reply.headers.append([k, v])
         return reply
+    except SessionError as exc:  # a session lookup outside `get_session` (e.g. `_sessions[sid]`)
+        return CallReply.error(call.id, exc.status, exc.detail)
     except Exception as exc:  # a plugin bug must not crash the edge
         log.error("plugin handler %s %s failed:\n%s", call.method, call.path,
                   traceback.format_exc())
