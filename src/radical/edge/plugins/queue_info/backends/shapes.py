@@ -5,7 +5,8 @@ queue `time_limit` in minutes or the string "UNLIMITED"; job `time_limit` in min
 unlimited), `time_used` in seconds, `submit_time`/`start_time` as epoch seconds (0 = not
 known); allocation `max_wall` as the scheduler's own time string, e.g. "1-00:00:00" (what
 the original returned; None = no limit) with `max_wall_minutes` beside it, and
-`allocated/used/remaining_node_hours` (None where the site does not provide them). Counts are ints (0 = unknown);
+`allocated/used/remaining_node_hours` (SLURM GrpTRESMins node budgets and sshare usage;
+None where the site does not provide them). Counts are ints (0 = unknown);
 limits are None when there is none.
 """
 from __future__ import annotations
