@@ -14,7 +14,7 @@ import re
 
 from radical.edge.hpc.batch.slurm import parse_kv_line
 
-from .base import (ALL_USERS, BackendUnavailable, CancelConflict, CancelDenied, CancelFailed,
+from .base import (ALL_USERS, BackendUnavailable, CancelDenied, CancelFailed,
                    JobEnded, NotAJobId, QueueInfo, UnknownJob, groups_of)
 from .slurm_parse import (ASSOC_FORMAT, QOS_FORMAT, SEP, SINFO_FIELDS, SQUEUE_FIELDS,
                           build_queues, inherit_account_budget, jobs_from_squeue_json,
