@@ -54,3 +54,22 @@ def test_original_module_paths_are_aliases():
     cfg = ui_schema.UIConfig(title="T", monitors=[ui_schema.UIMonitor(id="m", title="M")])
     assert ui_schema.ui_config_to_dict(cfg)["monitors"][0]["type"] == "raw"
     assert ui_schema.ui_config_to_dict({"title": "x"}) == {"title": "x"}
+
+
+def test_rhapsody_task_dicts_echo_the_spec():
+    from radical.edge.plugins.rhapsody.functions import add
+    from radical.edge.plugins.rhapsody.results import shape_task
+
+    fn = shape_task({"uid": "a", "state": "DONE", "return_value": 3, "function": add,
+                     "args": (1, 2), "kwargs": {"x": object()}, "backend": "concurrent",
+                     "executable": None, "arguments": [], "task_type": "dict"})
+    assert fn["function"] == "radical.edge.plugins.rhapsody.functions:add"
+    assert fn["args"] == [1, 2] and isinstance(fn["kwargs"], str)  # repr: not JSON-able
+    assert fn["task_type"] == "ComputeTask" and fn["backend"] == "concurrent"
+    ex = shape_task({"uid": "b", "state": "FAILED", "executable": "/bin/false",
+                     "arguments": ["x"], "args": (), "kwargs": {}, "function": None,
+                     "task_backend_specific_kwargs": {"cwd": "/tmp"}, "name": "n"})
+    assert (ex["executable"], ex["arguments"], ex["args"], ex["kwargs"]) == \
+        ("/bin/false", ["x"], [], {})
+    assert ex["task_backend_specific_kwargs"] == {"cwd": "/tmp"} and ex["name"] == "n"
+    assert orjson.dumps(fn) and orjson.dumps(ex)

@@ -7,6 +7,7 @@ stdout/stderr for the notification stream.
 from __future__ import annotations
 
 import base64
+import functools
 import traceback as tb_mod
 from typing import Any
 
@@ -118,6 +119,18 @@ def callable_name(fn: Any) -> Any:
     """An import-path-like name for a resolved function (strings pass through)."""
     if fn is None or isinstance(fn, str):
         return fn
+    try:
+        return _callable_name(fn)
+    except TypeError:  # unhashable callable object
+        return _name_of(fn)
+
+
+@functools.lru_cache(maxsize=4096)
+def _callable_name(fn: Any) -> str:
+    return _name_of(fn)
+
+
+def _name_of(fn: Any) -> str:
     module = getattr(fn, "__module__", None)
     qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
     return f"{module}:{qualname}" if module and qualname else repr(fn)
@@ -131,22 +144,19 @@ def echo_spec(task: dict, out: dict) -> None:
     out["function"] = callable_name(task.get("function"))
     for key in ("args", "kwargs"):
         value = task.get(key)
-        if value is not None:
-            out[key] = list(value) if type(value) is tuple else value
-            if type(out[key]) not in (list, dict) or not _plain(out[key]):
-                out[key], _ = json_safe(out[key])
+        if not value:  # the common case: () / {} / None
+            out[key] = [] if key == "args" and value is not None else value
+            continue
+        value = list(value) if type(value) is tuple else value
+        try:
+            orjson.dumps(value)
+        except TypeError:
+            value, _ = json_safe(value)
+        out[key] = value
     kind = task.get("task_type")
     if kind in (None, "", "dict"):  # rhapsody stamps type(task).__name__: ours are dicts
         kind = "AITask" if task.get("prompt") is not None else "ComputeTask"
     out["task_type"] = kind
-
-
-def _plain(value: Any) -> bool:
-    try:
-        orjson.dumps(value)
-        return True
-    except TypeError:
-        return False
 
 
 def for_notification(record: dict, limit: int = NOTIFY_OUTPUT_LIMIT) -> dict:
