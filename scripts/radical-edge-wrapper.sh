@@ -4,8 +4,12 @@
 #
 # Usage: radical-edge-wrapper.sh -n NAME [options] [other `radical-edge edge` options]
 #   -n, --name NAME       edge name (required; or $RADICAL_EDGE_EDGE_NAME)
-#   -r, --redis-url URL   Redis the edge joins (default $RADICAL_EDGE_REDIS_URL); --url is an
-#                         alias. Prefer the environment variable: argv is visible to `ps`.
+#   -r, --redis-url URL   Redis the edge joins (default $RADICAL_EDGE_REDIS_URL). Prefer the
+#                         environment variable: argv is visible to `ps`.
+#   -u, --url URL         the BRIDGE url (as in the original); without a Redis URL the edge
+#                         asks the bridge for it (GET /bridge/broker; token from the URL's
+#                         user info or $RADICAL_EDGE_TOKEN). A redis:// URL here is taken as
+#                         --redis-url.
 #   -p, --plugins LIST    plugins to load (default: all that import)
 #       --tunnel          reach Redis through the parent edge's reverse SSH tunnel: wait for
 #                         $RADICAL_EDGE_TUNNEL_FILE (default ~/.radical/edge/tunnels/NAME.port)
@@ -32,6 +36,7 @@ LOG=""
 TUNNEL=0
 TUNNEL_WAIT=${RADICAL_EDGE_TUNNEL_WAIT:-600}
 PASS=()
+BRIDGE=${RADICAL_BRIDGE_URL:-}
 
 say() { printf '%s [radical-edge-wrapper] %s\n' "$(date '+%F %T')" "$*" >&2; }
 die() { say "ERROR: $*"; exit 2; }
@@ -42,8 +47,10 @@ while (($#)); do
     -n|--name)       NAME=${2:-}; shift 2 || die "$1 needs a value" ;;
     --name=*)        NAME=${1#*=}; shift ;;
     -n?*)            NAME=${1#-n}; shift ;;
-    -r|--redis-url|--url) export RADICAL_EDGE_REDIS_URL=${2:-}; shift 2 || die "$1 needs a value" ;;
-    --redis-url=*|--url=*) export RADICAL_EDGE_REDIS_URL=${1#*=}; shift ;;
+    -r|--redis-url)  export RADICAL_EDGE_REDIS_URL=${2:-}; shift 2 || die "$1 needs a value" ;;
+    --redis-url=*)   export RADICAL_EDGE_REDIS_URL=${1#*=}; shift ;;
+    -u|--url)        BRIDGE=${2:-}; shift 2 || die "$1 needs a value" ;;
+    --url=*)         BRIDGE=${1#*=}; shift ;;
     --tunnel)        TUNNEL=1; shift ;;
     --tunnel-wait)   TUNNEL_WAIT=${2:-}; shift 2 || die "$1 needs a value" ;;
     --log)           LOG=${2:-}; shift 2 || die "$1 needs a value" ;;
@@ -55,11 +62,14 @@ while (($#)); do
 done
 
 [[ -n $NAME ]] || die "no edge name: pass -n NAME"
+case $BRIDGE in  # the old meaning of --url (a Redis URL) still works
+  redis://*|rediss://*|unix://*) export RADICAL_EDGE_REDIS_URL=${RADICAL_EDGE_REDIS_URL:-$BRIDGE}; BRIDGE="" ;;
+esac
 URL=${RADICAL_EDGE_REDIS_URL:-}
-[[ -n $URL ]] || die "no Redis URL: set RADICAL_EDGE_REDIS_URL (or pass --redis-url)"
+[[ -n $URL || -n $BRIDGE ]] || die "no Redis URL: set RADICAL_EDGE_REDIS_URL, or pass the bridge as --url"
 case $URL in
-  redis://*|rediss://*|unix://*) ;;
-  *) die "'${URL%%://*}://...' is not a Redis URL: edges join the broker (Redis), not the bridge" ;;
+  ""|redis://*|rediss://*|unix://*) ;;
+  *) die "'${URL%%://*}://...' is not a Redis URL: pass the bridge as --url instead" ;;
 esac
 
 JOB_ID=${SLURM_JOB_ID:-${PBS_JOBID:-${LSB_JOBID:-}}}
@@ -103,6 +113,20 @@ if ! "$PY" -c 'import radical.edge.cli' 2>/dev/null; then
   "$PY" -c 'import radical.edge.cli' || die "radical.edge does not import with $PY"
 fi
 say "python $PY ($("$PY" -c 'import sys; print(sys.version.split()[0])'))"
+
+# -- bridge: ask it for the broker when no Redis URL was given ----------------------------------------
+if [[ -z ${RADICAL_EDGE_REDIS_URL:-} ]]; then
+  RADICAL_EDGE_REDIS_URL=$(REDGE_BRIDGE=$BRIDGE "$PY" -c '
+import os, sys
+from radical.edge.app.broker import BrokerLookupError, resolve_redis_url
+try:
+    print(resolve_redis_url(os.environ["REDGE_BRIDGE"]))
+except BrokerLookupError as exc:
+    sys.exit(f"{exc}")
+') || die "could not get the broker from the bridge"
+  export RADICAL_EDGE_REDIS_URL
+  say "broker from the bridge"
+fi
 
 # -- tunnel: wait for the parent's port file, then point Redis at it -------------------------------
 if ((TUNNEL)); then

@@ -17,6 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))  # shared helpers: plain imports
+sys.path.insert(0, str(ROOT / "tests"))  # `compat` (the original client stand-in)
 
 from radical.edge import services  # noqa: E402
 

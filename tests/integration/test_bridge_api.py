@@ -29,11 +29,12 @@ def test_edge_list_shape(http, echo_edge, bridge_url):
     data = r.json()["data"]
     assert data["bridge"]["url"] == bridge_url
     edge = data["edges"]["echo1"]
-    assert edge["endpoint"]["type"] == "celery"
+    assert edge["endpoint"]["type"] == "radical.edge"  # the original client's value
+    assert edge["endpoint"]["transport"] == "celery"
     assert edge["endpoint"]["queue"] == "edge.echo1"
     assert edge["role"] in ("login", "compute")
     for name, info in edge["plugins"].items():
-        assert info["namespace"] == f"/{name}"
+        assert info["namespace"] == f"/echo1/{name}"  # the original client's URL base
         assert info["enabled"] is True
         assert isinstance(info["version"], str) and info["version"]
         assert isinstance(info["ui_config"], dict)

@@ -103,7 +103,8 @@ def test_allocations_match_sacctmgr(qi: QueueInfoSlurm) -> None:
         sorted(tuple(line.split("|")[:2]) for line in raw)
     ours = next(r for r in rows if r["account"] == "radical")
     assert set(ALLOCATION_KEYS) <= set(ours)
-    assert (ours["max_jobs"], ours["max_submit"], ours["max_wall"]) == (20, 50, 1440)
+    assert (ours["max_jobs"], ours["max_submit"], ours["max_wall"]) == (20, 50, "1-00:00:00")
+    assert ours["max_wall_minutes"] == 1440
     assert ours["qos"] == "normal" and ours["cluster"] == "radical"
     everyone = qi.list_allocations(user="*", force=True)["allocations"]
     assert any(r["account"] == "radical" and r["user"] == "" for r in everyone)

@@ -27,7 +27,7 @@ def test_list_edges_and_plugins(bc, sdk_edge):
     plugins = bc.get_edge_client("sdk1").list_plugins()
     assert set(plugins) >= {"echo", "sysinfo"}
     for name, info in plugins.items():
-        assert info["namespace"] == f"/{name}" and info["enabled"] is True and info["version"]
+        assert info["namespace"] == f"/sdk1/{name}" and info["enabled"] is True and info["version"]
 
 
 def test_sysinfo_client(bc, sdk_edge):

@@ -78,7 +78,9 @@ def test_default_log_file_and_python_env(tmp_path, fake_python):
 @pytest.mark.parametrize("args, env, words", [
     ([], {}, "no edge name"),
     (["-n", "x"], {}, "no Redis URL"),
-    (["-n", "x", "--url", "https://bridge:8000"], {}, "not a Redis URL"),
+    (["-n", "x", "--redis-url", "https://bridge:8000"], {}, "not a Redis URL"),
+    # --url is the bridge again (as in the original); an unreachable one is reported
+    (["-n", "x", "--url", "http://127.0.0.1:9"], {}, "could not get the broker"),
     (["-n", "x", "--python", "/no/python"], {"RADICAL_EDGE_REDIS_URL": "redis://h/0"},
      "no usable Python"),
 ])

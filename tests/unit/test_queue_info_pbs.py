@@ -157,7 +157,8 @@ def test_allocations_are_queue_limits_per_account() -> None:
     assert set(by_queue) == {"debug", "small", "large", "preemptable", "bigmem"}
     assert {r["account"] for r in rows} == {"ProjC"}
     assert by_queue["small"]["max_jobs"] == 4  # the named [u:carol=4] beats the generic one
-    assert by_queue["small"]["max_submit"] == 100 and by_queue["small"]["max_wall"] == 180
+    assert by_queue["small"]["max_submit"] == 100 and by_queue["small"]["max_wall"] == "03:00:00"
+    assert by_queue["small"]["max_wall_minutes"] == 180
     assert by_queue["debug"]["max_jobs"] == 1 and by_queue["bigmem"]["enabled"] is False
     bob = {r["queue"] for r in qi.list_allocations(user="bob")["allocations"]}
     assert "preemptable" not in bob

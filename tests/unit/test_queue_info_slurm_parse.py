@@ -146,7 +146,8 @@ def test_real_2205_associations() -> None:
     for row in rows:
         assert set(ALLOCATION_KEYS) <= set(row)
     mine = [r for r in rows if r["account"] == "radical" and r["user"] == "root"][0]
-    assert (mine["max_jobs"], mine["max_submit"], mine["max_wall"]) == (20, 50, 1440)
+    assert (mine["max_jobs"], mine["max_submit"], mine["max_wall"]) == (20, 50, "1-00:00:00")
+    assert mine["max_wall_minutes"] == 1440 and mine["allocated_node_hours"] is None
     assert mine["fairshare"] == 1 and mine["qos"] == "normal" and mine["cluster"] == "radical"
     assert rows[0]["max_jobs"] is None and rows[0]["max_wall"] is None
 
@@ -299,3 +300,31 @@ def test_cancel_ok() -> None:
     fake.answers["scancel 6_[1-3]"] = CmdResult(0, "", "")
     result = QueueInfoSlurm(runner=fake, env={}).cancel_job("6_[1-3]")
     assert result == {"job_id": "6_[1-3]", "status": "canceled", "previous_state": "PENDING"}
+
+
+def test_node_hours_from_grp_tres_mins_and_sshare() -> None:
+    """Sites with node-hour budgets (GrpTRESMins node=...) get allocated/used/remaining
+    node-hours; a user association shares its account's budget and usage."""
+    fake = FakeSlurm()
+    fake.answers["sacctmgr -n"] = CmdResult(0, (
+        "c1|proj||||normal||||||| node=6000,cpu=99\n"
+        "c1|proj|alice||1|normal||||||||\n"
+        "c1|other|alice||1|normal||||||||\n"), "")
+    fake.answers["sshare -n"] = CmdResult(0, (
+        "proj||cpu=5,mem=0,node=1500,billing=0\n"
+        " proj|alice|cpu=5,mem=0,node=600,billing=0\n"), "")
+    rows = QueueInfoSlurm(runner=fake, env={}).list_allocations(user="alice")["allocations"]
+    by_account = {r["account"]: r for r in rows}
+    proj = by_account["proj"]
+    assert (proj["allocated_node_hours"], proj["used_node_hours"],
+            proj["remaining_node_hours"]) == (100.0, 25.0, 75.0)
+    assert proj["node_hours_scope"] == "account"
+    other = by_account["other"]  # no budget: the keys are there, empty
+    assert (other["allocated_node_hours"], other["used_node_hours"],
+            other["remaining_node_hours"]) == (None, None, None)
+
+
+def test_no_budget_no_sshare_call() -> None:
+    fake = FakeSlurm()
+    QueueInfoSlurm(runner=fake, env={}).list_allocations(user="*")
+    assert not any(c[0] == "sshare" for c in fake.calls)

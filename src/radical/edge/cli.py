@@ -32,9 +32,14 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     from .bridge_api.server import run_bridge
 
     settings = _settings(args, host=args.host, port=args.port, bridge_cert=args.cert,
-                         bridge_key=args.key)
+                         bridge_key=args.key, bridge_plugins=args.plugins)
     _logging(settings)
-    run_bridge(settings)
+    local_factory = None
+    if settings.bridge_plugins:  # plugins hosted by the bridge itself: the edge runtime's host
+        from .workers.local_host import hosting
+
+        local_factory = hosting(settings.bridge_plugins)
+    run_bridge(settings, local_factory)
     return 0
 
 
@@ -125,6 +130,11 @@ def _short_host() -> str:
     return socket.gethostname().split(".")[0]
 
 
+def _bridge_plugins_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-p", "--plugins", help="plugins the bridge hosts itself, under "
+                                           "/bridge/<plugin>/ (env RADICAL_EDGE_BRIDGE_PLUGINS)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radical-edge", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -146,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (default 8000)")
     p.add_argument("--cert", help="TLS certificate (env RADICAL_BRIDGE_CERT)")
     p.add_argument("--key", help="TLS key (env RADICAL_BRIDGE_KEY)")
+    _bridge_plugins_flag(p)
     p.set_defaults(func=cmd_bridge)
 
     p = sub.add_parser("edge", help="run an edge (a Celery worker edge@NAME)")

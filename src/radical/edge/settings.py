@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     def _redis_prefix(cls, value: str) -> str:
         return _check_prefix(value)
 
+    # -- compat --
+    bridge_plugins: str = Field("", description="plugins the bridge hosts itself, served "
+                                                "under /bridge/<plugin>/ ('' = none)")
+
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None
 

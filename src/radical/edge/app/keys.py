@@ -27,8 +27,8 @@ NOTIFICATIONS = f"{PREFIX}:notifications"
 NOTIFICATIONS_MAXLEN = 20_000
 
 #: first path segments of the bridge's own routes: no edge may be named like them
-RESERVED_EDGE_NAMES = frozenset({"edge", "bridge", "events", "portal", "docs", "openapi.json",
-                                 "redoc", "favicon.ico", "static"})
+RESERVED_EDGE_NAMES = frozenset({"edge", "edges", "bridge", "events", "portal", "plugins", "docs",
+                                 "openapi.json", "redoc", "favicon.ico", "static"})
 
 #: what an edge name may look like (it becomes part of URLs, queue and key names)
 EDGE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")

@@ -107,8 +107,17 @@ class TopologyWatcher:
 
 
 def edge_summary(announcement: dict[str, Any]) -> dict[str, Any]:
-    """The per-edge entry of `/edge/list` and SSE topology, from an announcement."""
+    """The per-edge entry of `/edge/list` and SSE topology, from an announcement.
+
+    Plugin namespaces become `/<edge>/<plugin>`: the original client builds every plugin URL
+    from this field, relative to the bridge.
+    """
     out = {k: v for k, v in announcement.items() if k not in VOLATILE}
     end = announcement.get("walltime_end")
     out["walltime_remaining"] = max(0, int(end - time.time())) if end else None
+    name = announcement.get("name")
+    plugins = announcement.get("plugins")
+    if name and isinstance(plugins, dict):
+        out["plugins"] = {p: {**info, "namespace": f"/{name}/{p}"} if isinstance(info, dict)
+                          else info for p, info in plugins.items()}
     return out

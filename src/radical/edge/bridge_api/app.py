@@ -12,10 +12,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..settings import Settings
 from ..version import __version__
 from .auth import TokenAuth
+from .bridge_plugins import hosted_plugin
+from .bridge_plugins import serve as serve_bridge_plugin
+from .compat_routes import router as compat_router
+from .envelope import error_body
 from .management import router as management_router
 from .portal import mount_portal
 from .proxy import is_proxy_path, proxy
-from .state import BridgeState
+from .state import BridgeState, LocalHostFactory
 
 class BridgeApp:
     """Top-level ASGI app: plugin calls go straight to the proxy, the rest to FastAPI.
@@ -31,14 +35,18 @@ class BridgeApp:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and is_proxy_path(scope["path"]):
             await proxy(self.api.state.bridge, scope, receive, send)
+        elif scope["type"] == "http" and hosted_plugin(
+                getattr(self.api.state, "bridge", None), scope["path"]):
+            await serve_bridge_plugin(self.api.state.bridge, scope, receive, send)
         else:
             await self.api(scope, receive, send)
 
 
-def create_app(settings: Settings) -> TokenAuth:
+def create_app(settings: Settings, local_factory: LocalHostFactory | None = None) -> TokenAuth:
+    """The bridge's ASGI app; `local_factory` starts the plugins the bridge hosts itself."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = BridgeState(settings)
+        state = BridgeState(settings, local_factory)
         app.state.bridge = state
         await state.start()
         try:
@@ -47,17 +55,18 @@ def create_app(settings: Settings) -> TokenAuth:
             await state.stop()
 
     app = FastAPI(title="radical.edge bridge", version=__version__, lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None)
+                  docs_url="/docs", redoc_url="/redoc")
     app.include_router(management_router)
+    app.include_router(compat_router)
     mount_portal(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(error_body(exc.status_code, str(exc.detail)),
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": f"invalid request: {exc.errors()}"}, status_code=422)
+        return JSONResponse(error_body(422, f"invalid request: {exc.errors()}"), status_code=422)
 
     return TokenAuth(BridgeApp(app), settings.token_value())

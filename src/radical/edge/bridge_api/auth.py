@@ -2,18 +2,21 @@
 
 When a token is configured every route needs it, SSE included; only the static portal shell
 (`GET /` and `/portal/*`, which hold no data and execute nothing) loads without it so the
-page can ask the user for the token. The token may come as `Authorization: Bearer`, as a
-`radical_edge_token` cookie, or (for EventSource, which cannot set headers) as `?token=`.
+page can ask the user for the token. The token may come as `Authorization: Bearer`, as
+HTTP Basic credentials (the password, for clients that only know URLs such as
+`https://:TOKEN@host:8000`), as a `radical_edge_token` cookie, or (for EventSource, which cannot set headers) as `?token=`.
 Request logs redact query strings, so tokens never reach the logs.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
-import orjson
+from .envelope import error_bytes
 
 COOKIE = "radical_edge_token"
 
@@ -33,7 +36,7 @@ class TokenAuth:
         if valid or self._public(scope):
             scope["auth_ok"] = valid
             return await self.app(scope, receive, send)
-        body = orjson.dumps({"detail": "missing or invalid bearer token"})
+        body = error_bytes(401, "missing or invalid bearer token")
         await send({"type": "http.response.start", "status": 401,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"www-authenticate", b"Bearer"),
@@ -52,11 +55,30 @@ class TokenAuth:
         return False
 
 
+def basic_token(credentials: bytes) -> bytes | None:
+    """The token inside HTTP Basic credentials (base64 of `user:password`), or None.
+
+    The original client cannot set headers, but httpx turns a URL's user info into Basic
+    auth: `RADICAL_BRIDGE_URL=https://:TOKEN@host:8000` sends `:TOKEN`. The password is the
+    token; a bare `TOKEN:` (token as the user name) is accepted too.
+    """
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user, _, password = decoded.partition(b":")
+    return password or user or None
+
+
 def _presented(scope: dict) -> list[bytes]:
     found = []
     for name, value in scope.get("headers", []):
         if name == b"authorization" and value[:7].lower() == b"bearer ":
             found.append(value[7:].strip())
+        elif name == b"authorization" and value[:6].lower() == b"basic ":
+            token = basic_token(value[6:])
+            if token:
+                found.append(token)
         elif name == b"cookie":
             cookie = SimpleCookie()
             try:

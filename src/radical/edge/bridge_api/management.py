@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 
 from ..app import keys
+from .envelope import error_body
 from .events import client_events
 from .state import BridgeState
 
@@ -39,13 +40,14 @@ async def edge_list(request: Request) -> dict:
 async def edge_disconnect(edge: str, request: Request) -> JSONResponse:
     state = bridge_state(request)
     if state.watcher.state_of(edge) != "alive":
-        return JSONResponse({"detail": f"unknown edge '{edge[:128]}'"}, status_code=404)
+        return JSONResponse(error_body(404, f"unknown edge '{edge[:128]}'"), status_code=404)
     worker = keys.edge_worker(edge)
     try:
         await asyncio.wait_for(asyncio.to_thread(
             state.celery.control.shutdown, destination=[worker]), 10)
     except Exception as exc:  # broker trouble: say so instead of pretending
-        return JSONResponse({"detail": f"could not reach edge '{edge}': {exc}"}, status_code=503)
+        return JSONResponse(error_body(503, f"could not reach edge '{edge}': {exc}"),
+                            status_code=503)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + DISCONNECT_WAIT
     while loop.time() < deadline and state.watcher.state_of(edge) == "alive":

@@ -10,12 +10,11 @@ import logging
 import time
 from typing import Any
 
-import orjson
-
 from .. import constants
 from ..app import keys
 from ..app.protocol import FORWARDED_HEADERS, CallRequest, server_timing
 from .dispatcher import BridgeError
+from .envelope import error_bytes
 from .state import BridgeState
 
 TIMEOUT_HEADER = constants.TIMEOUT_HEADER.lower()  # ASGI header names are lower case
@@ -114,12 +113,12 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
                if k.lower() not in HOP_HEADERS]
         out.append((b"server-timing", server_timing(call, reply, time.time()).encode()))
     except BridgeError as exc:
-        status, body_out = exc.status, orjson.dumps({"detail": exc.detail})
+        status, body_out = exc.status, error_bytes(exc.status, exc.detail)
         out = [(b"content-type", b"application/json")]
     except Exception as exc:  # a bridge bug: answer, log, keep serving
         log.exception("proxy failed for %s %s", scope.get("method"), path)
         status = 500
-        body_out = orjson.dumps({"detail": f"bridge error: {type(exc).__name__}"})
+        body_out = error_bytes(500, f"bridge error: {type(exc).__name__}")
         out = [(b"content-type", b"application/json")]
     out.append((b"content-length", str(len(body_out)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": out})

@@ -7,6 +7,7 @@ import uvicorn
 
 from ..settings import Settings
 from .app import create_app
+from .state import LocalHostFactory
 
 
 class RedactQuery(logging.Filter):
@@ -21,13 +22,13 @@ class RedactQuery(logging.Filter):
         return True
 
 
-def run_bridge(settings: Settings) -> None:
+def run_bridge(settings: Settings, local_factory: LocalHostFactory | None = None) -> None:
     ssl = {}
     if settings.bridge_cert and settings.bridge_key:
         ssl = {"ssl_certfile": settings.bridge_cert, "ssl_keyfile": settings.bridge_key}
     logging.getLogger("uvicorn.access").addFilter(RedactQuery())
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port,
+        create_app(settings, local_factory), host=settings.host, port=settings.port,
         log_level=settings.log_level.lower(), access_log=settings.access_log,
         timeout_graceful_shutdown=3, timeout_keep_alive=30, backlog=2048,
         loop="uvloop", http="httptools", proxy_headers=False, **ssl,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from ..app import keys
 from ..app.pipelined import Commands
@@ -18,9 +18,15 @@ from .events import EventHub
 log = logging.getLogger(__name__)
 
 
+#: builds and starts the plugin host of bridge-hosted plugins (given by the CLI, which may
+#: import the edge runtime; bridge_api itself never does)
+LocalHostFactory = Callable[[Settings, Any], Awaitable[Any]]
+
+
 class BridgeState:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, local_factory: LocalHostFactory | None = None) -> None:
         self.settings = settings
+        self._local_factory = local_factory
         self.bridge_id = uuid.uuid4().hex
         self.redis = async_redis(settings)
         self.pubsub_redis = async_redis(settings, pubsub=True)
@@ -31,6 +37,8 @@ class BridgeState:
                                        self._on_topology)
         self._tasks: list[asyncio.Task] = []
         self._celery: Any = None
+        #: plugins hosted by the bridge itself (`--plugins`), listed as edge `bridge`
+        self.local: Any = None
 
     async def start(self) -> None:
         spawn = asyncio.get_running_loop().create_task
@@ -45,8 +53,13 @@ class BridgeState:
             await asyncio.wait_for(self.watcher.ready.wait(), 3.0)
         except asyncio.TimeoutError:
             log.warning("Redis at %s not answering yet; serving anyway", self.settings.redis_url)
+        if self._local_factory is not None:
+            self.local = await self._local_factory(self.settings, self.redis)
+            self.hub.topology(self.topology())
 
     async def stop(self) -> None:
+        if self.local is not None:
+            await self.local.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -68,13 +81,16 @@ class BridgeState:
         for name in joined:
             log.warning("edge '%s' joined", name)
         self.hub.topology(self.topology())
+        if self.local is not None:
+            await self.local.on_topology_change(self.topology()["edges"])
 
     def topology(self, url: str | None = None) -> dict[str, Any]:
         """The `data` object of `POST /edge/list` and of SSE topology events."""
-        return {
-            "bridge": {"url": url or self.settings.public_url(), "id": self.bridge_id},
-            "edges": {name: edge_summary(info) for name, info in sorted(self.watcher.edges.items())},
-        }
+        edges = {name: edge_summary(info) for name, info in sorted(self.watcher.edges.items())}
+        if self.local is not None and self.local.plugins:
+            edges = {"bridge": edge_summary(self.local.describe()), **edges}
+        return {"bridge": {"url": url or self.settings.public_url(), "id": self.bridge_id},
+                "edges": edges}
 
     @property
     def celery(self) -> Any:

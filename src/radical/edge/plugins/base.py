@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from .sessions import SessionError, SessionStore
+from .ui_schema import ui_config_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class PluginSession:
             raise TypeError(f"unexpected session argument(s): {names}")
         self._sid = sid
         self._plugin: Plugin | None = None
+        #: `notify` as the original base injected it: `self._notify(topic, data)` when set
+        self._notify: Callable[[str, dict], None] | None = None
         self._closed = False
 
     @property
@@ -76,6 +79,16 @@ class PluginSession:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def is_active(self) -> bool:
+        """Not closed yet (the original base's name)."""
+        return not self._closed
+
+    def _check_active(self) -> None:
+        """Raise if the session was closed (original-style sessions call this first)."""
+        if self._closed:
+            raise RuntimeError("session is closed")
 
     def notify(self, topic: str, data: dict) -> None:
         """Send a notification from async code or any thread."""
@@ -88,6 +101,21 @@ class PluginSession:
         return {}
 
 
+#: plugin classes defined so far, by `plugin_name` (the original's `Plugin._registry`)
+_DEFINED: dict[str, type["Plugin"]] = {}
+
+
+class _KnownPlugins:
+    """What the plugin loader knows beyond `_DEFINED`; the loader fills this in when it is
+    imported (a base module never imports the module that names its subclasses)."""
+
+    lookup: Callable[[str], type | None] | None = None
+    names: Callable[[], list[str]] | None = None
+
+
+_known = _KnownPlugins()
+
+
 class Plugin:
     """Base class of every plugin; subclasses with a `plugin_name` register themselves."""
 
@@ -98,8 +126,28 @@ class Plugin:
     version: ClassVar[str] = "0.0.1"
     #: idle seconds before a session expires (0 = never)
     session_ttl: ClassVar[float] = 3600
-    ui_config: ClassVar[dict | None] = None
+    ui_config: ClassVar[dict | Any | None] = None  # a dict or a ui_schema.UIConfig
     ui_module: ClassVar[str | None] = None
+
+    # -- the original's class lookup (public API of radical.edge 0.2.0) ----------------------
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("plugin_name")
+        if name:
+            _DEFINED[name] = cls
+
+    @classmethod
+    def get_plugin_class(cls, name: str) -> type["Plugin"] | None:
+        """The plugin class named `name`: one defined in this process, else the one the
+        plugin loader knows (built-ins, entry points), imported now; None if there is none."""
+        if name in _DEFINED:
+            return _DEFINED[name]
+        return _known.lookup(name) if _known.lookup is not None else None
+
+    @classmethod
+    def get_plugin_names(cls) -> list[str]:
+        """Names of every plugin defined in this process or known to the loader."""
+        return sorted(set(_DEFINED) | set(_known.names() if _known.names is not None else ()))
 
     # -- availability -----------------------------------------------------------------------
     @classmethod
@@ -177,9 +225,31 @@ class Plugin:
     # -- sessions ---------------------------------------------------------------------------
     async def create_session(self, sid: str, **kwargs: Any) -> PluginSession:
         """Build a session; override to pass plugin-wide resources to it."""
+        return self._create_session(sid, **kwargs)
+
+    def _create_session(self, sid: str, **kwargs: Any) -> PluginSession:
+        """Synchronous session factory: the hook plugins written for the original base
+        override (e.g. to hand a shared provider to each session)."""
         if self.session_class is None:
             raise HTTPException(400, f"plugin '{self.instance_name}' has no sessions")
         return self.session_class(sid, **kwargs)
+
+    async def _forward(self, sid: str, func: Callable[..., Any], *args: Any,
+                       **kwargs: Any) -> Any:
+        """Call `func(session, *args, **kwargs)` on session `sid` (404/410 if gone), as the
+        original base did; errors other than HTTP ones become a 500 with their message."""
+        session = self.get_session(sid)
+        try:
+            result = func(session, *args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+        except HTTPException:
+            raise
+        except Exception as exc:
+            log.exception("%s: session %s call %s failed", self.instance_name, sid,
+                          getattr(func, "__name__", func))
+            raise HTTPException(500, str(exc)) from exc
+        return result
 
     def get_session(self, request_or_sid: Request | str) -> PluginSession:
         """The live session named by `sid` (path parameter), else 404 / 410."""
@@ -204,6 +274,7 @@ class Plugin:
         except TypeError as exc:
             raise HTTPException(422, f"bad session arguments: {exc}") from None
         session._plugin = self
+        session._notify = self._dispatch_notify
         self._sessions.add(sid, session)
         return {"sid": sid}
 
@@ -251,7 +322,7 @@ class Plugin:
             "plugin_name": self.plugin_name,
             "instance_name": self.instance_name,
             "version": self.version,
-            "ui": self.ui_config or {},
+            "ui": ui_config_to_dict(self.ui_config),
         }
 
     # -- notifications ----------------------------------------------------------------------
@@ -274,7 +345,7 @@ class Plugin:
             "namespace": self.namespace,
             "version": self.version,
             "enabled": True,
-            "ui_config": self.ui_config or {},
+            "ui_config": ui_config_to_dict(self.ui_config),
             "ui_module": self.ui_module,
             "client": client_path(self.client_class),
         }

@@ -13,13 +13,15 @@ from __future__ import annotations
 import logging
 import os
 
+from ..constants import PLUGIN_ENTRY_POINTS, TEST_PLUGIN_ENTRY_POINTS
 from ..registry import Registry
+from . import base
 
 log = logging.getLogger(__name__)
 
-ENTRY_POINT_GROUP = "radical.edge.plugins"
+ENTRY_POINT_GROUP = PLUGIN_ENTRY_POINTS
 #: entry-point group of test-fixture plugins (echo, xss, broken): never part of `all`
-TEST_ENTRY_POINT_GROUP = "radical.edge.test_plugins"
+TEST_ENTRY_POINT_GROUP = TEST_PLUGIN_ENTRY_POINTS
 #: longest reason reported for a skipped plugin (an exception text can be huge)
 MAX_REASON = 500
 #: set to 1/true to make `all` include the test-fixture plugins
@@ -108,3 +110,15 @@ def _is_module_itself(exc: ImportError, path: str) -> bool:
 def select(spec: str | list[str]) -> list[type]:
     """Plugin classes for `all` or a list/comma-separated string of names."""
     return select_with_reasons(spec)[0]
+
+
+def _lookup(name: str) -> type | None:
+    try:
+        return registry(include_tests=True).get(name)
+    except Exception:  # unknown, or its dependencies are missing here
+        return None
+
+
+# `Plugin.get_plugin_class` / `get_plugin_names` (the original's API) ask the loader
+base._known.lookup = _lookup
+base._known.names = lambda: registry(include_tests=True).names()

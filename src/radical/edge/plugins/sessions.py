@@ -70,6 +70,14 @@ class SessionStore(Generic[S]):
         self._last_use[sid] = now
         return session
 
+    def __contains__(self, sid: object) -> bool:
+        """Is `sid` a live session (plugins written for the original kept a dict here)."""
+        return sid in self._sessions
+
+    def __getitem__(self, sid: str) -> S:
+        """`store[sid]` as `get(sid)`: raises `SessionError` (404/410) when gone."""
+        return self.get(sid)
+
     def pop(self, sid: str) -> S | None:
         self._last_use.pop(sid, None)
         return self._sessions.pop(sid, None)

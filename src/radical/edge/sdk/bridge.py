@@ -108,7 +108,9 @@ class BridgeClient:
 
     ``url`` defaults to ``$RADICAL_BRIDGE_URL``; ``cert`` (a CA or the bridge's self-signed
     certificate, used to verify https) to ``$RADICAL_BRIDGE_CERT``; ``token`` (sent as
-    ``Authorization: Bearer``) to ``$RADICAL_EDGE_TOKEN``.  Without a cert, https is verified
+    ``Authorization: Bearer``) to ``$RADICAL_EDGE_TOKEN``; a URL with user info
+    (``https://:TOKEN@host:8000``, the original client's way) sends the token as HTTP Basic
+    credentials instead, which the bridge accepts too.  Without a cert, https is verified
     against the system trust store.  Safe to share between threads.  `transport` (an httpx
     transport, for tests or custom networking) is used for calls and the event stream.
 

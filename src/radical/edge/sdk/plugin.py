@@ -143,6 +143,15 @@ class PluginClient:
                          plugin=self._plugin_name, params=params or None, content=content,
                          headers=headers, **kwargs)
 
+    def _raise(self, response: httpx.Response, context: str = "") -> None:
+        """Raise `EdgeError` for an error answer (>= 400): the helper plugin clients written
+        for the original client call after each `self._http` request."""
+        if response.status_code >= 400:
+            detail = detail_from_body(response.content, response.reason_phrase)
+            raise EdgeError(response.status_code, f"{context}: {detail}" if context else detail,
+                            edge=self._edge_id, plugin=self._plugin_name,
+                            method=response.request.method, url=str(response.request.url))
+
     def _get(self, path: str, **params: Any) -> Any:
         """GET with query parameters given as keywords (None values are left out)."""
         return self._request("GET", path, params=params)

@@ -306,7 +306,8 @@ class PluginHost:
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.edge_name,
-            "endpoint": {"type": "celery", "queue": keys.edge_queue(self.edge_name),
+            "endpoint": {"type": "radical.edge", "transport": "celery",
+                         "queue": keys.edge_queue(self.edge_name),
                          "worker": keys.edge_worker(self.edge_name)},
             "plugins": {name: p.describe() for name, p in self.plugins.items()},
             "unavailable": dict(self.unavailable),

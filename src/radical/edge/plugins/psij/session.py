@@ -220,8 +220,9 @@ class PsijSession(PluginSession):
     # -- cancel -----------------------------------------------------------------------------
     async def cancel_job(self, job_id: str) -> dict[str, Any]:
         record = self.record(job_id)
-        if record.final:
-            raise HTTPException(409, f"job '{job_id}' already ended ({record.state})")
+        if record.final:  # idempotent, as the original: the final state, not an error
+            return {"job_id": job_id, "native_id": record.native_id, "state": record.state,
+                    "exit_code": record.exit_code, "canceled": False}
         await self._cancel(record)
         return {"job_id": job_id, "native_id": record.native_id, "state": record.state,
                 "canceled": True}

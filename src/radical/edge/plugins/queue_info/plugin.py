@@ -16,7 +16,8 @@ from starlette.requests import Request
 from radical.edge.hpc.batch import BatchSystem, detect_batch_system
 
 from ..base import Plugin, PluginHostAPI, PluginSession
-from .backends import QueueInfo, QueueInfoError, make_queue_info
+from .backends import (JobEnded, NotAJobId, QueueInfo, QueueInfoError, UnknownJob,
+                       make_queue_info)
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,24 @@ class QueueInfoSession(PluginSession):
         return await self._call(self._backend.list_allocations, user, force)
 
     async def cancel_job(self, job_id: str) -> dict:
-        return await self._call(self._backend.cancel_job, job_id)
+        """Cancel; idempotent like the original: a job that already ended, or that the
+        scheduler no longer knows, answers 200 with `canceled: false` and a `status`
+        saying which ("ended" with its final `state`, or "unknown" with a `detail`). An
+        id that is not shaped like a job id stays a 404 (bad input)."""
+        try:
+            answer = await asyncio.to_thread(self._backend.cancel_job, job_id)
+        except JobEnded as exc:
+            return {"job_id": job_id, "status": "ended", "state": exc.state,
+                    "canceled": False, "detail": exc.detail}
+        except NotAJobId as exc:
+            raise HTTPException(exc.status, exc.detail) from None
+        except UnknownJob as exc:
+            return {"job_id": job_id, "status": "unknown", "state": None, "canceled": False,
+                    "detail": f"{exc.detail}: the scheduler does not know it (never existed, "
+                              "or ended and was purged); nothing to cancel"}
+        except QueueInfoError as exc:
+            raise HTTPException(exc.status, exc.detail) from None
+        return {"canceled": True, **answer}
 
 
 class QueueInfoPlugin(Plugin):

@@ -7,6 +7,7 @@ stdout/stderr for the notification stream.
 from __future__ import annotations
 
 import base64
+import functools
 import traceback as tb_mod
 from typing import Any
 
@@ -102,12 +103,62 @@ def shape_task(task: dict, sid: str | None = None) -> dict:
             out["traceback"] = traceback_text
     if get("response") is not None:
         out["response"], _ = json_safe(get("response"))
+    echo_spec(task, out)
     pid = get("pid")
     if pid is not None:
         out["pid"] = pid
     if sid is not None:
         out["sid"] = sid
     return out
+
+
+#: spec fields echoed beside the results, as the original's task dicts did
+SPEC_ECHO = ("backend", "executable", "arguments", "name", "task_backend_specific_kwargs",
+             "input_files", "output_files", "prompt")
+
+
+def callable_name(fn: Any) -> Any:
+    """An import-path-like name for a resolved function (strings pass through)."""
+    if fn is None or isinstance(fn, str):
+        return fn
+    try:
+        return _callable_name(fn)
+    except TypeError:  # unhashable callable object
+        return _name_of(fn)
+
+
+@functools.lru_cache(maxsize=4096)
+def _callable_name(fn: Any) -> str:
+    return _name_of(fn)
+
+
+def _name_of(fn: Any) -> str:
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    return f"{module}:{qualname}" if module and qualname else repr(fn)
+
+
+def echo_spec(task: dict, out: dict) -> None:
+    """Copy the task's spec fields into `out` (JSON-safe), without overwriting results."""
+    for key in SPEC_ECHO:
+        if key in task and key not in out:
+            out[key] = task[key]
+    out["function"] = callable_name(task.get("function"))
+    for key in ("args", "kwargs"):
+        value = task.get(key)
+        if not value:  # the common case: () / {} / None
+            out[key] = [] if key == "args" and value is not None else value
+            continue
+        value = list(value) if type(value) is tuple else value
+        try:
+            orjson.dumps(value)
+        except TypeError:
+            value, _ = json_safe(value)
+        out[key] = value
+    kind = task.get("task_type")
+    if kind in (None, "", "dict"):  # rhapsody stamps type(task).__name__: ours are dicts
+        kind = "AITask" if task.get("prompt") is not None else "ComputeTask"
+    out["task_type"] = kind
 
 
 def for_notification(record: dict, limit: int = NOTIFY_OUTPUT_LIMIT) -> dict:

@@ -235,7 +235,7 @@ class RhapsodySession(PluginSession):
             uid = task["uid"]
             state = done.state(uid)
             if state is None:
-                out.append({"uid": uid, "state": task.get("state")})
+                out.append({"uid": uid, "state": task.get("state") or "RUNNING"})
             elif inline:
                 out.append(orjson.Fragment(done.get(uid)))
             else:

@@ -33,7 +33,10 @@ from .callables import (PICKLE_PREFIXES, FunctionRef, FunctionResolver, is_pickl
                         pickle_refusal, pickled_blob)
 from .errors import TaskSpecError
 
-__all__ = ["MAX_UID", "normalize_batch", "import_paths"]
+__all__ = ["MAX_UID", "normalize_batch", "import_paths", "REMOTE_BACKEND"]
+
+#: what rhapsody's remote (edge) backends put in `backend`: run on the session's default
+REMOTE_BACKEND = "edge"
 
 #: longest accepted uid
 MAX_UID = 256
@@ -200,6 +203,8 @@ def _normalize_one(raw: dict, uid: str, ctx: _Ctx) -> dict:
         args = raw.get("args")
         kwargs = raw.get("kwargs")
         backend = raw.get("backend") or ctx.default
+        if backend == REMOTE_BACKEND:
+            backend = ctx.default
         if (resolved is not None and (args is None or type(args) is list)
                 and (kwargs is None or (type(kwargs) is dict and not kwargs))
                 and backend in ctx.backends):
@@ -210,7 +215,7 @@ def _normalize_one(raw: dict, uid: str, ctx: _Ctx) -> dict:
                     "task_backend_specific_kwargs": {}, "capture_stdio": False,
                     "input_files": None, "output_files": None}
     backend = raw.get("backend")
-    if backend is None or backend == "":
+    if backend is None or backend == "" or backend == REMOTE_BACKEND:
         backend = ctx.default
     elif backend not in ctx.backends:
         raise _Bad(f"backend {backend!r} is not part of this session "

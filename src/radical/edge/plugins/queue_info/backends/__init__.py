@@ -5,9 +5,9 @@ Concrete backends (slurm, pbs, none) are imported only when `make_queue_info` pi
 from __future__ import annotations
 
 from .base import (ALL_USERS, BackendUnavailable, CancelConflict, CancelDenied, CancelFailed,
-                   QueueInfo, QueueInfoError, UnknownJob, UnknownQueue)
+                   JobEnded, NotAJobId, QueueInfo, QueueInfoError, UnknownJob, UnknownQueue)
 from .factory import backend_class, make_queue_info, register_backend
 
 __all__ = ["ALL_USERS", "BackendUnavailable", "CancelConflict", "CancelDenied", "CancelFailed",
-           "QueueInfo", "QueueInfoError", "UnknownJob", "UnknownQueue", "backend_class",
+           "JobEnded", "NotAJobId", "QueueInfo", "QueueInfoError", "UnknownJob", "UnknownQueue", "backend_class",
            "make_queue_info", "register_backend"]

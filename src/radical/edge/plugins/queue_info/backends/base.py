@@ -58,6 +58,18 @@ class CancelConflict(QueueInfoError):
     status = 409
 
 
+class JobEnded(CancelConflict):
+    """The job already ended; `state` is its final state when the scheduler told it."""
+
+    def __init__(self, detail: str, state: str | None = None) -> None:
+        super().__init__(detail)
+        self.state = state
+
+
+class NotAJobId(UnknownJob):
+    """The id is not even shaped like one of this scheduler's job ids (bad input)."""
+
+
 class CancelFailed(QueueInfoError):
     status = 400
 

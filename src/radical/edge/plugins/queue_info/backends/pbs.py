@@ -12,7 +12,7 @@ import re
 from radical.edge.hpc.batch.pbs import loads_pbs_json
 
 from .base import (ALL_USERS, BackendUnavailable, CancelConflict, CancelDenied, CancelFailed,
-                   QueueInfo, UnknownJob, groups_of)
+                   JobEnded, NotAJobId, QueueInfo, UnknownJob, groups_of)
 from .pbs_parse import allocations_from_queues, build_queues, jobs_from_qstat, queue_allows
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class QueueInfoPBS(QueueInfo):
 
     def _cancel(self, job_id: str) -> dict:
         if not JOB_ID_RE.match(job_id):
-            raise UnknownJob(f"unknown job id '{job_id}': not a PBS job id")
+            raise NotAJobId(f"unknown job id '{job_id}': not a PBS job id")
         res = self.run(["qdel", job_id])
         if res.ok:
             return {"job_id": job_id, "status": "canceled"}
@@ -82,7 +82,9 @@ class QueueInfoPBS(QueueInfo):
             raise UnknownJob(f"unknown job id '{job_id}'")
         if "unauthorized" in low or "permission" in low:
             raise CancelDenied(f"not allowed to cancel job {job_id}: {err}")
-        if "job has finished" in low or "invalid for state" in low or "request invalid" in low:
+        if "job has finished" in low:
+            raise JobEnded(f"job {job_id} already ended: {err}", "F")
+        if "invalid for state" in low or "request invalid" in low:
             raise CancelConflict(f"job {job_id} cannot be cancelled now: {err}")
         if res.rc == -1:
             raise BackendUnavailable(err)

@@ -202,12 +202,14 @@ def allocations_from_queues(qdoc: dict, user: str, accounts: list[str],
         who = None if user == "*" else user
         if who and not queue_allows(q, who, groups):
             continue
-        wall = parse_pbs_walltime((q.get("resources_max") or {}).get("walltime"))
+        wall_text = (q.get("resources_max") or {}).get("walltime")
+        wall = parse_pbs_walltime(wall_text)
         for account in accounts or [""]:
             rows.append(allocation_record(
                 account=account, user=who or "", fairshare=None, qos=name,
                 max_jobs=user_limit(q.get("max_run"), who) or as_int(q.get("max_user_run")),
                 max_submit=user_limit(q.get("max_queued"), who),
-                max_wall=minutes(wall), queue=name, source="pbs queue limits",
+                max_wall=str(wall_text) if wall_text else None,
+                max_wall_minutes=minutes(wall), queue=name, source="pbs queue limits",
                 enabled=truthy(q.get("enabled"))))
     return rows

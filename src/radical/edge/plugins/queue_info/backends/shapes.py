@@ -3,7 +3,10 @@
 Units, shared by every backend (they follow the original plugin, which the portal reads):
 queue `time_limit` in minutes or the string "UNLIMITED"; job `time_limit` in minutes (None =
 unlimited), `time_used` in seconds, `submit_time`/`start_time` as epoch seconds (0 = not
-known); allocation `max_wall` in minutes (None = no limit). Counts are ints (0 = unknown);
+known); allocation `max_wall` as the scheduler's own time string, e.g. "1-00:00:00" (what
+the original returned; None = no limit) with `max_wall_minutes` beside it, and
+`allocated/used/remaining_node_hours` (SLURM GrpTRESMins node budgets and sshare usage;
+None where the site does not provide them). Counts are ints (0 = unknown);
 limits are None when there is none.
 """
 from __future__ import annotations
@@ -15,7 +18,9 @@ QUEUE_KEYS = ("name", "state", "time_limit", "default", "nodes_total", "nodes_av
               "max_jobs_per_user", "features")
 JOB_KEYS = ("job_id", "job_name", "user", "partition", "state", "nodes", "cpus", "time_limit",
             "time_used", "submit_time", "start_time", "priority", "account", "node_list")
-ALLOCATION_KEYS = ("account", "user", "fairshare", "qos", "max_jobs", "max_submit", "max_wall")
+ALLOCATION_KEYS = ("account", "user", "fairshare", "qos", "max_jobs", "max_submit", "max_wall",
+                   "max_wall_minutes", "allocated_node_hours", "used_node_hours",
+                   "remaining_node_hours")
 
 _QUEUE_DEFAULTS: dict[str, Any] = {
     "state": "UNKNOWN", "time_limit": "UNLIMITED", "default": False, "nodes_total": 0,
@@ -27,7 +32,8 @@ _JOB_DEFAULTS: dict[str, Any] = {
     "account": "", "node_list": ""}
 _ALLOC_DEFAULTS: dict[str, Any] = {
     "account": "", "user": "", "fairshare": None, "qos": "", "max_jobs": None,
-    "max_submit": None, "max_wall": None}
+    "max_submit": None, "max_wall": None, "max_wall_minutes": None,
+    "allocated_node_hours": None, "used_node_hours": None, "remaining_node_hours": None}
 
 #: states after which a job can no longer be cancelled
 TERMINAL_STATES = frozenset({"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL",

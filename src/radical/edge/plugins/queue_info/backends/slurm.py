@@ -14,10 +14,11 @@ import re
 
 from radical.edge.hpc.batch.slurm import parse_kv_line
 
-from .base import (ALL_USERS, BackendUnavailable, CancelConflict, CancelDenied, CancelFailed,
-                   QueueInfo, UnknownJob, groups_of)
+from .base import (ALL_USERS, BackendUnavailable, CancelDenied, CancelFailed,
+                   JobEnded, NotAJobId, QueueInfo, UnknownJob, groups_of)
 from .slurm_parse import (ASSOC_FORMAT, QOS_FORMAT, SEP, SINFO_FIELDS, SQUEUE_FIELDS,
-                          build_queues, jobs_from_squeue_json, jobs_from_squeue_text,
+                          build_queues, inherit_account_budget, jobs_from_squeue_json,
+                          jobs_from_squeue_text, parse_sshare_usage,
                           nodes_from_sinfo_json, nodes_from_sinfo_text, parse_assocs,
                           parse_partitions, parse_qos_limits)
 from .shapes import TERMINAL_STATES
@@ -127,12 +128,47 @@ class QueueInfoSlurm(QueueInfo):
             log.warning("sacctmgr failed, no associations: %s", res.stderr.strip())
             return []
         rows = parse_assocs(res.stdout)
-        return rows if user == ALL_USERS else [r for r in rows if r["user"] == user]
+        if user != ALL_USERS:
+            rows = [r for r in rows if r["user"] == user]
+            self._account_budgets(rows)
+        if any(r["allocated_node_hours"] is not None for r in rows):
+            self._add_usage(rows)
+        return rows
+
+    def _account_budgets(self, rows: list[dict]) -> None:
+        """`users=` hides the account associations that usually hold node-hour budgets
+        (GrpTRESMins): read those of the user's accounts once more."""
+        accounts = sorted({r["account"] for r in rows
+                           if r["allocated_node_hours"] is None and r["account"]})
+        if not accounts:
+            return
+        res = self.run(["sacctmgr", "-n", "-P", "show", "assoc",
+                        "format=" + ",".join(ASSOC_FORMAT), "accounts=" + ",".join(accounts)])
+        if res.ok:
+            inherit_account_budget(rows, parse_assocs(res.stdout))
+
+    def _add_usage(self, rows: list[dict]) -> None:
+        """used/remaining node-hours from `sshare` (only where a node-hour budget exists)."""
+        res = self.run(["sshare", "-n", "-P", "-a", "-o", "Account,User,GrpTRESRaw"])
+        if not res.ok:
+            log.info("sshare failed, no node-hour usage: %s", res.stderr.strip())
+            return
+        used = parse_sshare_usage(res.stdout)
+        for r in rows:
+            budget = r["allocated_node_hours"]
+            if budget is None:
+                continue
+            # a budget inherited from the account is spent by the whole account
+            shared = r.get("node_hours_scope") == "account"
+            spent = used.get((r["account"], "" if shared else r["user"]))
+            if spent is not None:
+                r["used_node_hours"] = spent
+                r["remaining_node_hours"] = round(max(0.0, budget - spent), 2)
 
     # -- cancel --------------------------------------------------------------------------------
     def _cancel(self, job_id: str) -> dict:
         if not JOB_ID_RE.match(job_id):
-            raise UnknownJob(f"unknown job id '{job_id}': not a SLURM job id")
+            raise NotAJobId(f"unknown job id '{job_id}': not a SLURM job id")
         res = self.run(["scontrol", "show", "job", "-o", job_id])
         text = (res.stdout + res.stderr).strip()
         if not res.ok:
@@ -142,7 +178,8 @@ class QueueInfoSlurm(QueueInfo):
         rows = [parse_kv_line(ln) for ln in res.stdout.splitlines() if "JobId=" in ln]
         job_states = {r.get("JobState", "").upper() for r in rows}
         if rows and job_states <= TERMINAL_STATES:
-            raise CancelConflict(f"job {job_id} already ended ({', '.join(sorted(job_states))})")
+            raise JobEnded(f"job {job_id} already ended ({', '.join(sorted(job_states))})",
+                           ",".join(sorted(job_states)))
         res = self.run(["scancel", job_id])
         err = (res.stderr + res.stdout).strip()
         if not res.ok or "error" in err.lower():
@@ -152,7 +189,7 @@ class QueueInfoSlurm(QueueInfo):
             if "invalid job id" in low:
                 raise UnknownJob(f"unknown job id '{job_id}'")
             if "already completing or completed" in low:
-                raise CancelConflict(f"job {job_id} already ended: {err}")
+                raise JobEnded(f"job {job_id} already ended: {err}")
             raise CancelFailed(f"scancel {job_id} failed: {err or res.rc}")
         before = sorted(job_states)[0] if len(job_states) == 1 else ",".join(sorted(job_states))
         return {"job_id": job_id, "status": "canceled", "previous_state": before}

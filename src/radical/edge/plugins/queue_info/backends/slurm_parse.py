@@ -24,7 +24,9 @@ SQUEUE_FIELDS = ("%i", "%j", "%u", "%P", "%T", "%D", "%C", "%l", "%M", "%V", "%S
                  "%N", "%r")
 #: `sacctmgr -n -P show assoc format=...`
 ASSOC_FORMAT = ("Cluster", "Account", "User", "Partition", "Fairshare", "QOS", "DefaultQOS",
-                "MaxJobs", "MaxSubmit", "MaxWall", "GrpTRES", "MaxTRES")
+                "MaxJobs", "MaxSubmit", "MaxWall", "GrpTRES", "MaxTRES", "GrpTRESMins")
+#: trailing ASSOC_FORMAT columns an older output (or test fixture) may lack
+_OPTIONAL_ASSOC = 1
 QOS_FORMAT = ("Name", "MaxJobsPU", "MaxSubmitPU", "MaxWall")
 
 _INFINITE = 0xFFFFFFFE  # SLURM's NO_VAL-1 "INFINITE" in 32-bit fields
@@ -235,8 +237,9 @@ def parse_assocs(text: str) -> list[dict]:
     out = []
     for line in text.splitlines():
         cols = line.split("|")
-        if len(cols) < len(ASSOC_FORMAT):
+        if len(cols) < len(ASSOC_FORMAT) - _OPTIONAL_ASSOC:
             continue
+        cols += [""] * (len(ASSOC_FORMAT) - len(cols))
         row = dict(zip(ASSOC_FORMAT, (c.strip() for c in cols)))
         share = row["Fairshare"]
         out.append(allocation_record(
@@ -244,8 +247,53 @@ def parse_assocs(text: str) -> list[dict]:
             fairshare=int(share) if share.isdigit() else (share or None),
             qos=row["QOS"], max_jobs=num(row["MaxJobs"]) if row["MaxJobs"] else None,
             max_submit=num(row["MaxSubmit"]) if row["MaxSubmit"] else None,
-            max_wall=minutes(parse_slurm_time(row["MaxWall"])),
+            max_wall=row["MaxWall"] or None,  # the scheduler's string, as the original
+            max_wall_minutes=minutes(parse_slurm_time(row["MaxWall"])),
             cluster=row["Cluster"], partition=row["Partition"],
             default_qos=row["DefaultQOS"], grp_tres=row["GrpTRES"] or None,
-            max_tres=row["MaxTRES"] or None))
+            max_tres=row["MaxTRES"] or None, grp_tres_mins=row["GrpTRESMins"] or None,
+            allocated_node_hours=node_hours(row["GrpTRESMins"])))
+    inherit_account_budget(out)
     return out
+
+
+def tres_value(tres: str | None, name: str) -> int | None:
+    """The `name=N` entry of a TRES string (`cpu=10,node=600`), or None."""
+    for part in (tres or "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key == name and value.isdigit():
+            return int(value)
+    return None
+
+
+def node_hours(tres_mins: str | None) -> float | None:
+    """Node-hours of a TRES-minutes string (`GrpTRESMins` / `GrpTRESRaw`), or None."""
+    value = tres_value(tres_mins, "node")
+    return None if value is None else round(value / 60, 2)
+
+
+def inherit_account_budget(rows: list[dict], source: list[dict] | None = None) -> None:
+    """User associations without a node-hour limit of their own share their account's
+    (the account associations are in `rows`, or in `source` when `rows` were filtered)."""
+    budgets = {(r["cluster"], r["account"]): r["allocated_node_hours"]
+               for r in (rows if source is None else source)
+               if not r["user"] and r.get("node_hours_scope", "association") == "association"
+               and r["allocated_node_hours"] is not None}
+    for r in rows:
+        if r["allocated_node_hours"] is not None:
+            r.setdefault("node_hours_scope", "association")
+        elif (r["cluster"], r["account"]) in budgets:
+            r["allocated_node_hours"] = budgets[(r["cluster"], r["account"])]
+            r["node_hours_scope"] = "account"
+
+
+def parse_sshare_usage(text: str) -> dict[tuple[str, str], float]:
+    """`sshare -n -P -o Account,User,GrpTRESRaw` -> {(account, user): used node-hours}."""
+    used = {}
+    for line in text.splitlines():
+        cols = [c.strip() for c in line.split("|")]
+        if len(cols) >= 3:
+            hours = node_hours(cols[2])
+            if hours is not None:
+                used[(cols[0], cols[1])] = hours
+    return used
