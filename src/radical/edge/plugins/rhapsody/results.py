@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from ...constants import TASK_TERMINAL_STATES
+from .callables import FunctionRef
 
 __all__ = ["TERMINAL", "RESULT_KEYS", "NOTIFY_OUTPUT_LIMIT", "json_safe", "shape_task",
            "for_notification"]
@@ -121,6 +122,8 @@ def callable_name(fn: Any) -> Any:
     """An import-path-like name for a resolved function (strings pass through)."""
     if fn is None or isinstance(fn, str):
         return fn
+    if isinstance(fn, FunctionRef):  # what the plugin resolves a task's function to
+        return fn.path if fn.path is not None else "<pickled function>"
     try:
         return _callable_name(fn)
     except TypeError:  # unhashable callable object
