@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .pipelined import auth_commands, encode, parse_url
+from .retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -110,27 +111,44 @@ async def _redis_py_session(redis: aioredis.Redis, channels: list[str], handler:
 
 async def subscribe_forever(redis: aioredis.Redis, url: str, channels: list[str],
                             handler: Handler,
-                            on_connect: Callable[[], None] | None = None) -> None:
+                            on_connect: Callable[[], None] | None = None,
+                            on_lost: Callable[[str], None] | None = None) -> None:
     """Deliver every message on `channels` to `handler(channel, data)` until cancelled.
 
     `on_connect` runs after each (re)subscription: anything published while we were
-    disconnected is lost, so callers use it to re-read state (e.g. topology).
+    disconnected is lost, so callers use it to re-read state (e.g. topology). `on_lost(why)`
+    runs when an established subscription drops: whoever waits for a message on it (a
+    call's reply) learns at once that it may never come.
     """
     lean = url.startswith("redis://")
-    backoff = 0.1
+    backoff = Backoff(f"subscription to {', '.join(channels)}", logger=log)
+    connected = False
+
+    def connected_now() -> None:
+        nonlocal connected
+        connected = True
+        backoff.succeeded()
+        if on_connect is not None:
+            on_connect()
+
     while True:
+        why = ""
         try:
             if lean:
-                await _lean_session(url, channels, handler, on_connect)
+                await _lean_session(url, channels, handler, connected_now)
             else:
-                await _redis_py_session(redis, channels, handler, on_connect)
+                await _redis_py_session(redis, channels, handler, connected_now)
         except asyncio.CancelledError:
             raise
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            log.warning("subscription to %s lost (%s); reconnecting", channels, exc)
-        except Exception:
+            why = str(exc) or type(exc).__name__
+        except Exception as exc:
             log.exception("subscription failed; resubscribing")
-        else:
-            backoff = 0.1
-        await asyncio.sleep(backoff)
-        backoff = min(backoff * 2, 2.0)
+            why = f"{type(exc).__name__}: {exc}"
+        if connected and on_lost is not None:
+            try:
+                on_lost(why or "subscription ended")
+            except Exception:
+                log.exception("on_lost callback failed")
+        connected = False
+        await backoff.wait(why or "subscription ended")
