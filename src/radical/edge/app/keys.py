@@ -62,3 +62,18 @@ def validate_name(name: str) -> str:
         raise ValueError(f"invalid edge name {name!r}: use letters, digits, '.', '_' or '-' "
                          "(at most 128, starting with a letter or digit)")
     return name
+
+
+# -- calls --
+#: `GET /calls/{id}` is a bridge route: no edge may be named "calls"
+RESERVED_EDGE_NAMES = RESERVED_EDGE_NAMES | {"calls"}
+
+
+def call_record(call_id: str) -> str:
+    """JSON record of one call's outcome (queued/running/done/...); expires after retention."""
+    return f"{PREFIX}:call:{call_id}"
+
+
+def idempotency(scope: str) -> str:
+    """Call id that first used an `Idempotency-Key` (scope: edge, method, path and key)."""
+    return f"{PREFIX}:idem:{scope}"

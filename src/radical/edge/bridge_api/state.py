@@ -25,7 +25,8 @@ class BridgeState:
         self.redis = async_redis(settings)
         self.pubsub_redis = async_redis(settings, pubsub=True)
         self.dispatcher = CallDispatcher(
-            Commands(self.redis, settings.redis_url, settings.redis_timeout), self.bridge_id)
+            Commands(self.redis, settings.redis_url, settings.redis_timeout), self.bridge_id,
+            settings.call_retention)
         self.hub = EventHub(self.redis, settings.sse_queue_size)
         self.watcher = TopologyWatcher(self.redis, settings.topology_poll_seconds,
                                        self._on_topology)
@@ -37,7 +38,8 @@ class BridgeState:
         self._tasks = [
             spawn(subscribe_forever(self.pubsub_redis, self.settings.redis_url,
                                     [self.dispatcher.reply_channel, keys.TOPOLOGY_CHANNEL],
-                                    self._on_message, self.watcher.ping)),
+                                    self._on_message, self.watcher.ping,
+                                    self._on_subscription_lost)),
             spawn(self.watcher.run()),
             spawn(self.hub.run()),
         ]
@@ -54,6 +56,12 @@ class BridgeState:
         self.dispatcher.fail_all("bridge shutting down")
         await self.redis.aclose()
         await self.pubsub_redis.aclose()
+
+    def _on_subscription_lost(self, why: str) -> None:
+        failed = self.dispatcher.connection_lost(why)
+        if failed:
+            log.warning("reply subscription lost (%s): %d calls answered with their outcome",
+                        why, failed)
 
     def _on_message(self, channel: str, data: bytes) -> None:
         if channel == keys.TOPOLOGY_CHANNEL:

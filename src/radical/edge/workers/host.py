@@ -21,7 +21,7 @@ from typing import Any, Callable
 import orjson
 from redis.exceptions import RedisError
 
-from ..app import keys
+from ..app import call_record, keys
 from ..app.pipelined import Commands
 from ..app.protocol import CallReply, CallRequest
 from ..app.pubsub import subscribe_forever
@@ -47,6 +47,16 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
+
+
+def too_late(call: CallRequest, now: float) -> bool:
+    """The deadline check at the moment of execution: a call whose caller has been answered
+    (504) must never start, however long it sat in a buffer or behind a SIGSTOP."""
+    if not call.expired(now):
+        return False
+    log.warning("dropped call %s %s: its deadline passed %.1f s ago", call.method, call.path,
+                now - call.deadline)
+    return True
 
 
 class SeenCalls:
@@ -228,9 +238,11 @@ class PluginHost:
 
     async def _handle(self, call: CallRequest) -> None:
         started = time.time()
-        if call.expired(started):
-            log.warning("dropped call %s %s: its deadline passed %.1f s ago",
-                        call.method, call.path, time.time() - call.deadline)
+        ttl = call_record.ttl_ms(call.deadline, self.settings.call_retention, started)
+        if too_late(call, started):
+            self._record(call, call_record.encode(
+                call_record.NOT_DELIVERED, self.edge_name, "deadline passed before it started"),
+                ttl)
             return
         if not self._seen.first_time(call.id, call.deadline):
             log.warning("dropped duplicate delivery of call %s", call.id)
@@ -238,12 +250,20 @@ class PluginHost:
         if self.draining:
             reply = CallReply.error(call.id, 503, self.draining)
         else:
+            self._record(call, call_record.encode(call_record.RUNNING, self.edge_name), ttl)
             reply = await run_call(self.router, call, {"edge": self.edge_name, "host": self})
         reply.timing = [call.received or started, started, time.time()]
+        # the outcome record and the reply go out in one write, record first
+        self._record(call, call_record.encode(call_record.DONE, self.edge_name, reply=reply,
+                                              max_bytes=self.settings.call_record_max_bytes),
+                     ttl)
         try:
             await self.replies.call("PUBLISH", call.reply_to, reply.dumps())
         except (RedisError, OSError) as exc:
             log.warning("reply to %s lost: %s", call.reply_to, exc)
+
+    def _record(self, call: CallRequest, record: bytes, ttl: int) -> None:
+        self.replies.send(*call_record.set_command(call.id, record, ttl))
 
     # -- background -------------------------------------------------------------------------
     async def _reap_sessions(self) -> None:
