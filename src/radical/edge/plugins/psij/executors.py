@@ -55,6 +55,18 @@ class PsijSettings(BaseSettings):
             return 1.0
 
 
+#: the command each batch executor runs to submit; absent on PATH -> executor unavailable
+SUBMIT_TOOLS = {"slurm": "sbatch", "pbspro": "qsub", "lsf": "bsub", "cobalt": "qsub"}
+
+
+def missing_tool(name: str) -> str | None:
+    """The submit command executor `name` needs but this host lacks, else None."""
+    import shutil
+
+    tool = SUBMIT_TOOLS.get(name)
+    return tool if tool is not None and shutil.which(tool) is None else None
+
+
 def psij_root() -> Path:
     return Path(os.path.expanduser(PsijSettings().psij_dir))
 
