@@ -58,11 +58,10 @@ def test_kill9_mid_call_answers_unknown_and_queued_calls_never_run(log_dir):
 
 def test_sigstop_past_ttl_then_sigcont_outcomes_are_true(log_dir):
     with Stack(log_dir) as s, cf.ThreadPoolExecutor(16) as pool:
-        inflight = [pool.submit(s.call, 1.0) for _ in range(4)]
-        _wait(lambda: sum(s.runs(f.result().tag) if f.done() else 0 for f in inflight) >= 0
-              and httpx.get(f"{s.url}/{s.edge_name}/echo/version", timeout=5).status_code == 200,
-              5, "edge serving")
-        time.sleep(0.3)  # the four handlers are sleeping now
+        s.wait_serving(10)
+        tags = [uuid.uuid4().hex for _ in range(4)]
+        inflight = [pool.submit(s.call, 3.0, t) for t in tags]
+        _wait(lambda: all(s.runs(t) == 1 for t in tags), 10, "the four handlers to start")
         os.kill(s.edge.pid, signal.SIGSTOP)
         stopped = time.monotonic()
         try:
@@ -88,8 +87,9 @@ def test_sigstop_past_ttl_then_sigcont_outcomes_are_true(log_dir):
 def test_redis_restart_during_calls_every_outcome_is_true(log_dir):
     with Stack(log_dir) as s, cf.ThreadPoolExecutor(40) as pool:
         s.wait_serving(10)
-        inflight = [pool.submit(s.call, 1.0) for _ in range(20)]
-        time.sleep(0.4)
+        tags = [uuid.uuid4().hex for _ in range(20)]
+        inflight = [pool.submit(s.call, 2.0, t) for t in tags]
+        _wait(lambda: sum(s.runs(t) for t in tags) >= 10, 10, "half the handlers to start")
         stopped = time.monotonic()
         s.stop_redis()
         during = [pool.submit(s.call, 0.2) for _ in range(10)]

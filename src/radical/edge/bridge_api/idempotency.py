@@ -23,6 +23,8 @@ HEADER = "idempotency-key"
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 POLL = 0.1
+#: how long a claimed key may lack its call's record (claim and record are two writes)
+RECORD_GRACE = 2.0
 
 #: claim the key for ARGV[1] unless taken; returns the current holder (nil if we claimed it)
 _CLAIM = ("local prev = redis.call('GET', KEYS[1]) if prev then return prev end "
@@ -50,7 +52,8 @@ async def idempotent_call(state: BridgeState, edge: str, call: CallRequest, time
     cmds = state.dispatcher.commands
     ttl = str(int(state.settings.idempotency_ttl * 1000))
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    started = loop.time()
+    deadline = started + timeout
     try:
         holder = await cmds.call("EVAL", _CLAIM, 1, name, call.id, ttl)
     except (RedisError, OSError) as exc:
@@ -63,6 +66,9 @@ async def idempotent_call(state: BridgeState, edge: str, call: CallRequest, time
         except (RedisError, OSError) as exc:
             raise BridgeError(502, f"broker unavailable while reading the outcome of call "
                                    f"{first}: {exc}", UNKNOWN, first) from None
+        if record is None and loop.time() - started < RECORD_GRACE:
+            await asyncio.sleep(POLL)  # the first call's `queued` record is on its way
+            continue
         if record is None:
             raise BridgeError(502, f"the first call with this Idempotency-Key ({first}) has no "
                                    "outcome record any more; it may have run", UNKNOWN, first)
