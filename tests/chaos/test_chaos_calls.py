@@ -120,8 +120,16 @@ def test_redis_restart_during_calls_every_outcome_is_true(log_dir):
 def test_30s_redis_outage_first_call_within_2s_and_worker_consumes_again(log_dir):
     with Stack(log_dir) as s, cf.ThreadPoolExecutor(16) as pool:
         s.wait_serving(10)
+        tags = [uuid.uuid4().hex for _ in range(5)]
+        inflight = [pool.submit(s.call, 1.5, t) for t in tags]
+        _wait(lambda: all(s.runs(t) == 1 for t in tags), 10, "the handlers to start")
         s.stop_redis()
         down = time.monotonic()
+        lost = [f.result() for f in inflight]  # their replies cannot come: answered at once
+        lost_s = max(a.answered for a in lost) - down
+        assert all(a.status == 502 and a.body["outcome"] == "unknown" for a in lost), \
+            counts(lost)
+        assert lost_s < 5, f"in-flight calls answered {lost_s:.1f} s after Redis went away"
         during = s.call(0.1, timeout=10)  # while Redis is away: fast, truthful
         assert during.status == 503 and during.body["outcome"] == "not_run", during.body
         during_s = during.answered - during.sent
@@ -133,6 +141,14 @@ def test_30s_redis_outage_first_call_within_2s_and_worker_consumes_again(log_dir
         after = list(pool.map(lambda _: s.call(0.05, timeout=10), range(50)))
         assert [a.status for a in after] == [200] * 50, counts(after)
         assert recover_s < 2.0, f"first call succeeded {recover_s:.2f} s after Redis was back"
+        # the in-flight calls finished during the outage: the edge re-wrote their records
+        for a in lost:
+            rec = _wait(lambda a=a: (lambda r: r if r.get("state") == "done" else None)(
+                httpx.get(f"{s.url}/calls/{a.body['call_id']}", timeout=5).json()), 10,
+                "the outcome record of a call that finished during the outage")
+            assert rec["status"] == 200 and a.tag in rec["reply"]["body"]
         record("redis_outage_30s", outage_s=OUTAGE, call_during_outage_s=round(during_s, 3),
+               inflight_answered_after_loss_s=round(lost_s, 2), inflight=counts(lost),
+               inflight_records_done_after=len(lost),
                first_call_after_redis_back_s=round(recover_s, 2), calls_after=len(after),
                calls_after_ok=sum(a.status == 200 for a in after), misreported=0)

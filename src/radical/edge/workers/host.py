@@ -33,6 +33,7 @@ from ..version import __version__
 from .announcer import Announcer
 from .call_runner import run_call
 from .notifier import Notifier
+from .records import RecordWriter
 from .router import Router
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ class PluginHost:
         self.redis = async_redis(self.settings)
         self.pubsub_redis = async_redis(self.settings, pubsub=True)
         self.replies = Commands(self.redis, self.settings.redis_url, self.settings.redis_timeout)
+        self.records = RecordWriter(self.replies)
         await self._claim_name()
         self.notifier = Notifier(self.redis, self.edge_name, self._loop)
         self.notifier.start()
@@ -161,6 +163,7 @@ class PluginHost:
                                     [keys.TOPOLOGY_CHANNEL],
                                     lambda _c, _d: self.watcher.ping(), self.watcher.ping)),
             spawn(self._reap_sessions()),
+            spawn(self.records.run()),
         ]
         if self.walltime_end:
             self._background.append(spawn(self._watch_walltime()))
@@ -254,16 +257,17 @@ class PluginHost:
             reply = await run_call(self.router, call, {"edge": self.edge_name, "host": self})
         reply.timing = [call.received or started, started, time.time()]
         # the outcome record and the reply go out in one write, record first
-        self._record(call, call_record.encode(call_record.DONE, self.edge_name, reply=reply,
-                                              max_bytes=self.settings.call_record_max_bytes),
-                     ttl)
+        done = call_record.encode(call_record.DONE, self.edge_name, reply=reply,
+                                  max_bytes=self.settings.call_record_max_bytes)
+        self._record(call, done, ttl)
         try:
             await self.replies.call("PUBLISH", call.reply_to, reply.dumps())
         except (RedisError, OSError) as exc:
             log.warning("reply to %s lost: %s", call.reply_to, exc)
+            self.records.write_later(call.id, done, ttl)
 
     def _record(self, call: CallRequest, record: bytes, ttl: int) -> None:
-        self.replies.send(*call_record.set_command(call.id, record, ttl))
+        self.records.write(call.id, record, ttl)
 
     # -- background -------------------------------------------------------------------------
     async def _reap_sessions(self) -> None:
