@@ -27,8 +27,11 @@ CONNECT_TIMEOUT = 5.0
 
 
 class _Subscriber(asyncio.Protocol):
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, channels: int = 0,
+                 on_subscribed: Callable[[], None] | None = None) -> None:
         self._handler = handler
+        self._channels = channels
+        self._on_subscribed = on_subscribed
         self._reader = hiredis.Reader()
         self.transport: asyncio.Transport | None = None
         self.closed = asyncio.get_running_loop().create_future()
@@ -52,6 +55,11 @@ class _Subscriber(asyncio.Protocol):
                     self._handler(msg[1].decode(), msg[2])
                 except Exception:
                     log.exception("pub/sub handler failed")
+            elif (isinstance(msg, list) and len(msg) == 3 and msg[0] == b"subscribe"
+                  and msg[2] == self._channels and self._on_subscribed is not None):
+                # Redis confirmed the last channel: from now on nothing published is missed
+                callback, self._on_subscribed = self._on_subscribed, None
+                callback()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
@@ -68,14 +76,13 @@ async def _lean_session(url: str, channels: list[str], handler: Handler,
     conf = parse_url(url)
     loop = asyncio.get_running_loop()
     _, proto = await asyncio.wait_for(
-        loop.create_connection(lambda: _Subscriber(handler), conf["host"], conf["port"]),
+        loop.create_connection(lambda: _Subscriber(handler, len(channels), on_connect),
+                               conf["host"], conf["port"]),
         CONNECT_TIMEOUT)
     try:
         for args in auth_commands(conf):
             proto.send(*args)
-        proto.send("SUBSCRIBE", *channels)
-        if on_connect is not None:
-            on_connect()
+        proto.send("SUBSCRIBE", *channels)  # on_connect runs when Redis confirms it
         while not proto.closed.done():
             await asyncio.wait([proto.closed], timeout=KEEPALIVE)
             if proto.closed.done():

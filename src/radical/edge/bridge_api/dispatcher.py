@@ -69,12 +69,18 @@ class CallDispatcher:
         self.reply_channel = keys.reply_channel(bridge_id)
         self.retention = retention
         self._pending: dict[str, tuple[asyncio.Future, str]] = {}
+        #: set while the reply subscription is up: a call sent without it could run and its
+        #: reply be lost, so calls are refused (503, not sent) until it is back
+        self.subscribed = asyncio.Event()
 
     @property
     def pending(self) -> int:
         return len(self._pending)
 
     async def call(self, edge: str, call: CallRequest, timeout: float) -> CallReply:
+        if not self.subscribed.is_set():
+            raise BridgeError(503, "the bridge is (re)connecting to Redis for replies; call "
+                                   f"not sent to edge '{edge}'", NOT_RUN, call.id)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
         self._pending[call.id] = (fut, edge)
@@ -148,6 +154,7 @@ class CallDispatcher:
     def connection_lost(self, why: str) -> int:
         """The reply subscription dropped: replies may be lost, so fail every pending call
         now (seconds, not its deadline) with the honest outcome; returns how many."""
+        self.subscribed.clear()
         n = 0
         for fut, edge in list(self._pending.values()):
             if not fut.done():

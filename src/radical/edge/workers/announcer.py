@@ -42,6 +42,13 @@ class Announcer:
         """Announce now (plugins or walltime state changed)."""
         self._wake.set()
 
+    def reannounce(self) -> None:
+        """Announce now with a topology ping: Redis may have restarted empty (called when a
+        subscription reconnects), and bridges route here only once they see the key again."""
+        if self._last_stable is not None:
+            self._last_stable = b""
+        self._wake.set()
+
     async def beat(self) -> None:
         info = self._describe()
         info["heartbeat"] = time.time()

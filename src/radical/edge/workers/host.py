@@ -161,7 +161,8 @@ class PluginHost:
             spawn(self.watcher.run()),
             spawn(subscribe_forever(self.pubsub_redis, self.settings.redis_url,
                                     [keys.TOPOLOGY_CHANNEL],
-                                    lambda _c, _d: self.watcher.ping(), self.watcher.ping)),
+                                    lambda _c, _d: self.watcher.ping(),
+                                    self._on_redis_reconnect)),
             spawn(self._reap_sessions()),
             spawn(self.records.run()),
         ]
@@ -270,6 +271,11 @@ class PluginHost:
         self.records.write(call.id, record, ttl)
 
     # -- background -------------------------------------------------------------------------
+    def _on_redis_reconnect(self) -> None:
+        """(Re)subscribed: re-read the topology and re-announce at once (Redis may be new)."""
+        self.watcher.ping()
+        self.announcer.reannounce()
+
     async def _reap_sessions(self) -> None:
         while True:
             await asyncio.sleep(REAP_SECONDS)
