@@ -123,3 +123,38 @@ def test_idempotency_key_is_validated(psij_edge, bridge_url):
     r = httpx.post(f"{bridge_url}/{name}/psij/register_session", json={},
                    headers={"Idempotency-Key": "x" * 300}, timeout=10)
     assert r.status_code == 400 and "Idempotency-Key" in r.json()["detail"]
+
+
+def test_edge_never_starts_a_call_whose_deadline_passed(make_edge, redis_url, bridge_url):
+    """Messages put straight on the edge's queue (no bridge, so no LREM can help): the one
+    whose deadline passed before the edge took it never runs and is recorded as such."""
+    import redis as redis_sync
+
+    from radical.edge.app import call_record, keys
+    from radical.edge.app.protocol import CallRequest, celery_message
+
+    edge = make_edge("echo")
+    name = edge.extra["name"]
+    r = redis_sync.Redis.from_url(redis_url, socket_timeout=5)
+    try:
+        calls = {}
+        for label, timeout in (("expired", -1.0), ("fresh", 30.0)):
+            tag = uuid.uuid4().hex
+            call = CallRequest.new(reply_to=f"{keys.PREFIX}:reply:test", timeout=timeout,
+                                   method="GET", path="/echo/sleep/0", query=f"tag={tag}")
+            calls[label] = (call, tag)
+            r.lpush(keys.edge_queue(name), celery_message(call, keys.edge_queue(name)))
+
+        def state(label: str) -> str | None:
+            rec = call_record.decode(r.get(keys.call_record(calls[label][0].id)), "x")
+            return rec and rec["state"]
+
+        wait_for(lambda: state("fresh") == "done", 15, what="the fresh call to run")
+        wait_for(lambda: state("expired") == "not_delivered", 15, what="the expired call drop")
+        rec = call_record.decode(r.get(keys.call_record(calls["expired"][0].id)), "x")
+        assert "deadline passed" in rec["note"]
+        runs = lambda tag: httpx.get(f"{bridge_url}/{name}/echo/runs/{tag}", timeout=5).json()
+        assert runs(calls["fresh"][1])["runs"] == 1
+        assert runs(calls["expired"][1])["runs"] == 0
+    finally:
+        r.close()
