@@ -7,7 +7,6 @@ client was told: 503 (outcome not_run) must mean 0 runs, 200 must mean exactly 1
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
 import os
 import time
@@ -117,13 +116,6 @@ def _json(r: httpx.Response) -> dict:
     except ValueError:
         return {"raw": r.text[:200]}
     return doc if isinstance(doc, dict) else {"value": doc}
-
-
-def fire(stack: Stack, n: int, seconds: float, timeout: float = 20.0,
-         pool: cf.ThreadPoolExecutor | None = None) -> list[cf.Future]:
-    """Start `n` concurrent sleep calls; returns their futures."""
-    own = pool or cf.ThreadPoolExecutor(n)
-    return [own.submit(stack.call, seconds, None, timeout) for _ in range(n)]
 
 
 def misreported(stack: Stack, answers: list[Answer]) -> list[str]:
