@@ -2,7 +2,6 @@
 the `outcome` of unanswered calls, and `Idempotency-Key` with a real psij submit retried."""
 from __future__ import annotations
 
-import time
 import uuid
 
 import httpx
