@@ -119,3 +119,32 @@ def test_imports_without_edge_dependencies():
         from radical.edge.plugins.psij.client import PsijClient, PSIJClient
         assert resolve_client_class("psij") is PsijClient is PSIJClient
     """)
+
+
+def test_submit_retries_an_unknown_outcome_with_the_same_idempotency_key() -> None:
+    from radical.edge.sdk import CallOutcomeError
+
+    lost = httpx.Response(502, json={"detail": "edge lost mid-call", "outcome": "unknown",
+                                     "call_id": "c" * 32})
+    rec = Recorder([lost, {"job_id": "j1", "native_id": "1", "state": "QUEUED"}])
+    c = client(rec)
+    c._sid = "s1"
+    assert c.submit_job({"executable": "/bin/true"})["job_id"] == "j1"
+    keys = [r.headers.get("idempotency-key") for r in rec.requests]
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
+    rec = Recorder([lost] * 3)
+    c = client(rec)
+    c._sid = "s1"
+    with pytest.raises(CallOutcomeError) as err:
+        c.submit_job({"executable": "/bin/true"}, idempotency_key="mine", retries=1)
+    assert err.value.outcome == "unknown" and err.value.call_id == "c" * 32
+    assert [r.headers["idempotency-key"] for r in rec.requests] == ["mine", "mine"]
+
+
+def test_submit_does_not_retry_a_refusal() -> None:
+    rec = Recorder([httpx.Response(422, json={"detail": "executable is required"})])
+    c = client(rec)
+    c._sid = "s1"
+    with pytest.raises(EdgeError) as err:
+        c.submit_job({})
+    assert err.value.status == 422 and len(rec.requests) == 1

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from .version import __version__
-from .sdk import BridgeClient, EdgeClient, EdgeError, PluginClient
+from .sdk import BridgeClient, CallOutcomeError, EdgeClient, EdgeError, PluginClient
 
-__all__ = ["BridgeClient", "EdgeClient", "PluginClient", "EdgeError", "Plugin",
+__all__ = ["BridgeClient", "EdgeClient", "PluginClient", "EdgeError", "CallOutcomeError", "Plugin",
            "PluginSession", "__version__"]
 
 

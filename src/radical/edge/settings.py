@@ -108,6 +108,13 @@ class Settings(BaseSettings):
     bridge_plugins: str = Field("", description="plugins the bridge hosts itself, served "
                                                 "under /bridge/<plugin>/ ('' = none)")
 
+    # -- calls --
+    call_retention: float = Field(600.0, description="keep a call's outcome record this long "
+                                                     "after its deadline (s)")
+    call_record_max_bytes: int = Field(1024 * 1024, description="replies larger than this are "
+                                       "recorded as status + note, without the body")
+    idempotency_ttl: float = Field(3600.0, description="remember an Idempotency-Key this long (s)")
+
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None
 

@@ -27,8 +27,8 @@ NOTIFICATIONS = f"{PREFIX}:notifications"
 NOTIFICATIONS_MAXLEN = 20_000
 
 #: first path segments of the bridge's own routes: no edge may be named like them
-RESERVED_EDGE_NAMES = frozenset({"edge", "edges", "bridge", "events", "portal", "plugins", "docs",
-                                 "openapi.json", "redoc", "favicon.ico", "static"})
+RESERVED_EDGE_NAMES = frozenset({"edge", "edges", "bridge", "calls", "events", "portal", "plugins",
+                                 "docs", "openapi.json", "redoc", "favicon.ico", "static"})
 
 #: what an edge name may look like (it becomes part of URLs, queue and key names)
 EDGE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -84,3 +84,14 @@ DEFAULT_QUEUE = f"{QUEUE_PREFIX}edge.default"
 def edge_queue_key(name: str) -> str:
     """The Redis list holding `edge_queue(name)` (kombu adds `KOMBU_PREFIX` to its keys)."""
     return f"{KOMBU_PREFIX}{edge_queue(name)}"
+
+
+# -- calls --
+def call_record(call_id: str) -> str:
+    """JSON record of one call's outcome (queued/running/done/...); expires after retention."""
+    return f"{PREFIX}:call:{call_id}"
+
+
+def idempotency(scope: str) -> str:
+    """Call id that first used an `Idempotency-Key` (scope: edge, method, path and key)."""
+    return f"{PREFIX}:idem:{scope}"

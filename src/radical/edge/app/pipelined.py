@@ -21,6 +21,10 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
+class NotSent(RedisConnectionError):
+    """No connection could be made: the command certainly never reached Redis."""
+
+
 def encode(args: tuple) -> bytes:
     out = [b"*%d\r\n" % len(args)]
     for a in args:
@@ -109,7 +113,7 @@ class PipelinedRedis:
                 loop.create_connection(_Protocol, self._conf["host"], self._conf["port"]),
                 self._timeout)
         except (OSError, asyncio.TimeoutError) as exc:
-            raise RedisConnectionError(f"cannot connect to redis at {self._conf['host']}:"
+            raise NotSent(f"cannot connect to redis at {self._conf['host']}:"
                                        f"{self._conf['port']}: {exc}") from None
         self._buffer.clear()
         setup = auth_commands(self._conf)
@@ -139,6 +143,21 @@ class PipelinedRedis:
                                                 f"{self._timeout:g} s"))
             raise RedisTimeoutError(f"redis did not answer {args[0]} in time") from None
 
+    def send(self, *args: Any) -> None:
+        """Queue a command nobody awaits; it goes out with the next flush (same write as
+        the commands issued in this loop iteration), its answer or failure is discarded."""
+        proto = self._proto
+        if proto is None or proto.lost:
+            _keep(asyncio.ensure_future(self.call(*args)))
+            return
+        fut = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_discard)
+        proto.waiting.append(fut)
+        self._buffer.append(encode(args))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush, proto)
+
     def _flush(self, proto: _Protocol) -> None:
         self._flush_scheduled = False
         if self._buffer and not proto.lost and proto.transport is not None:
@@ -159,6 +178,21 @@ class PipelinedRedis:
         self._proto = None
 
 
+def _discard(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()  # retrieved: no "exception was never retrieved" noise
+
+
+_background: set[asyncio.Future] = set()
+
+
+def _keep(task: asyncio.Future) -> None:
+    """Hold a reference until done (the loop keeps only weak ones)."""
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    task.add_done_callback(_discard)
+
+
 class Commands:
     """Hot-path commands: lean for `redis://`, redis-py otherwise (TLS, unix sockets)."""
 
@@ -170,6 +204,13 @@ class Commands:
         if self._lean is not None:
             return await self._lean.call(*args)
         return await self._redis.execute_command(*args)
+
+    def send(self, *args: Any) -> None:
+        """Fire-and-forget `call` (pipelined with whatever else goes out now)."""
+        if self._lean is not None:
+            self._lean.send(*args)
+            return
+        _keep(asyncio.ensure_future(self._redis.execute_command(*args)))
 
     async def close(self) -> None:
         if self._lean is not None:

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .pipelined import auth_commands, encode, parse_url
+from .retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,11 @@ CONNECT_TIMEOUT = 5.0
 
 
 class _Subscriber(asyncio.Protocol):
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, channels: int = 0,
+                 on_subscribed: Callable[[], None] | None = None) -> None:
         self._handler = handler
+        self._channels = channels
+        self._on_subscribed = on_subscribed
         self._reader = hiredis.Reader()
         self.transport: asyncio.Transport | None = None
         self.closed = asyncio.get_running_loop().create_future()
@@ -51,6 +55,11 @@ class _Subscriber(asyncio.Protocol):
                     self._handler(msg[1].decode(), msg[2])
                 except Exception:
                     log.exception("pub/sub handler failed")
+            elif (isinstance(msg, list) and len(msg) == 3 and msg[0] == b"subscribe"
+                  and msg[2] == self._channels and self._on_subscribed is not None):
+                # Redis confirmed the last channel: from now on nothing published is missed
+                callback, self._on_subscribed = self._on_subscribed, None
+                callback()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
@@ -67,14 +76,13 @@ async def _lean_session(url: str, channels: list[str], handler: Handler,
     conf = parse_url(url)
     loop = asyncio.get_running_loop()
     _, proto = await asyncio.wait_for(
-        loop.create_connection(lambda: _Subscriber(handler), conf["host"], conf["port"]),
+        loop.create_connection(lambda: _Subscriber(handler, len(channels), on_connect),
+                               conf["host"], conf["port"]),
         CONNECT_TIMEOUT)
     try:
         for args in auth_commands(conf):
             proto.send(*args)
-        proto.send("SUBSCRIBE", *channels)
-        if on_connect is not None:
-            on_connect()
+        proto.send("SUBSCRIBE", *channels)  # on_connect runs when Redis confirms it
         while not proto.closed.done():
             await asyncio.wait([proto.closed], timeout=KEEPALIVE)
             if proto.closed.done():
@@ -110,27 +118,44 @@ async def _redis_py_session(redis: aioredis.Redis, channels: list[str], handler:
 
 async def subscribe_forever(redis: aioredis.Redis, url: str, channels: list[str],
                             handler: Handler,
-                            on_connect: Callable[[], None] | None = None) -> None:
+                            on_connect: Callable[[], None] | None = None,
+                            on_lost: Callable[[str], None] | None = None) -> None:
     """Deliver every message on `channels` to `handler(channel, data)` until cancelled.
 
     `on_connect` runs after each (re)subscription: anything published while we were
-    disconnected is lost, so callers use it to re-read state (e.g. topology).
+    disconnected is lost, so callers use it to re-read state (e.g. topology). `on_lost(why)`
+    runs when an established subscription drops: whoever waits for a message on it (a
+    call's reply) learns at once that it may never come.
     """
     lean = url.startswith("redis://")
-    backoff = 0.1
+    backoff = Backoff(f"subscription to {', '.join(channels)}", logger=log)
+    connected = False
+
+    def connected_now() -> None:
+        nonlocal connected
+        connected = True
+        backoff.succeeded()
+        if on_connect is not None:
+            on_connect()
+
     while True:
+        why = ""
         try:
             if lean:
-                await _lean_session(url, channels, handler, on_connect)
+                await _lean_session(url, channels, handler, connected_now)
             else:
-                await _redis_py_session(redis, channels, handler, on_connect)
+                await _redis_py_session(redis, channels, handler, connected_now)
         except asyncio.CancelledError:
             raise
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            log.warning("subscription to %s lost (%s); reconnecting", channels, exc)
-        except Exception:
+            why = str(exc) or type(exc).__name__
+        except Exception as exc:
             log.exception("subscription failed; resubscribing")
-        else:
-            backoff = 0.1
-        await asyncio.sleep(backoff)
-        backoff = min(backoff * 2, 2.0)
+            why = f"{type(exc).__name__}: {exc}"
+        if connected and on_lost is not None:
+            try:
+                on_lost(why or "subscription ended")
+            except Exception:
+                log.exception("on_lost callback failed")
+        connected = False
+        await backoff.wait(why or "subscription ended")

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from . import keys
 from .aio import raise_if_cancelling, wait_event
+from .retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +90,13 @@ class TopologyWatcher:
 
     async def run(self) -> None:
         """Refresh forever; survives Redis outages (keeps the last known view meanwhile)."""
-        backoff = 0.2
+        backoff = Backoff("topology refresh", logger=log)
         while True:
             try:
                 await self.refresh()
-                backoff = 0.2
+                backoff.succeeded()
             except (RedisError, OSError) as exc:
-                log.warning("topology refresh failed (%s); retrying", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await backoff.wait(exc)
                 continue
             except Exception:
                 log.exception("topology callback failed")

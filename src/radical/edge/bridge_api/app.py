@@ -16,6 +16,7 @@ from .bridge_plugins import hosted_plugin
 from .bridge_plugins import serve as serve_bridge_plugin
 from .compat_routes import router as compat_router
 from .envelope import error_body
+from .calls import router as calls_router
 from .management import router as management_router
 from .portal import mount_portal
 from .proxy import is_proxy_path, proxy
@@ -58,6 +59,7 @@ def create_app(settings: Settings, local_factory: LocalHostFactory | None = None
                   docs_url="/docs", redoc_url="/redoc")
     app.include_router(management_router)
     app.include_router(compat_router)
+    app.include_router(calls_router)
     mount_portal(app)
 
     @app.exception_handler(StarletteHTTPException)

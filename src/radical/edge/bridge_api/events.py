@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..app import keys
+from ..app.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class EventHub:
 
     async def run(self) -> None:
         """Follow the notification stream forever; survives Redis restarts."""
-        backoff = 0.1
+        backoff = Backoff("notification stream read", logger=log)
         while True:
             try:
                 if self.last_id == "$":
@@ -88,13 +89,11 @@ class EventHub:
                     self.last_id = _sid(latest[0][0]) if latest else "0-0"
                 result = await self._redis.xread({keys.NOTIFICATIONS: self.last_id},
                                                  count=1000, block=2000)
-                backoff = 0.1
+                backoff.succeeded()
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
-                log.warning("notification stream read failed (%s); retrying", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                await backoff.wait(exc)
                 continue
             for _stream, entries in result or []:
                 for eid, fields in entries:

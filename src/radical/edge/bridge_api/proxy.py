@@ -10,14 +10,19 @@ import logging
 import time
 from typing import Any
 
+import orjson
+
 from .. import constants
 from ..app import keys
 from ..app.protocol import FORWARDED_HEADERS, CallRequest, server_timing
 from .dispatcher import BridgeError
 from .envelope import error_bytes
+from .idempotency import HEADER as IDEMPOTENCY_HEADER
+from .idempotency import MUTATING, idempotent_call
 from .state import BridgeState
 
 TIMEOUT_HEADER = constants.TIMEOUT_HEADER.lower()  # ASGI header names are lower case
+CALL_ID_HEADER = b"x-radical-call-id"
 HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 
 log = logging.getLogger(__name__)
@@ -77,7 +82,7 @@ def resolve(state: BridgeState, edge: str, plugin: str) -> None:
     if where == "unknown":
         raise BridgeError(404, f"unknown edge '{edge}'")
     if where == "gone":
-        raise BridgeError(503, f"edge '{edge}' is not connected")
+        raise BridgeError(503, f"edge '{edge}' is not connected", "not_run")
     info = state.watcher.edges[edge]
     if plugin not in info.get("plugins", {}):
         raise BridgeError(404, f"edge '{edge}' has no plugin '{plugin[:128]}'")
@@ -107,13 +112,18 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
             path=f"/{plugin}/{sub}", query=scope.get("query_string", b"").decode("latin-1"),
             headers=[[k, v] for k, v in headers.items() if k in FORWARDED_HEADERS],
             body=body, auth=bool(scope.get("auth_ok")))
-        reply = await state.dispatcher.call(edge, call, timeout)
+        idem = headers.get(IDEMPOTENCY_HEADER)
+        if idem is not None and call.method in MUTATING:
+            reply = await idempotent_call(state, edge, call, timeout, idem)
+        else:
+            reply = await state.dispatcher.call(edge, call, timeout)
         status, body_out = reply.status, reply.body_bytes()
         out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers
                if k.lower() not in HOP_HEADERS]
         out.append((b"server-timing", server_timing(call, reply, time.time()).encode()))
+        out.append((CALL_ID_HEADER, reply.id.encode()))
     except BridgeError as exc:
-        status, body_out = exc.status, error_bytes(exc.status, exc.detail)
+        status, body_out = exc.status, orjson.dumps(exc.body())
         out = [(b"content-type", b"application/json")]
     except Exception as exc:  # a bridge bug: answer, log, keep serving
         log.exception("proxy failed for %s %s", scope.get("method"), path)

@@ -31,7 +31,8 @@ class BridgeState:
         self.redis = async_redis(settings)
         self.pubsub_redis = async_redis(settings, pubsub=True)
         self.dispatcher = CallDispatcher(
-            Commands(self.redis, settings.redis_url, settings.redis_timeout), self.bridge_id)
+            Commands(self.redis, settings.redis_url, settings.redis_timeout), self.bridge_id,
+            settings.call_retention)
         self.hub = EventHub(self.redis, settings.sse_queue_size)
         self.watcher = TopologyWatcher(self.redis, settings.topology_poll_seconds,
                                        self._on_topology)
@@ -45,12 +46,14 @@ class BridgeState:
         self._tasks = [
             spawn(subscribe_forever(self.pubsub_redis, self.settings.redis_url,
                                     [self.dispatcher.reply_channel, keys.TOPOLOGY_CHANNEL],
-                                    self._on_message, self.watcher.ping)),
+                                    self._on_message, self._on_subscribed,
+                                    self._on_subscription_lost)),
             spawn(self.watcher.run()),
             spawn(self.hub.run()),
         ]
         try:  # a first view before serving; Redis may be down, the watcher keeps trying
-            await asyncio.wait_for(self.watcher.ready.wait(), 3.0)
+            await asyncio.wait_for(asyncio.gather(self.watcher.ready.wait(),
+                                                  self.dispatcher.subscribed.wait()), 3.0)
         except asyncio.TimeoutError:
             log.warning("Redis at %s not answering yet; serving anyway", self.settings.redis_url)
         if self._local_factory is not None:
@@ -67,6 +70,16 @@ class BridgeState:
         self.dispatcher.fail_all("bridge shutting down")
         await self.redis.aclose()
         await self.pubsub_redis.aclose()
+
+    def _on_subscribed(self) -> None:
+        self.dispatcher.subscribed.set()
+        self.watcher.ping()
+
+    def _on_subscription_lost(self, why: str) -> None:
+        failed = self.dispatcher.connection_lost(why)
+        if failed:
+            log.warning("reply subscription lost (%s): %d calls answered with their outcome",
+                        why, failed)
 
     def _on_message(self, channel: str, data: bytes) -> None:
         if channel == keys.TOPOLOGY_CHANNEL:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from .bridge import BridgeClient
 from .edge import EdgeClient
-from .errors import EdgeConnectionError, EdgeError, EdgeTimeoutError
+from .errors import CallOutcomeError, EdgeConnectionError, EdgeError, EdgeTimeoutError
 from .plugin import PluginClient
 from .sse import SSEEvent, SSEListener, SSEParser
 
 __all__ = ["BridgeClient", "EdgeClient", "PluginClient", "EdgeError", "EdgeConnectionError",
-           "EdgeTimeoutError", "SSEParser", "SSEListener", "SSEEvent"]
+           "EdgeTimeoutError", "CallOutcomeError", "SSEParser", "SSEListener", "SSEEvent"]

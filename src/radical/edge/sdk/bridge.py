@@ -185,6 +185,12 @@ class BridgeClient:
             raise ValueError("edge name required")
         return EdgeClient(self, name)
 
+    def call_status(self, call_id: str) -> dict:
+        """What became of a call (``GET /calls/{id}``), e.g. after a `CallOutcomeError`
+        with outcome ``"unknown"``: ``{"state": "queued"|"running"|"done"|"not_delivered",
+        "status", "reply"?, "note"?, "edge", "call_id"}``; 404 once the record expired."""
+        return self._call("GET", f"/calls/{quote(call_id, safe='')}")
+
     def disconnect_edge(self, name: str) -> dict:
         """Ask edge `name` to shut down (``POST /edge/disconnect/{name}``); 404 if unknown."""
         return self._call("POST", f"/edge/disconnect/{quote(name, safe='')}", edge=name)

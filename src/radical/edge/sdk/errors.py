@@ -18,7 +18,8 @@ try:  # orjson is optional: it is faster, but a laptop with only httpx must work
 except ImportError:  # pragma: no cover - exercised in the "bare laptop" test
     _orjson = None
 
-__all__ = ["EdgeError", "EdgeConnectionError", "EdgeTimeoutError", "json_loads",
+__all__ = ["EdgeError", "EdgeConnectionError", "EdgeTimeoutError", "CallOutcomeError",
+           "json_loads",
            "json_dumps", "detail_from_body"]
 
 #: longest server text quoted in an error message (HTML error pages can be huge)
@@ -133,3 +134,47 @@ class EdgeTimeoutError(EdgeConnectionError, TimeoutError):
         where = _origin(self.edge, self.plugin)
         target = f" ({self.method} {self.url})" if self.url else ""
         return f"timeout talking to {where}{target}: {self.detail}"
+
+
+class CallOutcomeError(EdgeError):
+    """The bridge answered for a call that got no reply, saying what is known about it.
+
+    `outcome` is ``"not_run"`` (it certainly did not and will not run: safe to retry) or
+    ``"unknown"`` (it may have run: ask `BridgeClient.call_status(call_id)`, or retry with
+    the same `Idempotency-Key`). `call_id` names the call.
+    """
+
+    def __init__(self, status: int | None, detail: str = "", *, outcome: str = "unknown",
+                 call_id: str | None = None, **kw: Any) -> None:
+        self.outcome = outcome
+        self.call_id = call_id
+        super().__init__(status, detail, **kw)
+
+    @property
+    def may_have_run(self) -> bool:
+        return self.outcome != "not_run"
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild_outcome, (self.status, self.detail, self.outcome, self.call_id,
+                                   self.edge, self.plugin, self.method, self.url))
+
+
+def _rebuild_outcome(status: int | None, detail: str, outcome: str, call_id: str | None,
+                     edge: str | None, plugin: str | None, method: str | None,
+                     url: str | None) -> CallOutcomeError:
+    return CallOutcomeError(status, detail, outcome=outcome, call_id=call_id, edge=edge,
+                            plugin=plugin, method=method, url=url)
+
+
+def outcome_from_body(body: bytes) -> tuple[str, str | None] | None:
+    """`(outcome, call_id)` when an error body is the bridge's answer about a call."""
+    if not body or body[:1] != b"{" or b'"outcome"' not in body:
+        return None
+    try:
+        doc = json_loads(body)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("outcome") not in ("not_run", "unknown"):
+        return None
+    call_id = doc.get("call_id")
+    return doc["outcome"], call_id if isinstance(call_id, str) else None

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import httpx
 
 from ..constants import TIMEOUT_HEADER
-from .errors import (EdgeConnectionError, EdgeError, EdgeTimeoutError, detail_from_body,
-                     json_dumps, json_loads)
+from .errors import (CallOutcomeError, EdgeConnectionError, EdgeError, EdgeTimeoutError,
+                     detail_from_body, json_dumps, json_loads, outcome_from_body)
 
 if TYPE_CHECKING:
     from .bridge import BridgeClient
@@ -63,6 +63,11 @@ def http_call(http: httpx.Client, method: str, url: str, *, edge: str | None = N
                                   plugin=plugin, method=method, url=str(url)) from exc
     if response.status_code >= 400:
         detail = detail_from_body(response.content, response.reason_phrase)
+        known = outcome_from_body(response.content) if response.status_code >= 500 else None
+        if known is not None:
+            raise CallOutcomeError(response.status_code, detail, outcome=known[0],
+                                   call_id=known[1], edge=edge, plugin=plugin, method=method,
+                                   url=str(response.request.url))
         raise EdgeError(response.status_code, detail, edge=edge, plugin=plugin,
                         method=method, url=str(response.request.url))
     return response if raw else decode_body(response)

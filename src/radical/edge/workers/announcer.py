@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from ..app import keys
 from ..app.aio import raise_if_cancelling, wait_event
+from ..app.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,13 @@ class Announcer:
         """Announce now (plugins or walltime state changed)."""
         self._wake.set()
 
+    def reannounce(self) -> None:
+        """Announce now with a topology ping: Redis may have restarted empty (called when a
+        subscription reconnects), and bridges route here only once they see the key again."""
+        if self._last_stable is not None:
+            self._last_stable = b""
+        self._wake.set()
+
     async def beat(self) -> None:
         info = self._describe()
         info["heartbeat"] = time.time()
@@ -57,12 +65,17 @@ class Announcer:
         self._last_stable = stable
 
     async def _run(self) -> None:
+        backoff = Backoff(f"heartbeat of edge '{self._name}'", logger=log)
         while True:
             try:
                 await self.beat()
+                backoff.succeeded()
             except (RedisError, OSError) as exc:
-                log.warning("heartbeat of edge '%s' failed: %s", self._name, exc)
                 self._last_stable = b""  # force a topology ping once Redis is back
+                # re-announce as soon as Redis is back, not a whole interval later
+                await wait_event(self._wake, min(self._interval, backoff.failed(exc)))
+                self._wake.clear()
+                continue
             raise_if_cancelling()
             await wait_event(self._wake, self._interval)
             self._wake.clear()

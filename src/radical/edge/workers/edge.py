@@ -48,6 +48,7 @@ def build_worker(settings: Settings, name: str) -> Any:
         hostname=keys.edge_worker(name), queues=[keys.edge_queue(name)], pool="solo",
         concurrency=1, loglevel=settings.log_level.upper(), without_mingle=True,
         without_gossip=True, quiet=True, redirect_stdouts=False, optimization="fair",
+        consumer_cls="radical.edge.workers.consumer:EdgeConsumer",
     )
 
 

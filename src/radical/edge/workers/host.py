@@ -20,7 +20,7 @@ from typing import Any, Callable
 import orjson
 from redis.exceptions import RedisError
 
-from ..app import keys
+from ..app import call_record, keys
 from ..app.pipelined import Commands
 from ..app.protocol import CallReply, CallRequest
 from ..app.pubsub import subscribe_forever
@@ -33,6 +33,7 @@ from ..version import __version__
 from .announcer import Announcer
 from .call_runner import run_call
 from .notifier import Notifier
+from .records import RecordWriter
 from .router import Router
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,16 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
+
+
+def too_late(call: CallRequest, now: float) -> bool:
+    """The deadline check at the moment of execution: a call whose caller has been answered
+    (504) must never start, however long it sat in a buffer or behind a SIGSTOP."""
+    if not call.expired(now):
+        return False
+    log.warning("dropped call %s %s: its deadline passed %.1f s ago", call.method, call.path,
+                now - call.deadline)
+    return True
 
 
 class SeenCalls:
@@ -135,6 +146,7 @@ class PluginHost:
         self.redis = async_redis(self.settings)
         self.pubsub_redis = async_redis(self.settings, pubsub=True)
         self.replies = Commands(self.redis, self.settings.redis_url, self.settings.redis_timeout)
+        self.records = RecordWriter(self.replies)
         await self._claim_name()
         self.notifier = Notifier(self.redis, self.edge_name, self._loop)
         self.notifier.start()
@@ -148,8 +160,10 @@ class PluginHost:
             spawn(self.watcher.run()),
             spawn(subscribe_forever(self.pubsub_redis, self.settings.redis_url,
                                     [keys.TOPOLOGY_CHANNEL],
-                                    lambda _c, _d: self.watcher.ping(), self.watcher.ping)),
+                                    lambda _c, _d: self.watcher.ping(),
+                                    self._on_redis_reconnect)),
             spawn(self._reap_sessions()),
+            spawn(self.records.run()),
         ]
         if self.walltime_end:
             self._background.append(spawn(self._watch_walltime()))
@@ -257,9 +271,11 @@ class PluginHost:
 
     async def _handle(self, call: CallRequest) -> None:
         started = time.time()
-        if call.expired(started):
-            log.warning("dropped call %s %s: its deadline passed %.1f s ago",
-                        call.method, call.path, time.time() - call.deadline)
+        ttl = call_record.ttl_ms(call.deadline, self.settings.call_retention, started)
+        if too_late(call, started):
+            self._record(call, call_record.encode(
+                call_record.NOT_DELIVERED, self.edge_name, "deadline passed before it started"),
+                ttl)
             return
         if not self._seen.first_time(call.id, call.deadline):
             log.warning("dropped duplicate delivery of call %s", call.id)
@@ -267,14 +283,28 @@ class PluginHost:
         if self.draining:
             reply = CallReply.error(call.id, 503, self.draining)
         else:
+            self._record(call, call_record.encode(call_record.RUNNING, self.edge_name), ttl)
             reply = await run_call(self.router, call, {"edge": self.edge_name, "host": self})
         reply.timing = [call.received or started, started, time.time()]
+        # the outcome record and the reply go out in one write, record first
+        done = call_record.encode(call_record.DONE, self.edge_name, reply=reply,
+                                  max_bytes=self.settings.call_record_max_bytes)
+        self._record(call, done, ttl)
         try:
             await self.replies.call("PUBLISH", call.reply_to, reply.dumps())
         except (RedisError, OSError) as exc:
             log.warning("reply to %s lost: %s", call.reply_to, exc)
+            self.records.write_later(call.id, done, ttl)
+
+    def _record(self, call: CallRequest, record: bytes, ttl: int) -> None:
+        self.records.write(call.id, record, ttl)
 
     # -- background -------------------------------------------------------------------------
+    def _on_redis_reconnect(self) -> None:
+        """(Re)subscribed: re-read the topology and re-announce at once (Redis may be new)."""
+        self.watcher.ping()
+        self.announcer.reannounce()
+
     async def _reap_sessions(self) -> None:
         while True:
             await asyncio.sleep(REAP_SECONDS)

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..app import keys
+from ..app.retry import Backoff
 from .call_runner import dump_json
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class Notifier:
             await asyncio.sleep(0.01)
 
     async def _run(self) -> None:
-        backoff = 0.1
+        backoff = Backoff("notification publish", logger=log)
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -88,11 +89,9 @@ class Notifier:
                                   maxlen=keys.NOTIFICATIONS_MAXLEN, approximate=True)
                     await pipe.execute()
                 except (RedisError, OSError) as exc:
-                    log.warning("notification publish failed (%s); retrying", exc)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    await backoff.wait(exc)
                     continue
-                backoff = 0.1
+                backoff.succeeded()
                 for _ in batch:
                     self._items.popleft()
 

@@ -5,10 +5,12 @@ Imports only the SDK, so it loads on a laptop without psij-python or the edge si
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any, Callable
 from urllib.parse import quote
 
 from radical.edge.constants import JOB_FINAL_STATES
+from radical.edge.sdk.errors import CallOutcomeError, EdgeConnectionError
 from radical.edge.sdk.plugin import PluginClient
 
 __all__ = ["FINAL_STATES", "PSIJClient", "PsijClient"]
@@ -33,10 +35,26 @@ class PsijClient(PluginClient):
     ``attributes``). Executors: ``local``, ``slurm``, ``pbs``, ``lsf``.
     """
 
-    def submit_job(self, job_spec: dict[str, Any], executor: str = "local") -> dict[str, Any]:
-        """Submit a job; returns ``{"job_id", "native_id", "state", "executor"}``."""
-        return self._post(f"submit/{self._require_sid()}",
-                          json={"job_spec": job_spec, "executor": executor})
+    def submit_job(self, job_spec: dict[str, Any], executor: str = "local", *,
+                   idempotency_key: str | None = None, retries: int = 2) -> dict[str, Any]:
+        """Submit a job; returns ``{"job_id", "native_id", "state", "executor"}``.
+
+        The submit carries an ``Idempotency-Key`` (`idempotency_key`, or a fresh one), so it
+        is retried (up to `retries` times) when the connection fails or the bridge cannot
+        tell whether it ran: the bridge answers a retry with the first attempt's reply and
+        the job is never submitted twice. Pass your own key to retry across processes.
+        """
+        key = idempotency_key or uuid.uuid4().hex
+        path = f"submit/{self._require_sid()}"
+        for attempt in range(retries + 1):
+            try:
+                return self._post(path, json={"job_spec": job_spec, "executor": executor},
+                                  headers={"Idempotency-Key": key})
+            except (CallOutcomeError, EdgeConnectionError):
+                if attempt == retries:
+                    raise
+                time.sleep(min(2.0, 0.2 * 2 ** attempt))
+        raise AssertionError("unreachable")
 
     def get_job_status(self, job_id: str, stdout_offset: int = 0,
                        stderr_offset: int = 0) -> dict[str, Any]:

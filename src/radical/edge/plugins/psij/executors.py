@@ -34,6 +34,18 @@ DEFAULT_ROOT = PsijSettings.model_fields["psij_dir"].default
 POLL_ERROR_THRESHOLD = 60
 
 
+#: the command each batch executor runs to submit; absent on PATH -> executor unavailable
+SUBMIT_TOOLS = {"slurm": "sbatch", "pbspro": "qsub", "lsf": "bsub", "cobalt": "qsub"}
+
+
+def missing_tool(name: str) -> str | None:
+    """The submit command executor `name` needs but this host lacks, else None."""
+    import shutil
+
+    tool = SUBMIT_TOOLS.get(name)
+    return tool if tool is not None and shutil.which(tool) is None else None
+
+
 def psij_root() -> Path:
     return Path(os.path.expanduser(PsijSettings().psij_dir))
 

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 
 from ..base import PluginSession
 from .build import BATCH_EXECUTORS, build_psij_spec, env_script
-from .executors import ExecutorPool
+from .executors import ExecutorPool, missing_tool
 from .jobs import JobRecord
 from .spec import JobRequest, JobSpecError, normalize_executor, parse_job_spec
 
@@ -118,6 +118,10 @@ class PsijSession(PluginSession):
             req = parse_job_spec(job_spec)
             known = await asyncio.to_thread(self._pool.known)
             name = normalize_executor(executor, known)
+            tool = missing_tool(name)
+            if tool is not None:
+                raise HTTPException(503, f"executor '{name}' is not available on this edge: "
+                                         f"'{tool}' is not on its PATH")
             if name == "local":  # stats the file system: off the loop (NFS may hang)
                 await asyncio.to_thread(check_local_executable, req)
         except JobSpecError as exc:
@@ -163,6 +167,11 @@ class PsijSession(PluginSession):
                 raise HTTPException(422, f"invalid job: {exc}") from None
             if isinstance(exc, psij.SubmitException):
                 raise submit_error(name, exc) from None
+            if isinstance(exc, (ValueError, TypeError)):  # e.g. psij: "No such launcher"
+                raise HTTPException(422, f"{name} refused the job: {exc}") from None
+            if isinstance(exc, FileNotFoundError):  # a scheduler command vanished
+                raise HTTPException(503, f"executor '{name}' is not available on this edge: "
+                                         f"{exc}") from None
             log.exception("psij submit on %s failed", name)
             raise HTTPException(500, f"submitting to {name} failed: "
                                      f"{type(exc).__name__}: {exc}") from None

@@ -22,6 +22,8 @@ EXECUTOR_ALIASES = {"pbs": "pbspro", "pbs_pro": "pbspro", "openpbs": "pbspro"}
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CUSTOM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\.[A-Za-z0-9][A-Za-z0-9_-]*$")
+#: longest walltime accepted (s): beyond this a number is a mistake, and timedelta overflows
+MAX_DURATION = 10 * 366 * 86400
 _DURATION = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
 
 _SPEC_KEYS = {"executable", "arguments", "directory", "environment", "inherit_environment",
@@ -140,7 +142,7 @@ def parse_duration(value: Any) -> int | None:
     if isinstance(value, bool):
         raise JobSpecError("duration must be seconds or '[D-]HH:MM:SS', not a boolean")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        seconds = float(value) if abs(value) < 1e300 else math.inf
     else:
         text = str(value).strip()
         m = _DURATION.match(text)
@@ -165,6 +167,9 @@ def parse_duration(value: Any) -> int | None:
             seconds = int(days or 0) * 86400 + h * 3600 + mi * 60 + s
     if math.isnan(seconds) or seconds <= 0:
         raise JobSpecError(f"duration must be positive, got {value!r}")
+    if seconds > MAX_DURATION:
+        raise JobSpecError(f"duration must be at most {MAX_DURATION} s (10 years), "
+                           f"got {str(value)[:40]!r}")
     return int(-(-seconds // 1))  # round up: never ask for less than requested
 
 
