@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     call_timeout: float = Field(120.0, description="default deadline of a plugin call (s)")
     max_call_timeout: float = Field(3600.0, description="upper bound a caller may ask for (s)")
     max_body_bytes: int = Field(64 * 1024 * 1024, description="largest request body relayed")
-    sse_queue_size: int = Field(2000, description="events buffered per SSE client")
+    sse_queue_size: int = Field(2000, description="events per replay page (XRANGE) of an SSE client")
     sse_ping_seconds: float = Field(15.0, description="SSE keep-alive comment interval")
     topology_poll_seconds: float = Field(1.0, description="how often liveness is re-read")
     access_log: bool = Field(False, description="uvicorn access log (query strings redacted)")
@@ -53,6 +53,17 @@ class Settings(BaseSettings):
     allow_pickle: bool = Field(False, description="accept pickled functions (rhapsody), auth only")
     max_running_tasks: int = Field(64, description="rhapsody: executables running at once")
     log_level: str = Field("WARNING", description="log level of bridge and edges")
+
+    # -- events --
+    events_maxlen: int = Field(
+        50_000, description="notification stream keeps at least the newest N entries (size retention)")
+    events_retention_seconds: float = Field(
+        3600.0, description="entries older than this are trimmed (time retention, MINID); 0 = off")
+    events_hard_maxlen: int = Field(
+        500_000, description="beyond this length the stream is trimmed even past unread entries")
+    events_buffer: int = Field(20_000, description="newest notifications a bridge keeps in memory")
+    events_send_timeout: float = Field(
+        30.0, description="an SSE client that accepts no data this long is disconnected (s)")
 
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None

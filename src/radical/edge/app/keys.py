@@ -62,3 +62,10 @@ def validate_name(name: str) -> str:
         raise ValueError(f"invalid edge name {name!r}: use letters, digits, '.', '_' or '-' "
                          "(at most 128, starting with a letter or digit)")
     return name
+
+
+# -- events --
+#: random tag of the current notification stream; changes only when Redis lost the stream
+NOTIFICATIONS_EPOCH = f"{PREFIX}:notifications:epoch"
+#: hash bridge id -> "<oldest stream id its SSE clients still need> <server ms>"
+NOTIFICATIONS_READERS = f"{PREFIX}:notifications:readers"

@@ -4,6 +4,10 @@
 and written by one task in pipelined batches, so a burst of thousands of task updates costs
 a handful of round trips, while a lone notification goes out at once (no fixed delay).
 While Redis is unreachable, items wait (bounded) and go out when it is back.
+
+Retention (`app.event_stream.trim`) runs after every batch instead of `XADD MAXLEN`: MAXLEN
+would trim entries no bridge has read yet during a burst.  While live readers hold trimming
+back and the stream is over its size cap, the notifier slows down (backpressure).
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..app import keys
+from ..app import event_stream, keys
 from .call_runner import dump_json
 
 log = logging.getLogger(__name__)
@@ -25,12 +29,16 @@ log = logging.getLogger(__name__)
 MAX_BACKLOG = 200_000
 #: stream entries written per pipeline round trip
 BATCH = 500
+#: backpressure: seconds of pause per entry above the size cap that readers still need
+PAUSE_PER_EXCESS = 1.0 / 50_000
 
 
 class Notifier:
     def __init__(self, redis: aioredis.Redis, edge_name: str,
-                 loop: asyncio.AbstractEventLoop) -> None:
+                 loop: asyncio.AbstractEventLoop, *, maxlen: int = 50_000,
+                 hard_maxlen: int = 500_000, retention_s: float = 3600.0) -> None:
         self._redis = redis
+        self._retention = (maxlen, hard_maxlen, retention_s)
         self._edge = edge_name
         self._loop = loop
         self._loop_thread: int | None = None
@@ -39,6 +47,7 @@ class Notifier:
         self._task: asyncio.Task | None = None
         self.sent = 0
         self.dropped = 0
+        self.paused = 0.0  # seconds spent in backpressure
 
     def start(self) -> None:
         self._loop_thread = threading.get_ident()
@@ -82,8 +91,7 @@ class Notifier:
                 try:
                     pipe = self._redis.pipeline(transaction=False)
                     for item in batch:
-                        pipe.xadd(keys.NOTIFICATIONS, {"d": item},
-                                  maxlen=keys.NOTIFICATIONS_MAXLEN, approximate=True)
+                        pipe.xadd(keys.NOTIFICATIONS, {"d": item})
                     await pipe.execute()
                 except (RedisError, OSError) as exc:
                     log.warning("notification publish failed (%s); retrying", exc)
@@ -94,6 +102,20 @@ class Notifier:
                 for _ in batch:
                     self._items.popleft()
                 self.sent += len(batch)
+                await self._trim()
+
+    async def _trim(self) -> None:
+        """Apply retention; pause while readers lag behind a stream over its cap."""
+        maxlen, hard, retention = self._retention
+        try:
+            length, held = await event_stream.trim(self._redis, maxlen, hard, retention)
+        except (RedisError, OSError) as exc:
+            log.warning("notification stream trim failed (%s)", exc)
+            return
+        if held and length > maxlen:
+            pause = min(1.0, (length - maxlen) * PAUSE_PER_EXCESS)
+            self.paused += pause
+            await asyncio.sleep(pause)
 
     async def stop(self) -> None:
         if self._task is not None:
