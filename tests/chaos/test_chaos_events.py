@@ -144,6 +144,7 @@ def test_client_away_longer_than_retention_gets_an_explicit_gap(stack, collector
     edge = stack.edge(url, env={"RADICAL_EDGE_EVENTS_MAXLEN": "2000"})
     before, tag, after = (uuid.uuid4().hex[:8] for _ in range(3))
     away = collectors(lambda: [url], before)
+    assert away.connected.wait(10)
     start_burst(url, edge, 5, before)
     assert away.wait_for(5, 20)
     away.stop()

@@ -61,20 +61,17 @@ async def ensure_epoch(redis: aioredis.Redis) -> str:
     return epoch.decode() if isinstance(epoch, bytes) else str(epoch)
 
 
-async def stream_bounds(redis: aioredis.Redis) -> tuple[StreamId, StreamId]:
-    """(last generated id, largest trimmed id) of the stream; (0-0, 0-0) if it is absent."""
+async def last_generated(redis: aioredis.Redis) -> StreamId:
+    """The stream's last generated id; 0-0 if there is no stream."""
     try:
         info = await redis.xinfo_stream(keys.NOTIFICATIONS)
     except aioredis.ResponseError:  # no such key
-        return (0, 0), (0, 0)
-    return bounds_of(info)
+        return (0, 0)
+    return last_of(info)
 
 
-def bounds_of(info: dict) -> tuple[StreamId, StreamId]:
-    def get(name: str) -> Any:
-        return info.get(name, info.get(name.encode(), b"0-0"))
-
-    return parse_sid(get("last-generated-id")), parse_sid(get("max-deleted-entry-id"))
+def last_of(info: dict) -> StreamId:
+    return parse_sid(info.get("last-generated-id", info.get(b"last-generated-id", b"0-0")))
 
 
 async def record_reader(redis: aioredis.Redis, bridge_id: str, oldest: StreamId) -> None:
@@ -94,7 +91,7 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. now)
 return now
 """
 
-#: KEYS: stream, readers.  ARGV: maxlen, hard_maxlen, retention_ms, stale_ms.
+#: KEYS: stream, readers, trimmed marker.  ARGV: maxlen, hard_maxlen, retention_ms, stale_ms.
 #: Returns {length after trimming, 1 if live readers held trimming back else 0}.
 TRIM_SCRIPT = """
 local function parse(id)
@@ -134,7 +131,15 @@ if len <= hard then
     end
   end
 end
-redis.call('XTRIM', KEYS[1], 'MINID', want[1] .. '-' .. want[2])
+-- remember the newest entry removed: XINFO's max-deleted-entry-id ignores trimming
+local minid = string.format('%d-%d', want[1], want[2])
+local gone = redis.call('XREVRANGE', KEYS[1], '(' .. minid, '-', 'COUNT', 1)
+if #gone > 0 then
+  redis.call('XTRIM', KEYS[1], 'MINID', minid)
+  local cur = redis.call('GET', KEYS[3])
+  local cur_id = cur and parse(cur)
+  if not cur_id or less(cur_id, parse(gone[1][1])) then redis.call('SET', KEYS[3], gone[1][1]) end
+end
 return {redis.call('XLEN', KEYS[1]), held}
 """
 
@@ -143,6 +148,6 @@ async def trim(redis: aioredis.Redis, maxlen: int, hard_maxlen: int, retention_s
                stale_ms: int = READER_STALE_MS) -> tuple[int, bool]:
     """Apply retention; returns (stream length, whether live readers held trimming back)."""
     length, held = await redis.register_script(TRIM_SCRIPT)(
-        keys=[keys.NOTIFICATIONS, keys.NOTIFICATIONS_READERS],
+        keys=[keys.NOTIFICATIONS, keys.NOTIFICATIONS_READERS, keys.NOTIFICATIONS_TRIMMED],
         args=[maxlen, max(hard_maxlen, maxlen), int(retention_s * 1000), stale_ms])
     return int(length), bool(held)

@@ -69,3 +69,5 @@ def validate_name(name: str) -> str:
 NOTIFICATIONS_EPOCH = f"{PREFIX}:notifications:epoch"
 #: hash bridge id -> "<oldest stream id its SSE clients still need> <server ms>"
 NOTIFICATIONS_READERS = f"{PREFIX}:notifications:readers"
+#: newest notification id removed by retention trimming (a resume before it is a gap)
+NOTIFICATIONS_TRIMMED = f"{PREFIX}:notifications:trimmed"

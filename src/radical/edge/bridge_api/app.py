@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..settings import Settings
 from ..version import __version__
 from .auth import TokenAuth
+from .events import serve_events
 from .management import router as management_router
 from .portal import mount_portal
 from .proxy import is_proxy_path, proxy
@@ -31,6 +32,8 @@ class BridgeApp:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and is_proxy_path(scope["path"]):
             await proxy(self.api.state.bridge, scope, receive, send)
+        elif scope["type"] == "http" and scope["path"] == "/events":
+            await serve_events(self.api, scope, receive, send)
         else:
             await self.api(scope, receive, send)
 

@@ -23,6 +23,7 @@ from typing import Any, AsyncIterator
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from sse_starlette.sse import SendTimeoutError
 
 from ..app import event_stream, keys
 from ..app.event_stream import StreamId, event_id, fmt_sid, parse_event_id, parse_sid
@@ -119,7 +120,7 @@ class EventHub:
 
     async def _init(self) -> None:
         self.epoch = await event_stream.ensure_epoch(self._redis)
-        self.last_id, _ = await event_stream.stream_bounds(self._redis)
+        self.last_id = await event_stream.last_generated(self._redis)
         self.covered_from = self.last_id
         for client in self.clients:  # connected before Redis answered: start from now
             client.pos, client.epoch = self.last_id, self.epoch
@@ -190,14 +191,16 @@ class EventHub:
         """The next events for `client` from Redis (XRANGE), a `gap` first if entries are gone."""
         pipe = self._redis.pipeline(transaction=True)
         pipe.xinfo_stream(keys.NOTIFICATIONS)
+        pipe.get(keys.NOTIFICATIONS_TRIMMED)
         pipe.xrange(keys.NOTIFICATIONS, min=f"({fmt_sid(client.pos)}", max="+", count=self._page)
-        info, entries = await pipe.execute(raise_on_error=False)
+        info, trimmed_raw, entries = await pipe.execute(raise_on_error=False)
         if isinstance(info, Exception):  # no stream at all
-            last, trimmed, entries = (0, 0), (0, 0), []
+            last, entries = (0, 0), []
         elif isinstance(entries, Exception):
             raise entries
         else:
-            last, trimmed = event_stream.bounds_of(info)
+            last = event_stream.last_of(info)
+        trimmed = parse_sid(trimmed_raw) if isinstance(trimmed_raw, bytes) else (0, 0)
         out: list[Item] = []
         if client.pos > last:
             out.append((None, self.gap(client, last, "ahead of the stream")))
@@ -290,3 +293,21 @@ async def client_events(hub: EventHub, client: Client, first: dict[str, Any],
                     break
     finally:
         hub.disconnect(client)
+
+
+async def serve_events(app: Any, scope: dict, receive: Any, send: Any) -> None:
+    """Run the `/events` route; cut a client that stopped reading (send timeout).
+
+    The server's graceful close waits until its send buffer drained, which a client that
+    never reads never allows: the connection is aborted instead, so it cannot pin memory
+    or hold back trimming.  `send` is the server's own (uvicorn's bound method).
+    """
+    try:
+        await app(scope, receive, send)
+    except SendTimeoutError:
+        client = scope.get("client")
+        log.warning("SSE client %s stopped reading; disconnecting it", client and client[0])
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if transport is not None:
+            transport.abort()
+            await asyncio.sleep(0)  # let the server see the connection is gone
