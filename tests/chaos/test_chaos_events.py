@@ -245,3 +245,34 @@ def test_last_event_id_from_the_future_or_another_epoch_is_a_gap(stack, collecto
     for c in made:
         assert c.wait_for(5, 20), "after the gap the client is live again, not starved"
         assert len(c.gaps) == 1
+
+
+def test_stream_lost_in_redis_gives_connected_clients_a_gap(stack, collectors, chaos_redis):
+    """Redis lost the stream (here: its keys deleted, as after a restart without
+    persistence): connected clients get a `gap` and then every newer notification."""
+    bridge = stack.bridge()
+    url = bridge.extra["url"]
+    edge = stack.edge(url)
+    tag, later = uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
+    c = collectors(lambda: [url], tag)
+    assert c.connected.wait(10)
+    start_burst(url, edge, 100, tag)
+    assert c.wait_for(100, 30)
+    r = redis_sync.Redis.from_url(chaos_redis.extra["url"])
+    try:
+        old_epoch = r.get(keys.NOTIFICATIONS_EPOCH).decode()
+        r.delete(keys.NOTIFICATIONS, keys.NOTIFICATIONS_EPOCH, keys.NOTIFICATIONS_TRIMMED)
+    finally:
+        r.close()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not c.gaps:
+        time.sleep(0.05)
+    assert c.gaps and c.gaps[0]["reason"] == "stream lost", c.gaps
+    assert c.gaps[0]["from"].endswith(f":{old_epoch}")
+    assert not c.gaps[0]["to"].endswith(f":{old_epoch}")
+    after = collectors(lambda: [url], later, last_event_id=c.last_event_id)
+    c.tag = later
+    c.seqs.clear()
+    start_burst(url, edge, 50, later)
+    assert c.wait_for(50, 30) and after.wait_for(50, 30)
+    assert c.stats(50)["duplicates"] == 0 and not after.gaps
