@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     call_timeout: float = Field(120.0, description="default deadline of a plugin call (s)")
     max_call_timeout: float = Field(3600.0, description="upper bound a caller may ask for (s)")
     max_body_bytes: int = Field(64 * 1024 * 1024, description="largest request body relayed")
-    sse_queue_size: int = Field(2000, description="events per replay page (XRANGE) of an SSE client")
+    sse_queue_size: int = Field(2000, description="SSE replay page (XRANGE count)")
     sse_ping_seconds: float = Field(15.0, description="SSE keep-alive comment interval")
     topology_poll_seconds: float = Field(1.0, description="how often liveness is re-read")
     access_log: bool = Field(False, description="uvicorn access log (query strings redacted)")
@@ -56,7 +56,7 @@ class Settings(BaseSettings):
 
     # -- events --
     events_maxlen: int = Field(
-        50_000, description="notification stream keeps at least the newest N entries (size retention)")
+        50_000, description="size retention: the stream keeps at least the newest N entries")
     events_retention_seconds: float = Field(
         3600.0, description="entries older than this are trimmed (time retention, MINID); 0 = off")
     events_hard_maxlen: int = Field(
