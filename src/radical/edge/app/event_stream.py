@@ -144,10 +144,16 @@ return {redis.call('XLEN', KEYS[1]), held}
 """
 
 
+def trim_args(maxlen: int, hard_maxlen: int, retention_s: float,
+              stale_ms: int = READER_STALE_MS) -> dict[str, list]:
+    """`keys`/`args` of TRIM_SCRIPT for these retention settings."""
+    return {"keys": [keys.NOTIFICATIONS, keys.NOTIFICATIONS_READERS, keys.NOTIFICATIONS_TRIMMED],
+            "args": [maxlen, max(hard_maxlen, maxlen), int(retention_s * 1000), stale_ms]}
+
+
 async def trim(redis: aioredis.Redis, maxlen: int, hard_maxlen: int, retention_s: float,
                stale_ms: int = READER_STALE_MS) -> tuple[int, bool]:
     """Apply retention; returns (stream length, whether live readers held trimming back)."""
     length, held = await redis.register_script(TRIM_SCRIPT)(
-        keys=[keys.NOTIFICATIONS, keys.NOTIFICATIONS_READERS, keys.NOTIFICATIONS_TRIMMED],
-        args=[maxlen, max(hard_maxlen, maxlen), int(retention_s * 1000), stale_ms])
+        **trim_args(maxlen, hard_maxlen, retention_s, stale_ms))
     return int(length), bool(held)

@@ -38,7 +38,8 @@ class Notifier:
                  loop: asyncio.AbstractEventLoop, *, maxlen: int = 50_000,
                  hard_maxlen: int = 500_000, retention_s: float = 3600.0) -> None:
         self._redis = redis
-        self._retention = (maxlen, hard_maxlen, retention_s)
+        self._trim_script = redis.register_script(event_stream.TRIM_SCRIPT)
+        self._trim_args = event_stream.trim_args(maxlen, hard_maxlen, retention_s)
         self._edge = edge_name
         self._loop = loop
         self._loop_thread: int | None = None
@@ -92,7 +93,11 @@ class Notifier:
                     pipe = self._redis.pipeline(transaction=False)
                     for item in batch:
                         pipe.xadd(keys.NOTIFICATIONS, {"d": item})
-                    await pipe.execute()
+                    await self._trim_script(**self._trim_args, client=pipe)  # same round trip
+                    results = await pipe.execute(raise_on_error=False)
+                    failed = next((r for r in results[:-1] if isinstance(r, Exception)), None)
+                    if failed is not None:
+                        raise failed
                 except (RedisError, OSError) as exc:
                     log.warning("notification publish failed (%s); retrying", exc)
                     await asyncio.sleep(backoff)
@@ -102,16 +107,15 @@ class Notifier:
                 for _ in batch:
                     self._items.popleft()
                 self.sent += len(batch)
-                await self._trim()
+                await self._backpressure(results[-1])
 
-    async def _trim(self) -> None:
-        """Apply retention; pause while readers lag behind a stream over its cap."""
-        maxlen, hard, retention = self._retention
-        try:
-            length, held = await event_stream.trim(self._redis, maxlen, hard, retention)
-        except (RedisError, OSError) as exc:
-            log.warning("notification stream trim failed (%s)", exc)
+    async def _backpressure(self, trimmed: Any) -> None:
+        """Pause while live readers hold the stream above its size cap."""
+        if isinstance(trimmed, Exception):
+            log.warning("notification stream trim failed (%s)", trimmed)
             return
+        length, held = int(trimmed[0]), bool(trimmed[1])
+        maxlen = self._trim_args["args"][0]
         if held and length > maxlen:
             pause = min(1.0, (length - maxlen) * PAUSE_PER_EXCESS)
             self.paused += pause
