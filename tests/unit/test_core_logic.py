@@ -221,20 +221,29 @@ def test_hub_window_serves_slow_clients_without_dropping():
         hub = EventHub(redis=None, bridge_id="b", buffer_size=8)
         hub.epoch = "e"
         fast, slow = hub.connect(), hub.connect()
-        hub._append([(f"1-{i}", {b"d": b"{}"}) for i in range(3)])
-        got = hub.from_window(fast)
-        assert [sid for sid, _ in got] == [(1, 0), (1, 1), (1, 2)]
-        assert got[0][1]["id"] == "1-0:e"
+        hub._append([(f"1-{i}", {b"d": b'{"i":%d}' % i}) for i in range(3)])
+        ids, events = hub.from_window(fast)
+        assert ids == [(1, 0), (1, 1), (1, 2)]
+        assert events[0] == b'id: 1-0:e\r\ndata: {"topic":"notification","data":{"i":0}}\r\n\r\n'
         fast.pos = (1, 2)
-        assert [sid for sid, _ in hub.from_window(fast)] == []
+        assert hub.from_window(fast) == ([], [])
         hub._append([(f"1-{i}", {b"d": b"{}"}) for i in range(3, 6)])
         fast.pos = (1, 5)
         hub._append([(f"1-{i}", {b"d": b"{}"}) for i in range(6, 12)])
         assert hub.covered_from == (1, 3)
         assert hub.from_window(slow) is None  # behind the window: page from Redis
         assert hub.oldest_needed() == (0, 0)  # and its position protects the stream
-        assert [sid for sid, _ in hub.from_window(fast)][0] == (1, 6)
+        assert hub.from_window(fast)[0][0] == (1, 6)
     asyncio.run(main())
+
+
+def test_event_encoding_keeps_multiline_data_valid():
+    from radical.edge.bridge_api.events import _event
+    from radical.edge.sdk.sse import SSEParser
+
+    raw = _event((5, 1), "e", {b"d": b'{"a":\n1}'})
+    [event] = SSEParser().feed(raw.decode())
+    assert event.id == "5-1:e" and event.data == '{"topic":"notification","data":{"a":\n1}}'
 
 
 # -- topology --------------------------------------------------------------------------------

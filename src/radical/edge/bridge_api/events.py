@@ -179,15 +179,15 @@ class EventHub:
             pass
 
     # -- serving one client ---------------------------------------------------------------
-    def from_window(self, client: Client) -> list[Item] | None:
+    def from_window(self, client: Client) -> Chunk | None:
         """The next events for `client` from memory; None when it is behind the window."""
         if client.pos < self.covered_from:
             return None
         start = bisect.bisect_right(self._ids, client.pos)
         end = start + SLICE
-        return list(zip(self._ids[start:end], self._events[start:end]))
+        return self._ids[start:end], self._events[start:end]
 
-    async def page(self, client: Client) -> list[Item]:
+    async def page(self, client: Client) -> tuple[dict[str, Any] | None, Chunk]:
         """The next events for `client` from Redis (XRANGE), a `gap` first if entries are gone."""
         pipe = self._redis.pipeline(transaction=True)
         pipe.xinfo_stream(keys.NOTIFICATIONS)
@@ -201,18 +201,17 @@ class EventHub:
         else:
             last = event_stream.last_of(info)
         trimmed = parse_sid(trimmed_raw) if isinstance(trimmed_raw, bytes) else (0, 0)
-        out: list[Item] = []
+        gap = None
         if client.pos > last:
-            out.append((None, self.gap(client, last, "ahead of the stream")))
+            gap = self.gap(client, last, "ahead of the stream")
         elif client.pos < trimmed:
-            out.append((None, self.gap(client, trimmed, "trimmed")))
+            gap = self.gap(client, trimmed, "trimmed")
         epoch = self.epoch or ""
-        for eid, fields in entries:
-            sid = parse_sid(eid)
-            out.append((sid, _event(sid, epoch, fields)))
-        if not out and client.pos < self.covered_from:
+        ids = [parse_sid(eid) for eid, _ in entries]
+        events = [_event(sid, epoch, fields) for sid, (_, fields) in zip(ids, entries)]
+        if gap is None and not ids and client.pos < self.covered_from:
             client.pos = self.covered_from  # nothing in Redis between pos and the window
-        return out
+        return gap, (ids, events)
 
     def gap(self, client: Client, to: StreamId, why: str) -> dict[str, Any]:
         """A `gap` event from the client's position to `to`; moves the client there."""
@@ -239,18 +238,28 @@ class EventHub:
         return None
 
 
-Item = tuple[StreamId | None, dict[str, Any]]
+#: stream ids and their encoded SSE events, in order
+Chunk = tuple[list[StreamId], list[bytes]]
 
 
-def _event(sid: StreamId, epoch: str, fields: dict) -> dict[str, Any]:
+def _event(sid: StreamId, epoch: str, fields: dict) -> bytes:
+    """One notification as a ready SSE event: encoded once, sent to every client as is."""
     note = fields.get(b"d") or fields.get("d") or b"{}"
-    note = note.decode() if isinstance(note, bytes) else note
-    return {"id": event_id(sid, epoch), "data": '{"topic":"notification","data":' + note + "}"}
+    if isinstance(note, str):
+        note = note.encode()
+    head = b"id: %d-%d:%s\r\n" % (sid[0], sid[1], epoch.encode())
+    if b"\n" in note or b"\r" in note:  # JSON never needs raw line breaks; be safe anyway
+        lines = note.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        note = b"\r\ndata: ".join(lines)
+    return head + b'data: {"topic":"notification","data":' + note + b"}\r\n\r\n"
 
 
 async def client_events(hub: EventHub, client: Client, first: dict[str, Any],
-                        resume_from: str | None) -> AsyncIterator[dict[str, Any]]:
-    """The event sequence of one SSE connection: topology, replay, then live."""
+                        resume_from: str | None) -> AsyncIterator[dict[str, Any] | bytes]:
+    """The event sequence of one SSE connection: topology, replay, then live.
+
+    Notifications go out pre-encoded, as many per write as are ready (up to `SLICE`).
+    """
     try:
         yield first
         await hub.ready.wait()
@@ -268,29 +277,27 @@ async def client_events(hub: EventHub, client: Client, first: dict[str, Any],
             if client.epoch != hub.epoch:
                 yield hub.gap(client, (0, 0), "stream lost")
                 continue
-            items = None if client.check else hub.from_window(client)
-            if items is None:
+            window = None if client.check else hub.from_window(client)
+            if window is None:
                 try:
-                    items = await hub.page(client)
+                    gap, (ids, events) = await hub.page(client)
                 except (RedisError, OSError) as exc:
                     log.warning("could not replay notifications: %s", exc)
                     await asyncio.sleep(0.5)
                     continue
                 client.check = False
-                if not items:
+                if gap is not None:
+                    yield gap
+                if not ids:
                     continue
-            if not items:
-                await wake.wait()
-                continue
-            for pos, event in items:
-                if pos is not None:
-                    if pos <= client.pos:
-                        continue
-                    client.pos = pos
-                    client.sent += 1
-                yield event
-                if client.epoch != hub.epoch:
-                    break
+            else:
+                ids, events = window
+                if not ids:
+                    await wake.wait()
+                    continue
+            client.pos = ids[-1]
+            client.sent += len(ids)
+            yield b"".join(events)
     finally:
         hub.disconnect(client)
 
