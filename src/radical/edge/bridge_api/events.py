@@ -55,7 +55,7 @@ class EventHub:
         self._buffer_size = max(buffer_size, 1)
         self._page = max(page_size, 1)
         self._ids: list[StreamId] = []
-        self._events: list[dict[str, Any]] = []
+        self._events: list[bytes] = []  # encoded SSE events, parallel to _ids
         self.covered_from: StreamId = (0, 0)  # every entry after this is in the window
         self.last_id: StreamId = (0, 0)  # newest entry read
         self.epoch: str | None = None
@@ -295,9 +295,9 @@ async def client_events(hub: EventHub, client: Client, first: dict[str, Any],
                 if not ids:
                     await wake.wait()
                     continue
-            client.pos = ids[-1]
-            client.sent += len(ids)
             yield b"".join(events)
+            client.pos = ids[-1]  # only once written: until then these entries stay protected
+            client.sent += len(ids)
     finally:
         hub.disconnect(client)
 
