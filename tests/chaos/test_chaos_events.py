@@ -220,7 +220,7 @@ def test_slow_client_behind_the_window_gets_everything(stack, collectors):
             **slow.stats(n))
 
 
-def test_last_event_id_from_the_future_or_another_epoch_is_a_gap(stack, collectors, chaos_redis):
+def test_last_event_id_from_the_future_another_epoch_or_garbage_is_a_gap(stack, collectors, chaos_redis):
     bridge = stack.bridge()
     url = bridge.extra["url"]
     edge = stack.edge(url)
@@ -233,7 +233,8 @@ def test_last_event_id_from_the_future_or_another_epoch_is_a_gap(stack, collecto
     tag = uuid.uuid4().hex[:8]
     made = []
     for last_id, reason in ((future, "ahead of the stream"),
-                            ("1-0:0000beef", "another stream epoch")):
+                            ("1-0:0000beef", "another stream epoch"),
+                            ("not-an-id", "unknown id")):
         c = collectors(lambda: [url], tag, last_event_id=last_id)
         made.append(c)
         deadline = time.monotonic() + 10

@@ -213,10 +213,11 @@ class EventHub:
             client.pos = self.covered_from  # nothing in Redis between pos and the window
         return gap, (ids, events)
 
-    def gap(self, client: Client, to: StreamId, why: str) -> dict[str, Any]:
+    def gap(self, client: Client, to: StreamId, why: str,
+            from_id: str | None = None) -> dict[str, Any]:
         """A `gap` event from the client's position to `to`; moves the client there."""
         self.gaps += 1
-        old = event_id(client.pos, client.epoch or "")
+        old = from_id if from_id is not None else event_id(client.pos, client.epoch or "")
         client.pos, client.epoch = to, self.epoch
         new = event_id(to, self.epoch or "")
         log.info("SSE gap %s -> %s (%s)", old, new, why)
@@ -227,9 +228,9 @@ class EventHub:
         """Position a client that sent `Last-Event-ID`; a `gap` event if it cannot resume."""
         try:
             pos, epoch = parse_event_id(last_event_id)
-        except ValueError:
-            log.info("ignoring bad Last-Event-ID %.64r", last_event_id)
-            return None
+        except ValueError:  # not one of ours: whatever it stood for cannot be replayed
+            client.pos, client.epoch = self.last_id, self.epoch
+            return self.gap(client, self.last_id, "unknown id", from_id=last_event_id[:64])
         client.pos, client.epoch = pos, epoch
         if epoch is not None and epoch != self.epoch:
             return self.gap(client, self.last_id, "another stream epoch")
