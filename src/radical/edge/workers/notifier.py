@@ -18,7 +18,7 @@ from collections import deque
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from ..app import event_stream, keys
 from .call_runner import dump_json
@@ -93,11 +93,14 @@ class Notifier:
                     pipe = self._redis.pipeline(transaction=False)
                     for item in batch:
                         pipe.xadd(keys.NOTIFICATIONS, {"d": item})
-                    await self._trim_script(**self._trim_args, client=pipe)  # same round trip
-                    results = await pipe.execute(raise_on_error=False)
+                    trim_keys, trim_args = self._trim_args["keys"], self._trim_args["args"]
+                    pipe.evalsha(self._trim_script.sha, len(trim_keys), *trim_keys, *trim_args)
+                    results = await pipe.execute(raise_on_error=False)  # one round trip
                     failed = next((r for r in results[:-1] if isinstance(r, Exception)), None)
                     if failed is not None:
                         raise failed
+                    if isinstance(results[-1], NoScriptError):  # first batch: load it
+                        results[-1] = await self._trim_script(**self._trim_args)
                 except (RedisError, OSError) as exc:
                     log.warning("notification publish failed (%s); retrying", exc)
                     await asyncio.sleep(backoff)
