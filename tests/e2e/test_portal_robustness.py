@@ -74,3 +74,41 @@ def test_token_prompt(portal, make_bridge, make_edge):
     other.goto(bridge.extra["url"])
     other.locator("[data-testid=token-input]").wait_for()
     other.close()
+
+
+def test_gap_after_retention_refreshes_the_page(portal, make_bridge, make_edge, bridge_url):
+    """Away longer than the stream's retention: the bridge sends a `gap` event and the page
+    re-reads the topology (an edge that joined meanwhile shows) instead of silently missing
+    notifications."""
+    import httpx
+
+    port = services.free_port()
+    first = make_bridge(port=port)
+    url = first.extra["url"]
+    name = f"g{uuid.uuid4().hex[:6]}"
+    make_edge(plugins="echo", name=name, env={"RADICAL_EDGE_EVENTS_MAXLEN": "100"})
+    warnings: list[str] = []
+    page = portal.open(url)
+    page.on("console", lambda msg: warnings.append(msg.text) if msg.type == "warning" else None)
+
+    def burst(via: str, n: int) -> None:
+        httpx.post(f"{via}/{name}/echo/burst", json={"n": n, "tag": "gap"},
+                   timeout=30).raise_for_status()
+
+    burst(url, 3)  # the page now has a Last-Event-ID
+    page.wait_for_timeout(1000)
+    first.stop()
+    page.wait_for_selector("#conn[data-status=reconnecting]")
+    burst(bridge_url, 2000)  # through the session's bridge, while this one is down
+    page.wait_for_timeout(2000)
+    burst(bridge_url, 10)  # later writes trim what the live bridge has read
+    page.wait_for_timeout(1000)
+    make_bridge(port=port)
+    portal.wait_connected(timeout=30_000)
+    deadline = 30
+    while deadline > 0 and not any("event stream gap" in w for w in warnings):
+        page.wait_for_timeout(500)
+        deadline -= 0.5
+    assert any("event stream gap" in w for w in warnings), warnings
+    page.locator(portal.edge_node(name)).wait_for()
+    assert "Traceback" not in page.content()

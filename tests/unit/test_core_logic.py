@@ -14,7 +14,8 @@ from radical.edge.app.protocol import (CallReply, CallRequest, call_from_task_bo
                                        celery_message)
 from radical.edge.app.topology import edge_summary, stable_view
 from radical.edge.bridge_api.auth import TokenAuth
-from radical.edge.bridge_api.events import OVERFLOW, EventHub, parse_id
+from radical.edge.app.event_stream import parse_event_id, parse_sid
+from radical.edge.bridge_api.events import EventHub
 from radical.edge.bridge_api.proxy import check_path, is_proxy_path
 from radical.edge.plugins.sessions import SessionExpired, SessionNotFound, SessionStore
 from radical.edge.workers.edge import validate_name
@@ -203,28 +204,48 @@ def test_auth_on():
 
 
 # -- SSE hub ---------------------------------------------------------------------------------
-def test_parse_id_orders_stream_ids():
-    assert parse_id("5-1") < parse_id("5-2") < parse_id("6-0")
-    assert parse_id("7") == (7, 0)
-    with pytest.raises(ValueError):
-        parse_id("abc")
+def test_parse_sid_orders_stream_ids_and_event_ids_carry_the_epoch():
+    assert parse_sid("5-1") < parse_sid("5-2") < parse_sid("6-0")
+    assert parse_sid("7") == (7, 0) and parse_sid(b"8-1") == (8, 1)
+    for bad in ("abc", "1-x", "-1", ""):
+        with pytest.raises(ValueError):
+            parse_sid(bad)
+    assert parse_event_id("5-1:ab12") == ((5, 1), "ab12")
+    assert parse_event_id("5-1") == ((5, 1), None)
 
 
-def test_hub_bounds_slow_clients():
+def test_hub_window_serves_slow_clients_without_dropping():
+    """A slow client is never cut: it reads on from its cursor, from memory while it is
+    inside the window, and is sent to Redis (None) once the window moved past it."""
     async def main():
-        hub = EventHub(redis=None, queue_size=3)
+        hub = EventHub(redis=None, bridge_id="b", buffer_size=8)
+        hub.epoch = "e"
         fast, slow = hub.connect(), hub.connect()
-        for i in range(3):
-            hub.broadcast({"id": f"1-{i}", "data": "x"})
-            await fast.queue.get()
-        hub.broadcast({"id": "1-3", "data": "x"})  # slow client's queue overflows
-        assert slow.lagging and hub.dropped_clients == 1
-        items = [slow.queue.get_nowait() for _ in range(slow.queue.qsize())]
-        assert items[-1] is OVERFLOW and slow.queue.qsize() == 0
-        assert (await fast.queue.get())["id"] == "1-3"
-        hub.broadcast({"id": "1-4", "data": "x"})
-        assert slow.queue.qsize() == 0  # a lagging client gets nothing more
+        hub._append([(f"1-{i}", {b"d": b'{"i":%d}' % i}) for i in range(3)])
+        ids, events = hub.from_window(fast)
+        assert ids == [(1, 0), (1, 1), (1, 2)]
+        assert events[0] == b'id: 1-0:e\r\ndata: {"topic":"notification","data":{"i":0}}\r\n\r\n'
+        fast.pos = (1, 2)
+        assert hub.from_window(fast) == ([], [])
+        hub._append([(f"1-{i}", {b"d": b"{}"}) for i in range(3, 6)])
+        fast.pos = (1, 5)
+        hub._append([(f"1-{i}", {b"d": b"{}"}) for i in range(6, 12)])
+        assert hub.covered_from == (1, 3)
+        assert hub.from_window(slow) is None  # behind the window: page from Redis
+        assert hub.oldest_needed() == (0, 0)  # and its position protects the stream
+        assert hub.from_window(fast)[0][0] == (1, 6)
     asyncio.run(main())
+
+
+def test_event_encoding_keeps_multiline_data_valid():
+    from radical.edge.bridge_api.events import _event
+    from radical.edge.sdk.sse import SSEParser
+
+    raw = _event((5, 1), "e", {b"d": b'{"a":\n1}'})
+    parser = SSEParser()
+    events = [e for line in raw.decode().splitlines() + [""] if (e := parser.feed_line(line))]
+    [event] = events
+    assert event.id == "5-1:e" and event.data == '{"topic":"notification","data":{"a":\n1}}'
 
 
 # -- topology --------------------------------------------------------------------------------

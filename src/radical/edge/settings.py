@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     call_timeout: float = Field(120.0, description="default deadline of a plugin call (s)")
     max_call_timeout: float = Field(3600.0, description="upper bound a caller may ask for (s)")
     max_body_bytes: int = Field(64 * 1024 * 1024, description="largest request body relayed")
-    sse_queue_size: int = Field(2000, description="events buffered per SSE client")
+    sse_queue_size: int = Field(2000, description="SSE replay page (XRANGE count)")
     sse_ping_seconds: float = Field(15.0, description="SSE keep-alive comment interval")
     topology_poll_seconds: float = Field(1.0, description="how often liveness is re-read")
     access_log: bool = Field(False, description="uvicorn access log (query strings redacted)")
@@ -114,6 +114,17 @@ class Settings(BaseSettings):
     call_record_max_bytes: int = Field(1024 * 1024, description="replies larger than this are "
                                        "recorded as status + note, without the body")
     idempotency_ttl: float = Field(3600.0, description="remember an Idempotency-Key this long (s)")
+
+    # -- events --
+    events_maxlen: int = Field(
+        50_000, description="size retention: the stream keeps at least the newest N entries")
+    events_retention_seconds: float = Field(
+        3600.0, description="entries older than this are trimmed (time retention, MINID); 0 = off")
+    events_hard_maxlen: int = Field(
+        500_000, description="beyond this length the stream is trimmed even past unread entries")
+    events_buffer: int = Field(20_000, description="newest notifications a bridge keeps in memory")
+    events_send_timeout: float = Field(
+        30.0, description="an SSE client that accepts no data this long is disconnected (s)")
 
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None

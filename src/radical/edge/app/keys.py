@@ -95,3 +95,11 @@ def call_record(call_id: str) -> str:
 def idempotency(scope: str) -> str:
     """Call id that first used an `Idempotency-Key` (scope: edge, method, path and key)."""
     return f"{PREFIX}:idem:{scope}"
+
+# -- events --
+#: random tag of the current notification stream; changes only when Redis lost the stream
+NOTIFICATIONS_EPOCH = f"{PREFIX}:notifications:epoch"
+#: hash bridge id -> "<oldest stream id its SSE clients still need> <server ms>"
+NOTIFICATIONS_READERS = f"{PREFIX}:notifications:readers"
+#: newest notification id removed by retention trimming (a resume before it is a gap)
+NOTIFICATIONS_TRIMMED = f"{PREFIX}:notifications:trimmed"

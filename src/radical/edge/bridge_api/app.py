@@ -17,6 +17,7 @@ from .bridge_plugins import serve as serve_bridge_plugin
 from .compat_routes import router as compat_router
 from .envelope import error_body
 from .calls import router as calls_router
+from .events import serve_events
 from .management import router as management_router
 from .portal import mount_portal
 from .proxy import is_proxy_path, proxy
@@ -39,6 +40,8 @@ class BridgeApp:
         elif scope["type"] == "http" and hosted_plugin(
                 getattr(self.api.state, "bridge", None), scope["path"]):
             await serve_bridge_plugin(self.api.state.bridge, scope, receive, send)
+        elif scope["type"] == "http" and scope["path"] == "/events":
+            await serve_events(self.api, scope, receive, send)
         else:
             await self.api(scope, receive, send)
 

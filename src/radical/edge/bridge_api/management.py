@@ -74,6 +74,7 @@ async def events(request: Request) -> EventSourceResponse:
     return EventSourceResponse(
         client_events(state.hub, client, first, resume),
         ping=state.settings.sse_ping_seconds,
+        send_timeout=state.settings.events_send_timeout or None,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 

@@ -33,7 +33,8 @@ class BridgeState:
         self.dispatcher = CallDispatcher(
             Commands(self.redis, settings.redis_url, settings.redis_timeout), self.bridge_id,
             settings.call_retention)
-        self.hub = EventHub(self.redis, settings.sse_queue_size)
+        self.hub = EventHub(self.redis, self.bridge_id, buffer_size=settings.events_buffer,
+                            page_size=settings.sse_queue_size)
         self.watcher = TopologyWatcher(self.redis, settings.topology_poll_seconds,
                                        self._on_topology)
         self._tasks: list[asyncio.Task] = []
@@ -66,6 +67,7 @@ class BridgeState:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.hub.close()
         await self.dispatcher.commands.close()
         self.dispatcher.fail_all("bridge shutting down")
         await self.redis.aclose()

@@ -29,6 +29,7 @@ DEFAULT_TIMEOUT = 180.0
 
 NotificationCallback = Callable[[str, str, str, Any], None]
 TopologyCallback = Callable[[dict], None]
+GapCallback = Callable[[dict], None]
 Key = tuple[str | None, str | None, str | None]
 
 
@@ -117,11 +118,18 @@ class BridgeClient:
     Notification callbacks get ``(edge, plugin, topic, data)`` and topology callbacks the
     ``edges`` mapping of ``/edge/list``.  They run on the SSE listener thread, so they should
     be quick; an exception in one is logged and does not affect the others.
+
+    When the bridge reports a *gap* (notifications that can no longer be delivered: the
+    client was away longer than the stream's retention, or Redis lost the stream), the
+    client re-reads the topology (topology callbacks run with it), then calls `on_gap` and
+    every gap callback with ``{"from": id, "to": id, "reason": ...}``; plugin clients use
+    this to re-poll job/task state, so a terminal state is never silently missed.
     """
 
     def __init__(self, url: str | None = None, cert: str | None = None,
                  token: str | None = None, timeout: float = DEFAULT_TIMEOUT, *,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None,
+                 on_gap: GapCallback | None = None) -> None:
         raw = url or os.environ.get("RADICAL_BRIDGE_URL", "")
         if not raw.strip():
             raise ValueError("bridge URL required: pass url= or set RADICAL_BRIDGE_URL")
@@ -141,6 +149,8 @@ class BridgeClient:
         self._listener: SSEListener | None = None
         self._topology: dict | None = None
         self._closed = False
+        self._gap_callbacks: list[GapCallback] = [on_gap] if on_gap is not None else []
+        self.gaps = 0  # gap events seen
 
     # -- properties -------------------------------------------------------------------------
     @property
@@ -228,6 +238,19 @@ class BridgeClient:
     def unregister_topology_callback(self, callback: TopologyCallback) -> None:
         self._registry.remove_topology(callback)
 
+    def register_gap_callback(self, callback: GapCallback) -> None:
+        """Call `callback(gap)` when notifications were lost for good (see the class doc)."""
+        with self._lock:
+            self._gap_callbacks.append(callback)
+        self._ensure_listener()
+
+    def unregister_gap_callback(self, callback: GapCallback) -> None:
+        with self._lock:
+            try:
+                self._gap_callbacks.remove(callback)
+            except ValueError:
+                pass
+
     def wait_for_listener(self, timeout: float = 30) -> bool:
         """Start the event listener if needed; True once it is connected to the bridge."""
         listener = self._ensure_listener()
@@ -257,15 +280,37 @@ class BridgeClient:
                     log.exception("notification callback %r failed (%s/%s %s)",
                                   cb, edge, plugin, topic)
         elif kind == "topology" and isinstance(data, dict):
-            self._topology = data
-            edges = data.get("edges") or {}
-            for cb in self._registry.topology_callbacks():
-                try:
-                    cb(edges)
-                except Exception:
-                    log.exception("topology callback %r failed", cb)
+            self._set_topology(data)
+        elif kind == "gap" and isinstance(data, dict):
+            self._on_gap(data)
         else:
             log.debug("ignoring event with topic %r", kind)
+
+    def _set_topology(self, data: dict) -> None:
+        self._topology = data
+        edges = data.get("edges") or {}
+        for cb in self._registry.topology_callbacks():
+            try:
+                cb(edges)
+            except Exception:
+                log.exception("topology callback %r failed", cb)
+
+    def _on_gap(self, gap: dict) -> None:
+        """Notifications were lost for good: re-read the topology, tell the gap callbacks."""
+        self.gaps += 1
+        log.warning("event stream gap %s -> %s (%s): re-reading state",
+                    gap.get("from"), gap.get("to"), gap.get("reason"))
+        try:
+            self._set_topology(self.topology())
+        except Exception as exc:  # the bridge may be restarting: the stream resends it
+            log.warning("could not re-read the topology after a gap: %s", exc)
+        with self._lock:
+            callbacks = list(self._gap_callbacks)
+        for cb in callbacks:
+            try:
+                cb(gap)
+            except Exception:
+                log.exception("gap callback %r failed", cb)
 
     # -- life cycle -------------------------------------------------------------------------
     def close(self) -> None:

@@ -95,6 +95,7 @@ class PluginClient:
         self._plugin_name = plugin_name
         self._sid: str | None = None
         self._callbacks: list[tuple[Callable[..., Any], str | None]] = []
+        self._gap_hooked = False
 
     # -- identity ---------------------------------------------------------------------------
     @property
@@ -205,6 +206,9 @@ class PluginClient:
         """
         for callback, topic in list(self._callbacks):
             self.unregister_notification_callback(callback, topic)
+        if self._gap_hooked and self._bc is not None:
+            self._bc.unregister_gap_callback(self._on_gap)
+            self._gap_hooked = False
         if self._sid:
             try:
                 self.unregister_session()
@@ -238,6 +242,16 @@ class PluginClient:
         bc = self._require_bridge()
         bc.register_callback(self._edge_id, self._plugin_name, topic, callback)
         self._callbacks.append((callback, topic))
+        if not self._gap_hooked:
+            self._gap_hooked = True
+            bc.register_gap_callback(self._on_gap)
+
+    def _on_gap(self, gap: dict) -> None:
+        """Notifications of this plugin may have been lost for good (listener thread).
+
+        Subclasses re-poll the state they follow by notification; keep it quick (hand
+        slow work to another thread).
+        """
 
     def unregister_notification_callback(self, callback: Callable[[str, str, str, Any], None],
                                          topic: str | None = None) -> None:

@@ -4,8 +4,9 @@ The parser follows the WHATWG event-stream rules that matter here (multi-line `d
 `id:` persistence, comments, a leading BOM; httpx splits the CR/LF/CRLF lines), so it can
 be unit-tested without a network.  The listener keeps one long-lived GET on ``{url}/events`` and reconnects
 by itself, because a bridge restart or a proxy idle-timeout must not silently end the
-notifications a script waits for.  It sends ``Last-Event-ID`` so a bridge that keeps a
-replay buffer can fill the gap.
+notifications a script waits for.  It sends ``Last-Event-ID`` so the bridge replays
+what was missed (from any bridge of the same Redis); when that is impossible the bridge
+sends a ``gap`` event, which `BridgeClient` turns into a state refresh.
 """
 from __future__ import annotations
 

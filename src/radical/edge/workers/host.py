@@ -148,7 +148,10 @@ class PluginHost:
         self.replies = Commands(self.redis, self.settings.redis_url, self.settings.redis_timeout)
         self.records = RecordWriter(self.replies)
         await self._claim_name()
-        self.notifier = Notifier(self.redis, self.edge_name, self._loop)
+        self.notifier = Notifier(self.redis, self.edge_name, self._loop,
+                                 maxlen=self.settings.events_maxlen,
+                                 hard_maxlen=self.settings.events_hard_maxlen,
+                                 retention_s=self.settings.events_retention_seconds)
         self.notifier.start()
         for cls in plugin_classes:
             await self._start_plugin(cls)

@@ -4,6 +4,10 @@
 and written by one task in pipelined batches, so a burst of thousands of task updates costs
 a handful of round trips, while a lone notification goes out at once (no fixed delay).
 While Redis is unreachable, items wait (bounded) and go out when it is back.
+
+Retention (`app.event_stream.trim`) runs after every batch instead of `XADD MAXLEN`: MAXLEN
+would trim entries no bridge has read yet during a burst.  While live readers hold trimming
+back and the stream is over its size cap, the notifier slows down (backpressure).
 """
 from __future__ import annotations
 
@@ -14,9 +18,9 @@ from collections import deque
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
-from ..app import keys
+from ..app import event_stream, keys
 from ..app.retry import Backoff
 from .call_runner import dump_json
 
@@ -26,12 +30,17 @@ log = logging.getLogger(__name__)
 MAX_BACKLOG = 200_000
 #: stream entries written per pipeline round trip
 BATCH = 500
+#: backpressure: seconds of pause per entry above the size cap that readers still need
+PAUSE_PER_EXCESS = 1.0 / 50_000
 
 
 class Notifier:
     def __init__(self, redis: aioredis.Redis, edge_name: str,
-                 loop: asyncio.AbstractEventLoop) -> None:
+                 loop: asyncio.AbstractEventLoop, *, maxlen: int = 50_000,
+                 hard_maxlen: int = 500_000, retention_s: float = 3600.0) -> None:
         self._redis = redis
+        self._trim_script = redis.register_script(event_stream.TRIM_SCRIPT)
+        self._trim_args = event_stream.trim_args(maxlen, hard_maxlen, retention_s)
         self._edge = edge_name
         self._loop = loop
         self._loop_thread: int | None = None
@@ -39,6 +48,7 @@ class Notifier:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.dropped = 0
+        self.paused = 0.0  # seconds spent in backpressure
 
     def start(self) -> None:
         self._loop_thread = threading.get_ident()
@@ -85,15 +95,34 @@ class Notifier:
                 try:
                     pipe = self._redis.pipeline(transaction=False)
                     for item in batch:
-                        pipe.xadd(keys.NOTIFICATIONS, {"d": item},
-                                  maxlen=keys.NOTIFICATIONS_MAXLEN, approximate=True)
-                    await pipe.execute()
+                        pipe.xadd(keys.NOTIFICATIONS, {"d": item})
+                    trim_keys, trim_args = self._trim_args["keys"], self._trim_args["args"]
+                    pipe.evalsha(self._trim_script.sha, len(trim_keys), *trim_keys, *trim_args)
+                    results = await pipe.execute(raise_on_error=False)  # one round trip
+                    failed = next((r for r in results[:-1] if isinstance(r, Exception)), None)
+                    if failed is not None:
+                        raise failed
+                    if isinstance(results[-1], NoScriptError):  # first batch: load it
+                        results[-1] = await self._trim_script(**self._trim_args)
                 except (RedisError, OSError) as exc:
                     await backoff.wait(exc)
                     continue
                 backoff.succeeded()
                 for _ in batch:
                     self._items.popleft()
+                await self._backpressure(results[-1])
+
+    async def _backpressure(self, trimmed: Any) -> None:
+        """Pause while live readers hold the stream above its size cap."""
+        if isinstance(trimmed, Exception):
+            log.warning("notification stream trim failed (%s)", trimmed)
+            return
+        length, held = int(trimmed[0]), bool(trimmed[1])
+        maxlen = self._trim_args["args"][0]
+        if held and length > maxlen:
+            pause = min(1.0, (length - maxlen) * PAUSE_PER_EXCESS)
+            self.paused += pause
+            await asyncio.sleep(pause)
 
     async def stop(self) -> None:
         if self._task is not None:

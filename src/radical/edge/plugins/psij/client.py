@@ -4,6 +4,8 @@ Imports only the SDK, so it loads on a laptop without psij-python or the edge si
 """
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import uuid
 from typing import Any, Callable
@@ -16,6 +18,8 @@ from radical.edge.sdk.plugin import PluginClient
 __all__ = ["FINAL_STATES", "PSIJClient", "PsijClient"]
 
 FINAL_STATES = JOB_FINAL_STATES
+
+log = logging.getLogger("radical.edge.sdk.psij")
 
 
 def _q(value: Any) -> str:
@@ -94,6 +98,27 @@ class PsijClient(PluginClient):
     def executors(self) -> dict[str, Any]:
         """``{"executors": [...], "default": ...}`` available on the edge. No session needed."""
         return self._get("executors")
+
+    def _on_gap(self, gap: dict) -> None:
+        """`job_status` notifications were lost: re-poll the session's jobs (own thread)."""
+        if self._sid and any(t in (None, "job_status") for _, t in self._callbacks):
+            threading.Thread(target=self._resync_jobs, name="psij-resync", daemon=True).start()
+
+    def _resync_jobs(self) -> None:
+        """Hand every job's current state to the `job_status` callbacks, marked `resync`."""
+        try:
+            jobs = self.list_jobs().get("jobs") or []
+        except Exception as exc:
+            log.warning("%r: could not re-poll jobs after an event gap: %s", self, exc)
+            return
+        for job in jobs:
+            note = {**job, "sid": self._sid, "resync": True}
+            for callback, topic in list(self._callbacks):
+                if topic in (None, "job_status"):
+                    try:
+                        callback(self._edge_id, self._plugin_name, "job_status", note)
+                    except Exception:
+                        log.exception("job_status callback %r failed", callback)
 
     def wait_job(self, job_id: str, timeout: float | None = None, interval: float = 1.0,
                  on_output: Callable[[str, str], None] | None = None) -> dict[str, Any]:

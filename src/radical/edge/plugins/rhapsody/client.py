@@ -58,6 +58,7 @@ class RhapsodyClient(CompletionMixin, WireMixin, PluginClient):
         self._session_status: dict[str, dict] = {}
         self._completed: dict[str, dict] = {}
         self._waiters: list[Waiter] = []
+        self._resync = 0  # bumped on every event-stream gap: waiters re-poll at once
         self._listening = False
         self._sse_ok = False
         self._uid_prefix = f"task.{uuid.uuid4().hex[:8]}"
@@ -175,11 +176,20 @@ class RhapsodyClient(CompletionMixin, WireMixin, PluginClient):
             poll_every = self.poll_idle if self._sse_ok else 0.05
             last_size = -1
             last_change = time.monotonic()
+            resync_seen = self._resync
             while True:
                 with self._lock:
                     size = len(waiter.missing)
+                    resync = size > 0 and self._resync != resync_seen
+                    if resync:  # notifications were lost: ask the edge now
+                        resync_seen = self._resync
+                        waiter.event.clear()
                 if size == 0:
                     break
+                if resync:
+                    self._poll(sid, waiter)
+                    last_change = time.monotonic()
+                    continue
                 now = time.monotonic()
                 if size != last_size:
                     last_size, last_change = size, now

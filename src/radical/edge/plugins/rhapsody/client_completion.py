@@ -5,7 +5,7 @@ The client follows the bridge's event stream (``session_status``, ``task_status`
 reaches a terminal state; a `Waiter` is woken when its last missing task arrives.  Without
 a stream, or while it stays silent, the ``wait`` snapshot route (and for session readiness
 ``session_status/{sid}``) is polled, so a lost notification can delay a result but never
-lose it.
+lose it.  A `gap` on the stream (notifications lost for good) makes every waiter poll at once.
 """
 from __future__ import annotations
 
@@ -75,6 +75,14 @@ class CompletionMixin:
         else:
             records = [data]
         self._record(records)
+
+    def _on_gap(self, gap: dict) -> None:
+        """Listener thread: notifications were lost; wake the waiters so they re-poll."""
+        with self._lock:
+            self._resync += 1
+            for waiter in self._waiters:
+                waiter.event.set()
+            self._status_cond.notify_all()
 
     def _record(self, records: Iterable[dict]) -> None:
         with self._lock:

@@ -3,7 +3,7 @@
 //   #/e/EDGE            one edge
 //   #/e/EDGE/PLUGIN     a plugin page (its own module, or the generic ui_config renderer)
 import { h, replace, clear } from './dom.js';
-import { PluginApi, askToken } from './api.js';
+import { PluginApi, askToken, post } from './api.js';
 import { EventStream } from './sse.js';
 import { renderTree, tickWalltimes } from './tree.js';
 import { overviewPage, edgePage } from './pages.js';
@@ -174,10 +174,21 @@ function onTopology(data) {
   renderPage();
 }
 
+// After an event-stream gap the tree may be stale: read the topology again.
+async function refreshTopology() {
+  try {
+    const answer = await post('edge/list', undefined, { quiet: true });
+    if (answer && answer.data) onTopology(answer.data);
+  } catch (e) {
+    console.warn('could not re-read the topology after a gap', e);
+  }
+}
+
 function start() {
   events.on('status', setConnection);
   $('conn').addEventListener('click', () => { if (events.status === 'auth') askToken(); });
   events.on('topology', onTopology);
+  events.on('gap', refreshTopology);
   document.addEventListener('radical:token', (ev) => { if (ev.detail.ok) events.reconnect(); });
   window.addEventListener('hashchange', onRoute);
   setInterval(() => tickWalltimes(document), 1000);

@@ -1,7 +1,10 @@
 // The bridge's event stream (GET /events), read with fetch streaming so the token goes in
 // the Authorization header (not in the URL). Reconnects with exponential backoff and
 // `Last-Event-ID`, so notifications missed while away are replayed; every (re)connect
-// starts with a fresh `topology` event, which refreshes the tree.
+// starts with a fresh `topology` event, which refreshes the tree. When the bridge cannot
+// replay (the portal was away longer than the stream's retention, or Redis lost it) it sends
+// a `gap` event instead: listeners of 'gap' re-read the topology, and 'open' fires with
+// `reconnected: true` so every open page re-loads its state from the edge.
 import { url, authHeaders, askToken, getToken } from './api.js';
 
 const MIN_BACKOFF = 500;
@@ -15,13 +18,14 @@ export class EventStream {
     this.status = 'idle';
     this.backoff = MIN_BACKOFF;
     this.connects = 0;
+    this.gaps = 0;
     this._stopped = false;
     this._ctrl = null;
     this._timer = null;
     this._stall = null;
   }
 
-  // kind: 'topology' | 'notification' | 'status' | 'open'. Returns an unsubscribe function.
+  // kind: 'topology' | 'notification' | 'gap' | 'status' | 'open'. Returns an unsubscribe function.
   on(kind, fn) {
     if (!this.listeners.has(kind)) this.listeners.set(kind, new Set());
     this.listeners.get(kind).add(fn);
@@ -166,6 +170,12 @@ export class EventStream {
       this.emit('topology', msg.data || {});
     } else if (msg.topic === 'notification') {
       this.emit('notification', msg.data || {});
+    } else if (msg.topic === 'gap') {
+      // notifications were lost for good: whoever follows state by notification re-reads it
+      this.gaps += 1;
+      console.warn('event stream gap', msg.data);
+      this.emit('gap', msg.data || {});
+      this.emit('open', { reconnected: true, gap: true });
     }
   }
 }
