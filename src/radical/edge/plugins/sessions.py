@@ -69,6 +69,10 @@ class SessionStore(Generic[S]):
         self._last_use[sid] = now
         return session
 
+    def peek(self, sid: str) -> S | None:
+        """The session if live, without touching its idle timer."""
+        return self._sessions.get(sid)
+
     def pop(self, sid: str) -> S | None:
         self._last_use.pop(sid, None)
         return self._sessions.pop(sid, None)

@@ -108,10 +108,10 @@ def pickle_refusal(allow_pickle: bool, auth: bool) -> str | None:
     """Why pickled payloads are refused here, or None when they are accepted."""
     if not allow_pickle:
         return ("pickled functions/arguments are disabled on this edge (start it with "
-                "RADICAL_EDGE_ALLOW_PICKLE=true to allow them for authenticated callers); "
+                "RADICAL_EDGE_ALLOW_PICKLE=true to allow them for 'submit'-scoped callers); "
                 "name the function by import path ('package.module:function') instead")
     if not auth:
-        return ("pickled functions/arguments are accepted only from callers that present "
-                "the bridge's token; name the function by import path "
+        return ("pickled functions/arguments are accepted only from callers with the "
+                "'submit' scope; name the function by import path "
                 "('package.module:function') instead")
     return None

@@ -31,6 +31,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from ..authz import has_scope
 from ..base import Plugin, json_body
 from .backends import default_backends
 from .callables import FunctionResolver
@@ -126,8 +127,7 @@ class RhapsodyPlugin(Plugin):
             raise HTTPException(422, f"bad session arguments: {exc}") from None
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        session._plugin = self
-        self._sessions.add(sid, session)
+        self.adopt_session(request, session)
         session.start()
         return {"sid": sid, "status": session.status, "backends": session.backend_names}
 
@@ -151,7 +151,7 @@ class RhapsodyPlugin(Plugin):
     async def submit_tasks(self, request: Request) -> list[dict]:
         session = self._session(request)
         session.require_ready()
-        auth = bool(getattr(request.state, "auth", False))
+        auth = has_scope(request, "submit")
         # one submit of a session at a time: parallel requests of a big batch would
         # otherwise all be unpacked at once (peak memory) for no gain on a single loop
         async with session.submit_lock:
