@@ -1,10 +1,9 @@
-"""`radical-edge up | bridge | edge | flower`."""
+"""`radical-edge up | bridge | edge | flower | login | token`."""
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-import secrets
 import signal
 import sys
 import time
@@ -33,9 +32,27 @@ def cmd_bridge(args: argparse.Namespace) -> int:
 
     settings = _settings(args, host=args.host, port=args.port, bridge_cert=args.cert,
                          bridge_key=args.key)
+    settings = _auth_settings(settings, args.no_auth)
     _logging(settings)
     run_bridge(settings)
     return 0
+
+
+NO_AUTH_WARNING = ("WARNING: --no-auth: this bridge serves ANYONE who can reach it, as admin: "
+                   "they can run code as you on every edge. Use it only on a machine no one "
+                   "else can log in to.")
+
+
+def _auth_settings(settings: Settings, no_auth: bool) -> Settings:
+    """Closed by default: the configured token, else the token file (created if missing)."""
+    from pydantic import SecretStr
+
+    from .tokenfile import ensure_token
+
+    if no_auth or settings.no_auth:
+        print(NO_AUTH_WARNING, file=sys.stderr, flush=True)
+        return settings.model_copy(update={"no_auth": True, "token": None})
+    return settings.model_copy(update={"token": SecretStr(ensure_token(settings))})
 
 
 def cmd_edge(args: argparse.Namespace) -> int:
@@ -68,7 +85,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = _settings(args)
     log_dir = Path(args.log_dir or Path.cwd() / ".run" / "logs")
     started: list[services.Service] = []
-    token = args.token or (secrets.token_urlsafe(24) if args.auth else None)
+    no_auth = bool(args.no_auth or settings.no_auth)
+    token = None
+    if no_auth:
+        print(NO_AUTH_WARNING, file=sys.stderr, flush=True)
+    else:
+        from .tokenfile import ensure_token, token_path
+
+        token = ensure_token(settings)
 
     def stop_all(*_a: object) -> None:
         for svc in reversed(started):
@@ -84,7 +108,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             started.append(redis_svc)
             redis_url = redis_svc.extra["url"]
         bridge = services.start_bridge(redis_url, args.port, log_dir, token=token,
-                                       cert=settings.bridge_cert, key=settings.bridge_key)
+                                       cert=settings.bridge_cert, key=settings.bridge_key,
+                                       no_auth=no_auth)
         started.append(bridge)
         name = args.name or settings.edge_name or _short_host()
         edge = services.start_edge(redis_url, name, args.plugins or settings.plugins, log_dir,
@@ -93,7 +118,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"\nradical.edge is up\n  bridge : {bridge.extra['url']}/\n  edge   : {name}\n"
               f"  redis  : {redis_url}\n  logs   : {log_dir}", flush=True)
         if token:
-            print(f"  token  : {token}", flush=True)
+            print(f"  token  : in {token_path(settings)} (the SDK and CLI read it there)\n"
+                  f"  portal : {_login_link(bridge.extra['url'], token, settings)}\n"
+                  "           (single-use login link; `radical-edge login` makes another)",
+                  flush=True)
         print("Ctrl-C stops everything started here.", flush=True)
         while True:
             for svc in list(started):
@@ -113,6 +141,73 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     finally:
         stop_all()
+
+
+def _login_link(url: str, token: str, settings: Settings) -> str:
+    """A single-use portal login link from the bridge (the token stays out of the URL)."""
+    import httpx
+
+    verify: object = True
+    if url.startswith("https"):
+        from .sdk.sse import ssl_context
+
+        verify = ssl_context(settings.bridge_cert)
+    r = httpx.post(f"{url}/bridge/login-ticket", headers={"Authorization": f"Bearer {token}"},
+                   timeout=10, verify=verify)  # type: ignore[arg-type]
+    r.raise_for_status()
+    return r.json()["url"]
+
+
+def _bridge_call(args: argparse.Namespace, method: str, path: str, **kw: object) -> object:
+    """Call the bridge with the token the SDK would use; errors end the command."""
+    from .sdk import BridgeClient
+    from .sdk.errors import EdgeError
+
+    url = args.url or os.environ.get("RADICAL_BRIDGE_URL") or get_settings().public_url()
+    with BridgeClient(url) as bc:
+        try:
+            return bc._call(method, path, **kw)
+        except EdgeError as exc:
+            raise SystemExit(f"radical-edge: {method} {path}: {exc}") from None
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    answer = _bridge_call(args, "POST", "/bridge/login-ticket")
+    print(answer["url"])  # type: ignore[index]
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """`token create|list|revoke`: named tokens, managed through the bridge (admin only)."""
+    if args.action == "create":
+        if not args.user or not args.scope:
+            raise SystemExit("radical-edge token create: --user and --scope are required")
+        rec = _bridge_call(args, "POST", "/bridge/tokens",
+                           json={"user": args.user, "scope": args.scope,
+                                 "expires": args.expires})
+        print(f"{rec['token']}\n(id {rec['id']}, user {rec['user']}, scope {rec['scope']}, "  # type: ignore[index]
+              f"expires {_when(rec['expires'])}; shown once: store it now)",  # type: ignore[index]
+              file=sys.stderr if args.quiet else sys.stdout)
+        if args.quiet:
+            print(rec["token"])  # type: ignore[index]
+    elif args.action == "list":
+        tokens = _bridge_call(args, "GET", "/bridge/tokens")["tokens"]  # type: ignore[index]
+        print(f"{'id':12}  {'user':16} {'scope':6} {'kind':7} expires")
+        for t in tokens:
+            print(f"{t['id']:12}  {t['user']:16} {t['scope']:6} {t.get('kind', ''):7} "
+                  f"{_when(t.get('expires'))}")
+    else:
+        if not args.id:
+            raise SystemExit("radical-edge token revoke: give a token id or a user name")
+        n = _bridge_call(args, "DELETE", f"/bridge/tokens/{args.id}")["revoked"]  # type: ignore[index]
+        print(f"revoked {n} token(s)")
+    return 0
+
+
+def _when(epoch: float | None) -> str:
+    if not epoch:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
 def _interrupt(*_args: object) -> None:
@@ -135,8 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-port", type=int, help="port of an embedded Redis (default: free)")
     p.add_argument("-n", "--name", help="edge name (default: short hostname)")
     p.add_argument("-p", "--plugins", help="'all' or comma-separated plugin names")
-    p.add_argument("--auth", action="store_true", help="require a generated bearer token")
-    p.add_argument("--token", help="require this bearer token")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve anonymous callers as admin (prints a warning; never on a "
+                        "shared machine)")
     p.add_argument("--log-dir", help="where service logs go (default ./.run/logs)")
     p.set_defaults(func=cmd_up)
 
@@ -146,7 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (default 8000)")
     p.add_argument("--cert", help="TLS certificate (env RADICAL_BRIDGE_CERT)")
     p.add_argument("--key", help="TLS key (env RADICAL_BRIDGE_KEY)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve anonymous callers as admin (prints a warning)")
     p.set_defaults(func=cmd_bridge)
+    _token_parsers(sub)
 
     p = sub.add_parser("edge", help="run an edge (a Celery worker edge@NAME)")
     _common(p)
@@ -160,6 +259,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5555)
     p.set_defaults(func=cmd_flower)
     return parser
+
+
+def _token_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("login", help="print a single-use portal login link")
+    p.add_argument("--url", help="bridge URL (env RADICAL_BRIDGE_URL)")
+    p.set_defaults(func=cmd_login)
+
+    p = sub.add_parser("token", help="named tokens: create, list, revoke (admin)")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("id", nargs="?", help="revoke: token id or user name")
+    p.add_argument("--user", help="create: the user the token identifies")
+    p.add_argument("--scope", choices=["read", "submit", "admin"], help="create: its scope")
+    p.add_argument("--expires", help="create: lifetime, e.g. 3600, 12h, 30d (default never)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="create: print only the token on stdout")
+    p.add_argument("--url", help="bridge URL (env RADICAL_BRIDGE_URL)")
+    p.set_defaults(func=cmd_token)
 
 
 def main(argv: list[str] | None = None) -> int:

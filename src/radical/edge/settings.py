@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     max_running_tasks: int = Field(64, description="rhapsody: executables running at once")
     log_level: str = Field("WARNING", description="log level of bridge and edges")
 
+    # -- auth --
+    no_auth: bool = Field(False, description="serve anonymous callers (as admin): never on "
+                                             "a shared machine; `--no-auth` sets it")
+    token_file: str = Field("~/.radical/edge/token",
+                            description="the bridge's admin token, created 0600 when missing")
+    allowed_hosts: str = Field("", description="extra Host names the bridge answers "
+                                               "(comma-separated; '*' = any)")
+    login_ttl: float = Field(12 * 3600.0, description="lifetime of a portal login cookie (s)")
+
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None
 

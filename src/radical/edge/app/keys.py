@@ -62,3 +62,17 @@ def validate_name(name: str) -> str:
         raise ValueError(f"invalid edge name {name!r}: use letters, digits, '.', '_' or '-' "
                          "(at most 128, starting with a letter or digit)")
     return name
+
+
+# -- auth --
+#: hash of named bearer tokens: sha256(token) hex -> JSON {id, user, scope, created, expires}
+TOKENS = f"{PREFIX}:tokens"
+#: capped stream of mutating calls: who, edge, plugin, path, status, time
+AUDIT = f"{PREFIX}:audit"
+#: approximate cap of the audit stream
+AUDIT_MAXLEN = 100_000
+
+
+def ticket(digest: str) -> str:
+    """Single-use, short-lived login/SSE ticket (keyed by the sha256 of the ticket)."""
+    return f"{PREFIX}:ticket:{digest}"

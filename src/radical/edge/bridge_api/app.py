@@ -11,7 +11,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..settings import Settings
 from ..version import __version__
-from .auth import TokenAuth
+from .auth import BridgeGuard
+from .access import router as access_router
 from .management import router as management_router
 from .portal import mount_portal
 from .proxy import is_proxy_path, proxy
@@ -21,7 +22,7 @@ class BridgeApp:
     """Top-level ASGI app: plugin calls go straight to the proxy, the rest to FastAPI.
 
     The proxy is the hot path; FastAPI's routing and middleware stack would cost it about
-    a third of the bridge's CPU per call. Auth wraps both.
+    a third of the bridge's CPU per call. `BridgeGuard` (auth, host, origin, audit) wraps both.
     """
 
     def __init__(self, api: FastAPI) -> None:
@@ -35,7 +36,7 @@ class BridgeApp:
             await self.api(scope, receive, send)
 
 
-def create_app(settings: Settings) -> TokenAuth:
+def create_app(settings: Settings) -> BridgeGuard:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = BridgeState(settings)
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> TokenAuth:
     app = FastAPI(title="radical.edge bridge", version=__version__, lifespan=lifespan,
                   docs_url="/docs", redoc_url=None)
     app.include_router(management_router)
+    app.include_router(access_router)
     mount_portal(app)
 
     @app.exception_handler(StarletteHTTPException)
@@ -60,4 +62,4 @@ def create_app(settings: Settings) -> TokenAuth:
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": f"invalid request: {exc.errors()}"}, status_code=422)
 
-    return TokenAuth(BridgeApp(app), settings.token_value())
+    return BridgeGuard(BridgeApp(app), app, settings)

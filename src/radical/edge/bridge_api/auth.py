@@ -1,71 +1,198 @@
-"""Optional bearer-token auth, as a pure ASGI middleware (cheap, and safe for streaming).
+"""The bridge's front door, as one pure ASGI middleware (cheap, and safe for streaming).
 
-When a token is configured every route needs it, SSE included; only the static portal shell
-(`GET /` and `/portal/*`, which hold no data and execute nothing) loads without it so the
-page can ask the user for the token. The token may come as `Authorization: Bearer`, as a
-`radical_edge_token` cookie, or (for EventSource, which cannot set headers) as `?token=`.
-Request logs redact query strings, so tokens never reach the logs.
+In order, for every HTTP request:
+
+1. **Host** must be one the bridge answers to (TrustedHost semantics: loopback names, the
+   bind and public host, this machine's name, `allowed_hosts`): defeats DNS rebinding.
+2. **Origin**, when a browser sends one on POST/PUT/PATCH/DELETE, must be the bridge's own
+   origin: a web page elsewhere cannot drive the bridge with the user's cookie.
+3. **Who**: a bearer token (`Authorization: Bearer`) or the portal's login cookie, resolved by
+   the `TokenStore`; `GET /events` also takes a single-use `?ticket=` (EventSource cannot set
+   headers). `?token=` is not accepted and is stripped before anything is forwarded.
+   Only the static portal shell and the login link are public.
+4. **Scope** of the route: GET reads need `read`, plugin calls that change things `submit`,
+   bridge administration `admin` (403 otherwise).
+5. **Body type**: request bodies must be JSON or msgpack (415): forms can't be posted here.
+6. **Audit**: every call that is not GET/HEAD/OPTIONS is recorded after it was answered.
 """
 from __future__ import annotations
 
-import hmac
+import logging
+import socket
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 
-COOKIE = "radical_edge_token"
+from ..app import keys
+from ..app.identity import ANONYMOUS, Identity
+from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+COOKIE = "radical_edge_session"
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+BODY_TYPES = ("application/json", "application/msgpack", "application/x-msgpack",
+              "application/vnd.msgpack")
+#: query parameters that carry credentials: never forwarded
+SECRET_PARAMS = frozenset({"token", "ticket"})
+_ADMIN_PREFIXES = ("/edge/disconnect", "/bridge/terminate", "/bridge/tokens", "/bridge/audit")
 
 
-class TokenAuth:
-    def __init__(self, app: Any, token: str | None) -> None:
+def allowed_hosts(settings: Settings) -> frozenset[str] | None:
+    """Host names (no port) the bridge answers to; None means any."""
+    extra = {h.strip().lower() for h in settings.allowed_hosts.split(",") if h.strip()}
+    if "*" in extra:
+        return None
+    names = {"localhost", "127.0.0.1", "::1", "[::1]", socket.gethostname().lower(),
+             socket.gethostname().split(".")[0].lower()} | extra
+    if settings.host not in ("0.0.0.0", "::", ""):
+        names.add(settings.host.lower())
+    public = urlsplit(settings.public_url()).hostname
+    if public:
+        names.add(public.lower())
+    return frozenset(names)
+
+
+def host_name(host: str) -> str:
+    """`Host` header value without its port (`[::1]:8000` -> `[::1]`)."""
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def needed_scope(method: str, path: str) -> str:
+    if path.startswith(_ADMIN_PREFIXES):
+        return "admin"
+    if method in READ_METHODS:
+        return "read"
+    first = path[1:].partition("/")[0]
+    if first in keys.RESERVED_EDGE_NAMES:  # bridge's own POSTs: /edge/list, tickets
+        return "read"
+    return "submit"
+
+
+def is_public(method: str, path: str) -> bool:
+    """The static portal shell (holds no data, runs nothing) and the login link."""
+    return method in ("GET", "HEAD") and (path == "/" or path.startswith("/portal/")
+                                          or path == "/bridge/login")
+
+
+class BridgeGuard:
+    def __init__(self, app: Any, api: Any, settings: Settings) -> None:
         self.app = app
-        self.token = token.encode() if token else None
+        self.api = api  # the FastAPI app: its state.bridge holds the token store and audit
+        self.no_auth = settings.no_auth
+        self.hosts = allowed_hosts(settings)
+        self.public_origin = settings.public_url().lower()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        if self.token is None:
-            scope["auth_ok"] = False
+        method, path = scope["method"], scope["path"]
+        host = origin = ctype = bearer = cookie = None
+        has_body = False
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value.decode("latin-1").lower()
+            elif name == b"authorization":
+                if value[:7].lower() == b"bearer ":
+                    bearer = value[7:].strip()
+            elif name == b"cookie":
+                cookie = value
+            elif name == b"origin":
+                origin = value.decode("latin-1").lower()
+            elif name == b"content-type":
+                ctype = value.decode("latin-1").split(";", 1)[0].strip().lower()
+            elif name == b"content-length":
+                has_body = value not in (b"0", b"")
+            elif name == b"transfer-encoding":
+                has_body = True
+
+        if self.hosts is not None and (host is None or host_name(host) not in self.hosts):
+            return await deny(send, 400, f"host '{(host or '')[:100]}' is not allowed "
+                                         "(RADICAL_EDGE_ALLOWED_HOSTS)")
+        if origin is not None and method not in READ_METHODS and not self._same_origin(
+                origin, host, scope):
+            return await deny(send, 403, f"cross-origin {method} from '{origin[:100]}' refused")
+        qs = scope.get("query_string", b"")
+        ticket = None
+        if b"token=" in qs or b"ticket=" in qs:
+            ticket = scope["radical.ticket"] = _strip_secrets(scope)
+        if is_public(method, path):
             return await self.app(scope, receive, send)
-        valid = self._valid(scope)
-        if valid or self._public(scope):
-            scope["auth_ok"] = valid
+
+        state = self.api.state.bridge
+        who: Identity | None
+        if self.no_auth:
+            who = ANONYMOUS
+        else:
+            who = None
+            presented = bearer or _cookie(cookie)
+            if presented:
+                who = await state.tokens.identify(presented)
+            elif ticket and method == "GET" and path == "/events":
+                who = await state.tokens.redeem_ticket(ticket, "events")
+            if who is None:
+                return await deny(send, 401, "missing or invalid bearer token",
+                                  [(b"www-authenticate", b"Bearer")])
+            needed = needed_scope(method, path)
+            if not who.allows(needed):
+                return await deny(send, 403, f"user '{who.user}' has scope '{who.scope}'; "
+                                             f"{method} {path[:200]} needs '{needed}'")
+        if has_body and method not in READ_METHODS and ctype not in BODY_TYPES:
+            return await deny(send, 415, "request bodies must be application/json or "
+                                         f"application/msgpack, not '{(ctype or '')[:100]}'")
+        scope["identity"] = who
+        if method in READ_METHODS:
             return await self.app(scope, receive, send)
-        body = orjson.dumps({"detail": "missing or invalid bearer token"})
-        await send({"type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"www-authenticate", b"Bearer"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
 
-    @staticmethod
-    def _public(scope: dict) -> bool:
-        path = scope["path"]
-        return scope["method"] in ("GET", "HEAD") and (path == "/" or path.startswith("/portal/"))
+        status = 500
 
-    def _valid(self, scope: dict) -> bool:
-        for presented in _presented(scope):
-            if hmac.compare_digest(presented, self.token or b""):
-                return True
-        return False
+        async def send_status(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            state.audit.record(who.user, who.scope, method, path, status)
+
+    def _same_origin(self, origin: str, host: str | None, scope: dict) -> bool:
+        if origin == self.public_origin:
+            return True
+        scheme = "https" if scope.get("scheme") == "https" else "http"
+        return host is not None and origin == f"{scheme}://{host}"
 
 
-def _presented(scope: dict) -> list[bytes]:
-    found = []
-    for name, value in scope.get("headers", []):
-        if name == b"authorization" and value[:7].lower() == b"bearer ":
-            found.append(value[7:].strip())
-        elif name == b"cookie":
-            cookie = SimpleCookie()
-            try:
-                cookie.load(value.decode("latin-1"))
-            except Exception:
-                continue
-            if COOKIE in cookie:
-                found.append(cookie[COOKIE].value.encode())
-    qs = scope.get("query_string", b"")
-    if b"token=" in qs:
-        found += [t.encode() for t in parse_qs(qs.decode("latin-1")).get("token", [])]
-    return found
+def _cookie(raw: bytes | None) -> bytes | None:
+    if raw is None or COOKIE.encode() not in raw:
+        return None
+    jar = SimpleCookie()
+    try:
+        jar.load(raw.decode("latin-1"))
+    except Exception:
+        return None
+    return jar[COOKIE].value.encode() if COOKIE in jar else None
+
+
+def _strip_secrets(scope: dict) -> str | None:
+    """Remove `token`/`ticket` from the query string (so nothing downstream, edges and Redis
+    included, ever sees them); returns the ticket, if any."""
+    pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+    ticket = next((v for k, v in pairs if k == "ticket"), None)
+    scope["query_string"] = urlencode([(k, v) for k, v in pairs
+                                       if k not in SECRET_PARAMS]).encode("latin-1")
+    return ticket
+
+
+async def deny(send: Any, status: int, detail: str,
+               headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = orjson.dumps({"detail": detail})
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})

@@ -12,8 +12,10 @@ from ..app.pubsub import subscribe_forever
 from ..app.redis_conn import async_redis
 from ..app.topology import TopologyWatcher, edge_summary
 from ..settings import Settings
+from .audit import AuditLog
 from .dispatcher import CallDispatcher
 from .events import EventHub
+from .tokens import TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ class BridgeState:
         self.dispatcher = CallDispatcher(
             Commands(self.redis, settings.redis_url, settings.redis_timeout), self.bridge_id)
         self.hub = EventHub(self.redis, settings.sse_queue_size)
+        self.tokens = TokenStore(self.redis, settings.token_value())
+        self.audit = AuditLog(self.redis, self.bridge_id)
         self.watcher = TopologyWatcher(self.redis, settings.topology_poll_seconds,
                                        self._on_topology)
         self._tasks: list[asyncio.Task] = []
@@ -40,6 +44,7 @@ class BridgeState:
                                     self._on_message, self.watcher.ping)),
             spawn(self.watcher.run()),
             spawn(self.hub.run()),
+            spawn(self.audit.run()),
         ]
         try:  # a first view before serving; Redis may be down, the watcher keeps trying
             await asyncio.wait_for(self.watcher.ready.wait(), 3.0)
@@ -47,6 +52,7 @@ class BridgeState:
             log.warning("Redis at %s not answering yet; serving anyway", self.settings.redis_url)
 
     async def stop(self) -> None:
+        await self.audit.flush()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
