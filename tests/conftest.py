@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Callable, Iterator
@@ -23,6 +24,13 @@ from slurm_fixture import slurm_cluster  # noqa: E402,F401  (shared fixtures)
 from sshd_fixture import test_sshd  # noqa: E402,F401
 
 LOG_DIR = Path(os.environ.get("RADICAL_EDGE_TEST_LOGS", ROOT / ".run" / "test-logs"))
+
+# Bridges are closed by default, in tests too: every bridge the fixtures start needs this
+# admin token, which reaches bridges and SDK clients through the environment (never argv),
+# and the token file is a private temporary one (never the user's ~/.radical/edge/token).
+os.environ.setdefault("RADICAL_EDGE_TOKEN", f"test-admin-{uuid.uuid4().hex}")
+os.environ.setdefault("RADICAL_EDGE_TOKEN_FILE",
+                      str(Path(tempfile.mkdtemp(prefix="radical-edge-auth-")) / "token"))
 
 
 @pytest.fixture(scope="session")

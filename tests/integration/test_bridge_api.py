@@ -8,6 +8,8 @@ import time
 import httpx
 import pytest
 
+import authed
+
 from radical.edge import services
 
 
@@ -18,7 +20,7 @@ def echo_edge(module_edges):
 
 @pytest.fixture
 def http(bridge_url):
-    with httpx.Client(base_url=bridge_url, timeout=20) as client:
+    with httpx.Client(base_url=bridge_url, timeout=20, headers=authed.AUTH) as client:
         yield client
 
 
@@ -52,7 +54,7 @@ def test_proxy_relays_method_query_body(http, echo_edge, method):
     assert got["query"] == {"x": "1", "y": "ü"}
     assert got["body"] == body
     assert got["content_type"] == "application/json"
-    assert got["auth"] is False
+    assert got["identity"] == {"user": "admin", "scope": "admin"}  # the bridge vouches
 
 
 def test_server_timing_header(http, echo_edge):
@@ -143,7 +145,7 @@ def test_malformed_json_and_bad_session_args(http, echo_edge):
 
 def test_huge_body_413(http, echo_edge, bridge):
     big = b"x" * (64 * 1024 * 1024 + 1)
-    r = http.post("/echo1/echo/echo/big", content=big)
+    r = http.post("/echo1/echo/echo/big", content=big, headers=authed.JSON)
     assert r.status_code == 413 and "exceeds the limit" in r.json()["detail"]
     assert bridge.alive()
     assert http.get("/echo1/echo/version").status_code == 200
@@ -151,7 +153,7 @@ def test_huge_body_413(http, echo_edge, bridge):
 
 def test_large_body_within_limit_round_trips(http, echo_edge):
     payload = "y" * (4 * 1024 * 1024)
-    r = http.post("/echo1/echo/echo/big", content=payload)
+    r = http.post("/echo1/echo/echo/big", content=payload, headers=authed.JSON)
     assert r.status_code == 200 and len(r.json()["body"]) == len(payload)
 
 
@@ -168,7 +170,7 @@ def test_timeout_header(http, echo_edge):
 
 def test_slow_handler_does_not_block_others(http, echo_edge, bridge_url):
     with cf.ThreadPoolExecutor(1) as pool:
-        slow = pool.submit(httpx.get, f"{bridge_url}/echo1/echo/sleep/3", timeout=10)
+        slow = pool.submit(authed.get, f"{bridge_url}/echo1/echo/sleep/3", timeout=10)
         time.sleep(0.3)
         t0 = time.monotonic()
         for _ in range(20):
@@ -181,7 +183,7 @@ def test_slow_handler_does_not_block_others(http, echo_edge, bridge_url):
 def test_many_slow_calls_in_flight_at_once(bridge_url, echo_edge):
     t0 = time.monotonic()
     with cf.ThreadPoolExecutor(20) as pool:
-        results = list(pool.map(lambda i: httpx.get(
+        results = list(pool.map(lambda i: authed.get(
             f"{bridge_url}/echo1/echo/sleep/1", timeout=10).status_code, range(20)))
     assert results == [200] * 20
     assert time.monotonic() - t0 < 4, "20 one-second calls must overlap on the edge"
@@ -189,24 +191,24 @@ def test_many_slow_calls_in_flight_at_once(bridge_url, echo_edge):
 
 def test_terminate_bridge_leaves_edges_running(make_bridge, echo_edge, bridge_url):
     extra = make_bridge()
-    r = httpx.post(f"{extra.extra['url']}/bridge/terminate", timeout=5)
+    r = authed.post(f"{extra.extra['url']}/bridge/terminate", timeout=5)
     assert r.status_code == 200 and r.json()["status"] == "terminating"
     extra.proc.wait(15)
     assert extra.proc.returncode is not None
     assert echo_edge.alive()
-    assert httpx.get(f"{bridge_url}/echo1/echo/version", timeout=5).status_code == 200
+    assert authed.get(f"{bridge_url}/echo1/echo/version", timeout=5).status_code == 200
 
 
 def test_disconnect_stops_the_edge_worker(make_edge, bridge_url):
     svc = make_edge("sysinfo", name="todisconnect")
-    r = httpx.post(f"{bridge_url}/edge/disconnect/todisconnect", timeout=20)
+    r = authed.post(f"{bridge_url}/edge/disconnect/todisconnect", timeout=20)
     assert r.status_code == 200
     assert r.json()["status"] == "shutdown" and r.json()["edge"] == "todisconnect"
     svc.proc.wait(20)  # the worker process really exits
     assert "todisconnect" not in services.list_edges(bridge_url)
-    r = httpx.post(f"{bridge_url}/edge/disconnect/todisconnect", timeout=5)
+    r = authed.post(f"{bridge_url}/edge/disconnect/todisconnect", timeout=5)
     assert r.status_code == 404
-    r = httpx.get(f"{bridge_url}/todisconnect/sysinfo/health", timeout=5)
+    r = authed.get(f"{bridge_url}/todisconnect/sysinfo/health", timeout=5)
     assert r.status_code == 503 and "not connected" in r.json()["detail"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import authed
 import httpx
 import pytest
 
@@ -42,15 +43,15 @@ def test_every_route_needs_the_token(auth_bridge, auth_edge, method, path):
     assert auth_bridge.alive() and auth_edge.alive()
 
 
-def test_token_accepted_by_header_cookie_and_query(auth_bridge, auth_edge):
+def test_token_accepted_by_header_and_login_cookie(auth_bridge, auth_edge):
     url = auth_bridge.extra["url"]
-    ok = [
-        httpx.get(f"{url}/authedge/echo/echo/x", headers={"Authorization": f"Bearer {TOKEN}"}),
-        httpx.get(f"{url}/authedge/echo/echo/x", cookies={"radical_edge_token": TOKEN}),
-        httpx.get(f"{url}/authedge/echo/echo/x", params={"token": TOKEN}),
-    ]
-    for r in ok:
-        assert r.status_code == 200 and r.json()["auth"] is True  # the edge learns it
+    r = httpx.get(f"{url}/authedge/echo/echo/x", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200
+    assert r.json()["identity"] == {"user": "admin", "scope": "admin"}  # the edge learns it
+    # the portal's login cookie carries a token too; ?token= is no credential any more
+    assert httpx.get(f"{url}/authedge/echo/echo/x",
+                     cookies={"radical_edge_session": TOKEN}).status_code == 200
+    assert httpx.get(f"{url}/authedge/echo/echo/x", params={"token": TOKEN}).status_code == 401
 
 
 def test_portal_shell_loads_without_token(auth_bridge):
@@ -140,4 +141,4 @@ def test_broker_refuses_pickle(redis_url, make_edge, bridge_url):
     time.sleep(1.5)
     assert not marker.exists()
     assert svc.alive()
-    assert httpx.get(f"{bridge_url}/nopickle/echo/version", timeout=5).status_code == 200
+    assert authed.get(f"{bridge_url}/nopickle/echo/version", timeout=5).status_code == 200
