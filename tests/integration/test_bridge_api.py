@@ -123,8 +123,9 @@ def test_dot_segments_refused(bridge_url, echo_edge):
     import socket
     host, port = bridge_url.split("//")[1].split(":")
     with socket.create_connection((host, int(port)), timeout=5) as s:
-        s.sendall(b"GET /echo1/echo/echo/../../health HTTP/1.1\r\nHost: x\r\n"
-                  b"Connection: close\r\n\r\n")
+        s.sendall(b"GET /echo1/echo/echo/../../health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  + f"Authorization: {authed.AUTH['Authorization']}\r\n".encode()
+                  + b"Connection: close\r\n\r\n")
         answer = b""
         while chunk := s.recv(4096):  # until the server closes: headers and body
             answer += chunk
