@@ -15,7 +15,7 @@ from .settings import Settings
 
 
 def token_path(settings: Settings) -> Path:
-    return Path(os.environ.get("RADICAL_EDGE_TOKEN_FILE") or settings.token_file).expanduser()
+    return Path(settings.token_file).expanduser()  # env RADICAL_EDGE_TOKEN_FILE
 
 
 def ensure_token(settings: Settings) -> str:
