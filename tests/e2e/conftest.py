@@ -79,8 +79,25 @@ class Portal:
 
     def __init__(self, page) -> None:
         self.page = page
+        self.logged_in: set[str] = set()
+
+    def login(self, base_url: str) -> None:
+        """Log this browser context in as a user would: through a single-use login link
+        (the bridges of the test session are closed; the link sets an HttpOnly cookie)."""
+        import httpx
+
+        base = base_url.rstrip("/")
+        if base in self.logged_in:
+            return
+        r = httpx.post(f"{base}/bridge/login-ticket", timeout=10,
+                       headers={"Authorization": f"Bearer {os.environ['RADICAL_EDGE_TOKEN']}"})
+        r.raise_for_status()
+        self.page.goto(r.json()["url"])
+        self.logged_in.add(base)
 
     def open(self, base_url: str, route: str = "", connected: bool = True):
+        if connected:
+            self.login(base_url)
         self.page.goto(f"{base_url.rstrip('/')}/{('#' + route) if route else ''}")
         if connected:
             self.wait_connected()

@@ -233,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-auth", action="store_true",
                    help="serve anonymous callers as admin (prints a warning; never on a "
                         "shared machine)")
+    p.add_argument("--auth", action="store_true", help=argparse.SUPPRESS)  # the default now
     p.add_argument("--log-dir", help="where service logs go (default ./.run/logs)")
     p.set_defaults(func=cmd_up)
 
