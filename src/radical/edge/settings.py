@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     bridge_key: str | None = Field(
         None, validation_alias=AliasChoices("RADICAL_BRIDGE_KEY", "RADICAL_EDGE_BRIDGE_KEY")
     )
-    token: SecretStr | None = Field(None, description="bearer token; when set, every route needs it")
+    token: SecretStr | None = Field(None, description="the admin bearer token (default: the "
+                                                      "token file's, see token_file)")
     call_timeout: float = Field(120.0, description="default deadline of a plugin call (s)")
     max_call_timeout: float = Field(3600.0, description="upper bound a caller may ask for (s)")
     max_body_bytes: int = Field(64 * 1024 * 1024, description="largest request body relayed")
