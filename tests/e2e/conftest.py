@@ -82,8 +82,8 @@ class Portal:
         self.logged_in: set[str] = set()
 
     def login(self, base_url: str) -> None:
-        """Log this browser context in as a user would: through a single-use login link
-        (the bridges of the test session are closed; the link sets an HttpOnly cookie)."""
+        """Log this tab in as a user would: through a single-use login link (the bridges of
+        the test session are closed; the portal trades the link's ticket for a tab token)."""
         import httpx
 
         base = base_url.rstrip("/")
@@ -93,6 +93,7 @@ class Portal:
                        headers={"Authorization": f"Bearer {os.environ['RADICAL_EDGE_TOKEN']}"})
         r.raise_for_status()
         self.page.goto(r.json()["url"])
+        self.page.wait_for_function("() => !!sessionStorage.getItem('radical_edge_token')")
         self.logged_in.add(base)
 
     def open(self, base_url: str, route: str = "", connected: bool = True):

@@ -81,22 +81,24 @@ def test_up_is_closed_by_default_and_the_sdk_finds_the_token(tmp_path, monkeypat
         finally:
             bc.close()
 
-        # the portal link `up` printed logs a browser in once, with a strict cookie
+        # the portal link `up` printed logs a browser tab in once; the ticket is in the
+        # fragment (never sent to a server) and no cookie is set (cookies ignore ports)
         link = [ln.split(":", 1)[1].strip() for ln in lines if ln.strip().startswith("portal")][0]
-        assert link.startswith(f"{url}/bridge/login?ticket=")
-        r = httpx.get(link, timeout=5)
-        assert r.status_code == 303 and r.headers["location"] == "/"
-        cookie = r.headers["set-cookie"].lower()
-        assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
-        jar = dict(r.cookies)
-        assert httpx.post(f"{url}/edge/list", cookies=jar, timeout=5).status_code == 200
-        assert httpx.get(link, timeout=5).status_code == 401  # single use
+        assert link.startswith(f"{url}/#login=")
+        ticket = link.split("#login=", 1)[1]
+        r = httpx.post(f"{url}/bridge/login", json={"ticket": ticket}, timeout=5)
+        assert r.status_code == 200 and "set-cookie" not in r.headers
+        assert r.json()["scope"] == "admin"
+        tab = {"Authorization": f"Bearer {r.json()['token']}"}
+        assert httpx.post(f"{url}/edge/list", headers=tab, timeout=5).status_code == 200
+        again = httpx.post(f"{url}/bridge/login", json={"ticket": ticket}, timeout=5)
+        assert again.status_code == 401  # single use
 
         # `radical-edge login` makes another link from the same file
-        again = subprocess.run([sys.executable, "-m", "radical.edge.cli", "login", "--url", url],
-                               capture_output=True, text=True, timeout=60, env=env)
-        assert again.returncode == 0, again.stderr
-        assert again.stdout.strip().startswith(f"{url}/bridge/login?ticket=")
+        made = subprocess.run([sys.executable, "-m", "radical.edge.cli", "login", "--url", url],
+                              capture_output=True, text=True, timeout=60, env=env)
+        assert made.returncode == 0, made.stderr
+        assert made.stdout.strip().startswith(f"{url}/#login=")
         _stop(proc, children)
     finally:
         if proc.poll() is None:

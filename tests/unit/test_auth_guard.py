@@ -63,7 +63,9 @@ def test_anonymous_refused_and_tokens_resolved():
     assert run(headers=bearer(b"x")).status == 401
     ok = run(headers=bearer(b"t"))
     assert ok.status == 200 and ok.identity == OWNER
-    assert run(headers=[(b"cookie", b"a=b; radical_edge_session=r")]).identity.user == "rita"
+    assert run(headers=[(b"cookie", b"radical_edge_token=t")]).status == 401  # no cookies
+    assert run(path="/bridge/login").status == 200  # the ticket exchange is public...
+    assert run(path="/bridge/login", method="GET").status == 401  # ...and POST only
     assert run(path="/", method="GET").status == 200  # the portal shell
     assert run(path="/portal/js/app.js", method="GET").status == 200
     assert run(path="/", method="POST").status == 401

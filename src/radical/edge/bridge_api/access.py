@@ -1,8 +1,9 @@
 """Routes about access: login links for the portal, SSE tickets, named tokens, the audit log.
 
-- `POST /bridge/login-ticket` -> a single-use link `GET /bridge/login?ticket=...` that sets the
-  portal's cookie (HttpOnly, SameSite=Strict, Secure under TLS) for the caller's identity,
-  then redirects to the portal: `radical-edge up` prints such a link, so nobody copies tokens.
+- `POST /bridge/login-ticket` -> a single-use portal link `/#login=<ticket>` for the caller's
+  identity; the portal posts the ticket to `POST /bridge/login` and gets a browser token (12 h)
+  for this tab. `radical-edge up` prints such a link, so nobody copies tokens. The ticket is
+  in the URL fragment, which browsers never send to a server.
 - `POST /events/ticket` -> a single-use, short-lived ticket for `GET /events?ticket=...`, for
   EventSource clients that cannot send headers.
 - `POST|GET /bridge/tokens`, `DELETE /bridge/tokens/{id}` (admin): named tokens.
@@ -13,13 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ..app import keys
 from ..app.identity import SCOPES, Identity
 from .audit import audit_view
-from .auth import COOKIE
 from .state import BridgeState
 from .tokens import LOGIN_TICKET_SECONDS, TICKET_SECONDS, parse_duration
 
@@ -43,36 +43,27 @@ async def login_ticket(request: Request) -> dict:
     state = _state(request)
     ticket = await state.tokens.issue_ticket(_who(request), "login", LOGIN_TICKET_SECONDS)
     return {"ticket": ticket, "expires_in": LOGIN_TICKET_SECONDS,
-            "url": f"{_base(request, state)}/bridge/login?ticket={ticket}"}
+            "url": f"{_base(request, state)}/#login={ticket}"}
 
 
-@router.get("/bridge/login", include_in_schema=False)
-async def login(request: Request) -> Any:
+class Login(BaseModel):
+    ticket: str = Field(min_length=1, max_length=256)
+
+
+@router.post("/bridge/login")
+async def login(body: Login, request: Request) -> Any:
+    """Trade a single-use login ticket for a browser token (public: the ticket is the
+    credential). The portal keeps the token in `sessionStorage`, which is per origin, port
+    included; a cookie would be sent to every port of the host, i.e. to other users' servers
+    on a shared login node."""
     state = _state(request)
-    who = await state.tokens.redeem_ticket(request.scope.get("radical.ticket") or "", "login")
+    who = await state.tokens.redeem_ticket(body.ticket, "login")
     if who is None:
         return JSONResponse({"detail": "login link unknown, used or expired: ask for a new "
                                        "one (`radical-edge login`)"}, status_code=401)
-    ttl = state.settings.login_ttl
-    record = await state.tokens.create(who.user, who.scope, ttl, kind="browser")
-    response = RedirectResponse("/", status_code=303)
-    response.set_cookie(COOKIE, record["token"], max_age=int(ttl), path="/", httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https")
-    return response
-
-
-@router.post("/bridge/logout")
-async def logout(request: Request) -> JSONResponse:
-    """Forget the portal cookie (its token is revoked where it was stored)."""
-    state = _state(request)
-    raw = request.cookies.get(COOKIE)
-    if raw:
-        from .tokens import digest
-
-        await state.tokens.revoke(digest(raw)[:12])
-    response = JSONResponse({"ok": True})
-    response.delete_cookie(COOKIE, path="/")
-    return response
+    record = await state.tokens.create(who.user, who.scope, state.settings.login_ttl,
+                                       kind="browser")
+    return {k: record[k] for k in ("token", "user", "scope", "expires")}
 
 
 @router.post("/events/ticket")

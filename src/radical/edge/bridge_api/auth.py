@@ -5,11 +5,12 @@ In order, for every HTTP request:
 1. **Host** must be one the bridge answers to (TrustedHost semantics: loopback names, the
    bind and public host, this machine's name, `allowed_hosts`): defeats DNS rebinding.
 2. **Origin**, when a browser sends one on POST/PUT/PATCH/DELETE, must be the bridge's own
-   origin: a web page elsewhere cannot drive the bridge with the user's cookie.
-3. **Who**: a bearer token (`Authorization: Bearer`) or the portal's login cookie, resolved by
-   the `TokenStore`; `GET /events` also takes a single-use `?ticket=` (EventSource cannot set
-   headers). `?token=` is not accepted and is stripped before anything is forwarded.
-   Only the static portal shell and the login link are public.
+   origin: a web page elsewhere cannot drive the bridge from the user's browser.
+3. **Who**: a bearer token (`Authorization: Bearer`), resolved by the `TokenStore`;
+   `GET /events` also takes a single-use `?ticket=` (EventSource cannot set headers).
+   `?token=` is not accepted and is stripped before anything is forwarded. No cookies: a
+   cookie for 127.0.0.1 goes to every port, i.e. to other users' servers on a login node.
+   Only the static portal shell and the login-ticket exchange are public.
 4. **Scope** of the route: GET reads need `read`, plugin calls that change things `submit`,
    bridge administration `admin` (403 otherwise).
 5. **Body type**: request bodies must be JSON or msgpack (415): forms can't be posted here.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import socket
-from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -31,7 +31,6 @@ from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
-COOKIE = "radical_edge_session"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 BODY_TYPES = ("application/json", "application/msgpack", "application/x-msgpack",
               "application/vnd.msgpack")
@@ -74,9 +73,10 @@ def needed_scope(method: str, path: str) -> str:
 
 
 def is_public(method: str, path: str) -> bool:
-    """The static portal shell (holds no data, runs nothing) and the login link."""
-    return method in ("GET", "HEAD") and (path == "/" or path.startswith("/portal/")
-                                          or path == "/bridge/login")
+    """The static portal shell (holds no data, runs nothing) and the ticket exchange."""
+    if method == "POST":
+        return path == "/bridge/login"
+    return method in ("GET", "HEAD") and (path == "/" or path.startswith("/portal/"))
 
 
 class BridgeGuard:
@@ -91,7 +91,7 @@ class BridgeGuard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         method, path = scope["method"], scope["path"]
-        host = origin = ctype = bearer = cookie = None
+        host = origin = ctype = bearer = None
         has_body = False
         for name, value in scope["headers"]:
             if name == b"host":
@@ -99,8 +99,6 @@ class BridgeGuard:
             elif name == b"authorization":
                 if value[:7].lower() == b"bearer ":
                     bearer = value[7:].strip()
-            elif name == b"cookie":
-                cookie = value
             elif name == b"origin":
                 origin = value.decode("latin-1").lower()
             elif name == b"content-type":
@@ -119,8 +117,10 @@ class BridgeGuard:
         qs = scope.get("query_string", b"")
         ticket = None
         if b"token=" in qs or b"ticket=" in qs:
-            ticket = scope["radical.ticket"] = _strip_secrets(scope)
+            ticket = _strip_secrets(scope)
         if is_public(method, path):
+            if has_body and ctype not in BODY_TYPES:
+                return await deny(send, 415, "request bodies must be application/json")
             return await self.app(scope, receive, send)
 
         state = self.api.state.bridge
@@ -129,9 +129,8 @@ class BridgeGuard:
             who = ANONYMOUS
         else:
             who = None
-            presented = bearer or _cookie(cookie)
-            if presented:
-                who = await state.tokens.identify(presented)
+            if bearer:
+                who = await state.tokens.identify(bearer)
             elif ticket and method == "GET" and path == "/events":
                 who = await state.tokens.redeem_ticket(ticket, "events")
             if who is None:
@@ -166,17 +165,6 @@ class BridgeGuard:
             return True
         scheme = "https" if scope.get("scheme") == "https" else "http"
         return host is not None and origin == f"{scheme}://{host}"
-
-
-def _cookie(raw: bytes | None) -> bytes | None:
-    if raw is None or COOKIE.encode() not in raw:
-        return None
-    jar = SimpleCookie()
-    try:
-        jar.load(raw.decode("latin-1"))
-    except Exception:
-        return None
-    return jar[COOKIE].value.encode() if COOKIE in jar else None
 
 
 def _strip_secrets(scope: dict) -> str | None:

@@ -174,7 +174,8 @@ function onTopology(data) {
   renderPage();
 }
 
-function start() {
+async function start() {
+  await redeemLoginLink();
   events.on('status', setConnection);
   $('conn').addEventListener('click', () => { if (events.status === 'auth') askToken(); });
   events.on('topology', onTopology);
