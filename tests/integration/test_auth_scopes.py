@@ -152,3 +152,14 @@ def test_mutating_calls_are_audited(bridge, bridge_url, scoped_edge, users):
     entries = authed.get(f"{bridge_url}/bridge/audit", params={"count": 500}).json()["entries"]
     assert not any(f"read-{tag}" in x["path"] for x in entries)  # reads are not audited
     assert f"POST /scoped/echo/echo/{tag} -> 200" in bridge.log_path.read_text()
+
+
+def test_bad_token_requests_are_4xx_with_detail(bridge_url):
+    for body in ({"user": "x", "scope": "root"}, {"user": "a b", "scope": "read"},
+                 {"user": "x", "scope": "read", "expires": "soon"}, {"scope": "read"}):
+        r = authed.post(f"{bridge_url}/bridge/tokens", json=body, timeout=10)
+        assert r.status_code == 422 and r.json()["detail"], body
+    r = authed.request("DELETE", f"{bridge_url}/bridge/tokens/nobody-{uuid.uuid4().hex[:6]}")
+    assert r.status_code == 404 and "no token" in r.json()["detail"]
+    r = httpx.post(f"{bridge_url}/bridge/login", json={"ticket": "forged"}, timeout=10)
+    assert r.status_code == 401 and "login link" in r.json()["detail"]

@@ -135,3 +135,14 @@ def test_parse_duration():
     assert parse_duration(None) is None and parse_duration(12) == 12
     with pytest.raises(ValueError):
         parse_duration("soon")
+
+
+def test_identity_validation():
+    assert Identity("alice@lab", "submit").allows("read")
+    assert not Identity("rita", "read").allows("submit")
+    for user, scope in [("", "read"), ("a b", "read"), ("x\nfake audit", "read"),
+                        ("ok", "root")]:
+        with pytest.raises(ValueError):
+            Identity(user, scope)
+    assert Identity.from_wire({"user": "a", "scope": "root"}) is None
+    assert Identity.from_wire(True) is None  # the old caller-settable `auth: true`

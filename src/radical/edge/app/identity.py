@@ -7,9 +7,12 @@ caller's identity into every `CallRequest`; the edge hands it to handlers as
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
+#: user names end up in logs and audit entries: no spaces, quotes or control characters
+USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
 SCOPES: tuple[str, ...] = ("read", "submit", "admin")
 _RANK = {name: i for i, name in enumerate(SCOPES)}
 
@@ -22,8 +25,9 @@ class Identity:
     def __post_init__(self) -> None:
         if self.scope not in _RANK:
             raise ValueError(f"unknown scope {self.scope!r}: use one of {', '.join(SCOPES)}")
-        if not isinstance(self.user, str) or not self.user or len(self.user) > 128:
-            raise ValueError("user must be a non-empty string of at most 128 characters")
+        if not isinstance(self.user, str) or not USER_RE.match(self.user):
+            raise ValueError(f"invalid user name {str(self.user)[:64]!r}: use letters, digits, "
+                             "'_', '.', '@', '+' or '-' (at most 128)")
 
     def allows(self, needed: str) -> bool:
         """True if this identity's scope includes `needed`."""

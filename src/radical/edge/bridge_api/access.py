@@ -83,6 +83,7 @@ async def create_token(body: NewToken, request: Request) -> dict:
     if body.scope not in SCOPES:
         raise HTTPException(422, f"scope must be one of {', '.join(SCOPES)}")
     try:
+        Identity(body.user, body.scope)
         expires_in = parse_duration(body.expires)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
