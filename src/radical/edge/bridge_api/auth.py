@@ -86,6 +86,7 @@ class BridgeGuard:
         self.no_auth = settings.no_auth
         self.hosts = allowed_hosts(settings)
         self.public_origin = settings.public_url().lower()
+        self._seen_hosts: dict[bytes, bool] = {}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -95,7 +96,7 @@ class BridgeGuard:
         has_body = False
         for name, value in scope["headers"]:
             if name == b"host":
-                host = value.decode("latin-1").lower()
+                host = value
             elif name == b"authorization":
                 if value[:7].lower() == b"bearer ":
                     bearer = value[7:].strip()
@@ -108,8 +109,9 @@ class BridgeGuard:
             elif name == b"transfer-encoding":
                 has_body = True
 
-        if self.hosts is not None and (host is None or host_name(host) not in self.hosts):
-            return await deny(send, 400, f"host '{(host or '')[:100]}' is not allowed "
+        if host is None or not self._host_ok(host):
+            shown = (host or b"").decode("latin-1")[:100]
+            return await deny(send, 400, f"host '{shown}' is not allowed "
                                          "(RADICAL_EDGE_ALLOWED_HOSTS)")
         if origin is not None and method not in READ_METHODS and not self._same_origin(
                 origin, host, scope):
@@ -160,11 +162,20 @@ class BridgeGuard:
         finally:
             state.audit.record(who.user, who.scope, method, path, status)
 
-    def _same_origin(self, origin: str, host: str | None, scope: dict) -> bool:
+    def _host_ok(self, raw: bytes) -> bool:
+        """Is this Host header value allowed? (Memoised: clients repeat the same value.)"""
+        ok = self._seen_hosts.get(raw)
+        if ok is None:
+            ok = self.hosts is None or host_name(raw.decode("latin-1").lower()) in self.hosts
+            if len(self._seen_hosts) < 1024:
+                self._seen_hosts[raw] = ok
+        return ok
+
+    def _same_origin(self, origin: str, host: bytes | None, scope: dict) -> bool:
         if origin == self.public_origin:
             return True
         scheme = "https" if scope.get("scheme") == "https" else "http"
-        return host is not None and origin == f"{scheme}://{host}"
+        return host is not None and origin == f"{scheme}://{host.decode('latin-1').lower()}"
 
 
 def _strip_secrets(scope: dict) -> str | None:
