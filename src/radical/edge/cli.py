@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from .cli_access import add_access_parsers
 from .settings import Settings, get_settings
 
 
@@ -158,58 +159,6 @@ def _login_link(url: str, token: str, settings: Settings) -> str:
     return r.json()["url"]
 
 
-def _bridge_call(args: argparse.Namespace, method: str, path: str, **kw: object) -> object:
-    """Call the bridge with the token the SDK would use; errors end the command."""
-    from .sdk import BridgeClient
-    from .sdk.errors import EdgeError
-
-    url = args.url or os.environ.get("RADICAL_BRIDGE_URL") or get_settings().public_url()
-    with BridgeClient(url) as bc:
-        try:
-            return bc._call(method, path, **kw)
-        except EdgeError as exc:
-            raise SystemExit(f"radical-edge: {method} {path}: {exc}") from None
-
-
-def cmd_login(args: argparse.Namespace) -> int:
-    answer = _bridge_call(args, "POST", "/bridge/login-ticket")
-    print(answer["url"])  # type: ignore[index]
-    return 0
-
-
-def cmd_token(args: argparse.Namespace) -> int:
-    """`token create|list|revoke`: named tokens, managed through the bridge (admin only)."""
-    if args.action == "create":
-        if not args.user or not args.scope:
-            raise SystemExit("radical-edge token create: --user and --scope are required")
-        rec = _bridge_call(args, "POST", "/bridge/tokens",
-                           json={"user": args.user, "scope": args.scope,
-                                 "expires": args.expires})
-        print(f"{rec['token']}\n(id {rec['id']}, user {rec['user']}, scope {rec['scope']}, "  # type: ignore[index]
-              f"expires {_when(rec['expires'])}; shown once: store it now)",  # type: ignore[index]
-              file=sys.stderr if args.quiet else sys.stdout)
-        if args.quiet:
-            print(rec["token"])  # type: ignore[index]
-    elif args.action == "list":
-        tokens = _bridge_call(args, "GET", "/bridge/tokens")["tokens"]  # type: ignore[index]
-        print(f"{'id':12}  {'user':16} {'scope':6} {'kind':7} expires")
-        for t in tokens:
-            print(f"{t['id']:12}  {t['user']:16} {t['scope']:6} {t.get('kind', ''):7} "
-                  f"{_when(t.get('expires'))}")
-    else:
-        if not args.id:
-            raise SystemExit("radical-edge token revoke: give a token id or a user name")
-        n = _bridge_call(args, "DELETE", f"/bridge/tokens/{args.id}")["revoked"]  # type: ignore[index]
-        print(f"revoked {n} token(s)")
-    return 0
-
-
-def _when(epoch: float | None) -> str:
-    if not epoch:
-        return "never"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
-
-
 def _interrupt(*_args: object) -> None:
     raise KeyboardInterrupt
 
@@ -246,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-auth", action="store_true",
                    help="serve anonymous callers as admin (prints a warning)")
     p.set_defaults(func=cmd_bridge)
-    _token_parsers(sub)
+    add_access_parsers(sub)
 
     p = sub.add_parser("edge", help="run an edge (a Celery worker edge@NAME)")
     _common(p)
@@ -260,23 +209,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5555)
     p.set_defaults(func=cmd_flower)
     return parser
-
-
-def _token_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("login", help="print a single-use portal login link")
-    p.add_argument("--url", help="bridge URL (env RADICAL_BRIDGE_URL)")
-    p.set_defaults(func=cmd_login)
-
-    p = sub.add_parser("token", help="named tokens: create, list, revoke (admin)")
-    p.add_argument("action", choices=["create", "list", "revoke"])
-    p.add_argument("id", nargs="?", help="revoke: token id or user name")
-    p.add_argument("--user", help="create: the user the token identifies")
-    p.add_argument("--scope", choices=["read", "submit", "admin"], help="create: its scope")
-    p.add_argument("--expires", help="create: lifetime, e.g. 3600, 12h, 30d (default never)")
-    p.add_argument("-q", "--quiet", action="store_true",
-                   help="create: print only the token on stdout")
-    p.add_argument("--url", help="bridge URL (env RADICAL_BRIDGE_URL)")
-    p.set_defaults(func=cmd_token)
 
 
 def main(argv: list[str] | None = None) -> int:
