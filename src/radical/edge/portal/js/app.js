@@ -3,7 +3,7 @@
 //   #/e/EDGE            one edge
 //   #/e/EDGE/PLUGIN     a plugin page (its own module, or the generic ui_config renderer)
 import { h, replace, clear } from './dom.js';
-import { PluginApi, askToken } from './api.js';
+import { PluginApi, askToken, redeemLoginLink } from './api.js';
 import { EventStream } from './sse.js';
 import { renderTree, tickWalltimes } from './tree.js';
 import { overviewPage, edgePage } from './pages.js';
