@@ -133,11 +133,38 @@ def test_no_auth_is_explicit_and_warns(redis_url, log_dir):
         svc.stop()
 
 
-def test_bridge_cli_refuses_anonymous_by_default(bridge_url):
-    for method, path in [("POST", "/edge/list"), ("GET", "/events"),
-                         ("POST", "/bridge/terminate"), ("GET", "/docs"),
-                         ("GET", "/any/echo/version")]:
-        r = httpx.request(method, bridge_url + path, timeout=5)
-        assert r.status_code == 401, (method, path)
-        assert r.json()["detail"] == "missing or invalid bearer token"
-    assert httpx.get(bridge_url + "/", timeout=5).status_code == 200  # the portal shell
+def test_bridge_cli_refuses_anonymous_by_default(redis_url, tmp_path):
+    """`radical-edge bridge` with no token configured: makes one, and refuses anonymous calls."""
+    port = services.free_port()
+    token_file = tmp_path / "edge" / "token"
+    env = {k: v for k, v in os.environ.items() if k != "RADICAL_EDGE_TOKEN"}
+    env["RADICAL_EDGE_TOKEN_FILE"] = str(token_file)
+    log = open(tmp_path / "bridge.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "radical.edge.cli", "bridge", "--port",
+                             str(port), "--redis-url", redis_url], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    svc = services.Service("bridge-default", proc, tmp_path / "bridge.log")
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            return httpx.post(f"{url}/edge/list", timeout=1).status_code > 0
+        except httpx.HTTPError:
+            return False
+
+    try:
+        services.wait_until(answers, 30, "the bridge to answer", svc)
+        for method, path in [("POST", "/edge/list"), ("GET", "/events"),
+                             ("POST", "/bridge/terminate"), ("GET", "/docs"),
+                             ("GET", "/any/echo/version")]:
+            r = httpx.request(method, url + path, timeout=5)
+            assert r.status_code == 401, (method, path)
+            assert r.json()["detail"] == "missing or invalid bearer token"
+        assert httpx.get(url + "/", timeout=5).status_code == 200  # the portal shell
+        token = token_file.read_text().strip()
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        ok = httpx.post(f"{url}/edge/list", headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200
+    finally:
+        svc.stop()
+        log.close()
