@@ -17,6 +17,10 @@ USERS = {b"t": OWNER, b"r": Identity("rita", "read"), b"s": Identity("sam", "sub
 
 class FakeTokens:
     async def identify(self, token: bytes):
+        if token == b"boom":
+            from redis.exceptions import ConnectionError
+
+            raise ConnectionError("Redis is down")
         return USERS.get(token)
 
     async def redeem_ticket(self, ticket: str, kind: str):
@@ -146,3 +150,8 @@ def test_identity_validation():
             Identity(user, scope)
     assert Identity.from_wire({"user": "a", "scope": "root"}) is None
     assert Identity.from_wire(True) is None  # the old caller-settable `auth: true`
+
+
+def test_token_store_down_is_503_not_500():
+    r = run(headers=bearer(b"boom"))
+    assert r.status == 503

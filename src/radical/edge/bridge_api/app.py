@@ -7,6 +7,7 @@ from typing import Any, AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..settings import Settings
@@ -57,6 +58,11 @@ def create_app(settings: Settings) -> BridgeGuard:
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RedisError)
+    async def broker_error(_request: Request, exc: RedisError) -> JSONResponse:
+        return JSONResponse({"detail": f"broker unavailable: {type(exc).__name__}"},
+                            status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

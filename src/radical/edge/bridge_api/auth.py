@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
+from redis.exceptions import RedisError
 
 from ..app import keys
 from ..app.identity import ANONYMOUS, Identity
@@ -131,10 +132,14 @@ class BridgeGuard:
             who = ANONYMOUS
         else:
             who = None
-            if bearer:
-                who = await state.tokens.identify(bearer)
-            elif ticket and method == "GET" and path == "/events":
-                who = await state.tokens.redeem_ticket(ticket, "events")
+            try:
+                if bearer:
+                    who = await state.tokens.identify(bearer)
+                elif ticket and method == "GET" and path == "/events":
+                    who = await state.tokens.redeem_ticket(ticket, "events")
+            except (RedisError, OSError) as exc:  # named tokens live in Redis
+                return await deny(send, 503, f"cannot check the token: broker unavailable "
+                                             f"({type(exc).__name__})")
             if who is None:
                 return await deny(send, 401, "missing or invalid bearer token",
                                   [(b"www-authenticate", b"Bearer")])
