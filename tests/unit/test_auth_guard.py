@@ -97,6 +97,9 @@ def test_no_auth_serves_anonymous_admin():
     ("DELETE", "/e/p/x", "submit"), ("POST", "/edge/disconnect/e", "admin"),
     ("POST", "/bridge/terminate", "admin"), ("GET", "/bridge/tokens", "admin"),
     ("POST", "/events/ticket", "read"), ("GET", "/events", "read"),
+    ("POST", "/bridge/login-ticket", "read"), ("GET", "/docs", "read"),
+    ("GET", "/bridge/audit", "admin"), ("DELETE", "/bridge/tokens/x", "admin"),
+    ("POST", "/bridge/some-future-route", "admin"), ("GET", "/edge/whatever", "admin"),
 ])
 def test_route_scopes(method, path, scope):
     assert needed_scope(method, path) == scope

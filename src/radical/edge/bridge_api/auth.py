@@ -11,8 +11,8 @@ In order, for every HTTP request:
    `?token=` is not accepted and is stripped before anything is forwarded. No cookies: a
    cookie for 127.0.0.1 goes to every port, i.e. to other users' servers on a login node.
    Only the static portal shell and the login-ticket exchange are public.
-4. **Scope** of the route: GET reads need `read`, plugin calls that change things `submit`,
-   bridge administration `admin` (403 otherwise).
+4. **Scope** of the route: plugin GETs need `read`, other plugin calls `submit`; the bridge's
+   own routes need `admin` unless `needed_scope` lists them as reads (403 otherwise).
 5. **Body type**: request bodies must be JSON or msgpack (415): forms can't be posted here.
 6. **Audit**: every call that is not GET/HEAD/OPTIONS is recorded after it was answered.
 """
@@ -37,7 +37,9 @@ BODY_TYPES = ("application/json", "application/msgpack", "application/x-msgpack"
               "application/vnd.msgpack")
 #: query parameters that carry credentials: never forwarded
 SECRET_PARAMS = frozenset({"token", "ticket"})
-_ADMIN_PREFIXES = ("/edge/disconnect", "/bridge/terminate", "/bridge/tokens", "/bridge/audit")
+#: the bridge's own routes that `read` may use; every other one needs `admin`
+_READ_GETS = frozenset({"/edge/list", "/events", "/docs", "/openapi.json", "/favicon.ico"})
+_READ_POSTS = frozenset({"/edge/list", "/events/ticket", "/bridge/login-ticket"})
 
 
 def allowed_hosts(settings: Settings) -> frozenset[str] | None:
@@ -63,21 +65,23 @@ def host_name(host: str) -> str:
 
 
 def needed_scope(method: str, path: str) -> str:
-    if path.startswith(_ADMIN_PREFIXES):
-        return "admin"
-    if method in READ_METHODS:
-        return "read"
+    """The scope a route needs. The bridge's own routes are admin-only unless listed as
+    reads here, so a route added later is closed until someone decides otherwise."""
     first = path[1:].partition("/")[0]
-    if first in keys.RESERVED_EDGE_NAMES:  # bridge's own POSTs: /edge/list, tickets
-        return "read"
-    return "submit"
+    if first in keys.RESERVED_EDGE_NAMES:
+        if method in READ_METHODS and (path in _READ_GETS or path.startswith("/docs/")):
+            return "read"
+        if method == "POST" and path in _READ_POSTS:
+            return "read"
+        return "admin"
+    return "read" if method in READ_METHODS else "submit"  # plugin calls
 
 
 def is_public(method: str, path: str) -> bool:
     """The static portal shell (holds no data, runs nothing) and the ticket exchange."""
     if method == "POST":
         return path == "/bridge/login"
-    return method in ("GET", "HEAD") and (path == "/" or path.startswith("/portal/"))
+    return method in ("GET", "HEAD") and (path in ("/", "/portal") or path.startswith("/portal/"))
 
 
 class BridgeGuard:
