@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import statistics
 import sys
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+import httpx  # noqa: E402
 import redis  # noqa: E402
 
 from radical.edge import services  # noqa: E402
@@ -47,9 +49,10 @@ def redis_floor(url: str, n: int) -> list[float]:
 class Conn:
     """One keep-alive HTTP/1.1 connection issuing GETs back to back."""
 
-    def __init__(self, host: str, port: int, path: str) -> None:
+    def __init__(self, host: str, port: int, path: str, token: str = "") -> None:
         self.host, self.port = host, port
-        self.request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        self.request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n".encode()
 
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
@@ -81,9 +84,9 @@ def parse_server_timing(value: str) -> dict[str, float]:
 
 
 async def run_load(host: str, port: int, path: str, conns: int, seconds: float,
-                   max_requests: int | None = None,
-                   timings: list | None = None) -> tuple[list[float], float, int]:
-    clients = [Conn(host, port, path) for _ in range(conns)]
+                   max_requests: int | None = None, timings: list | None = None,
+                   token: str = "") -> tuple[list[float], float, int]:
+    clients = [Conn(host, port, path, token) for _ in range(conns)]
     await asyncio.gather(*(c.open() for c in clients))
     for c in clients:  # warm up every connection
         await c.get()
@@ -115,13 +118,23 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5.0, help="duration of each loaded run")
     ap.add_argument("--sequential", type=int, default=3000, help="sequential requests")
     ap.add_argument("--markdown", action="store_true", help="also print a markdown table")
+    ap.add_argument("--named-token", action="store_true",
+                    help="call as a named 'read' token (looked up in Redis, cached) instead "
+                         "of the bridge's owner token")
     args = ap.parse_args()
+    owner = secrets.token_urlsafe(32)  # the bridge is closed, as in production
 
     log_dir = ROOT / ".run" / "bench-logs"
     redis_svc = services.start_redis(log_dir=log_dir)
     url = redis_svc.extra["url"]
-    bridge = services.start_bridge(url, log_dir=log_dir)
-    edge = services.start_edge(url, "bench", "sysinfo", log_dir, bridge_url=bridge.extra["url"])
+    bridge = services.start_bridge(url, log_dir=log_dir, token=owner)
+    edge = services.start_edge(url, "bench", "sysinfo", log_dir, bridge_url=bridge.extra["url"],
+                               token=owner)
+    token = owner
+    if args.named_token:
+        r = httpx.post(f"{bridge.extra['url']}/bridge/tokens", json={"user": "bench",
+                       "scope": "read"}, headers={"Authorization": f"Bearer {owner}"})
+        token = r.json()["token"]
     rows = []
     try:
         floor = redis_floor(url, args.sequential)
@@ -129,10 +142,11 @@ def main() -> int:
         host, port = "127.0.0.1", bridge.extra["port"]
         path = "/bench/sysinfo/health"
         timings: list[dict[str, float]] = []
-        seq, el, err = asyncio.run(run_load(host, port, path, 1, 120, args.sequential, timings))
+        seq, el, err = asyncio.run(run_load(host, port, path, 1, 120, args.sequential, timings,
+                                            token))
         rows.append(("bridge sequential", 1, seq, el, err))
         for n in (8, 32):
-            s, el, err = asyncio.run(run_load(host, port, path, n, args.seconds))
+            s, el, err = asyncio.run(run_load(host, port, path, n, args.seconds, token=token))
             rows.append((f"bridge {n} connections", n, s, el, err))
     finally:
         edge.stop()

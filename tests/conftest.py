@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Callable, Iterator
@@ -25,6 +26,13 @@ from radical.edge import services  # noqa: E402
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 LOG_DIR = Path(os.environ.get("RADICAL_EDGE_TEST_LOGS", ROOT / ".run" / "test-logs"))
+
+# Bridges are closed by default, in tests too: every bridge the fixtures start needs this
+# admin token, which reaches bridges and SDK clients through the environment (never argv),
+# and the token file is a private temporary one (never the user's ~/.radical/edge/token).
+os.environ.setdefault("RADICAL_EDGE_TOKEN", f"test-admin-{uuid.uuid4().hex}")
+os.environ.setdefault("RADICAL_EDGE_TOKEN_FILE",
+                      str(Path(tempfile.mkdtemp(prefix="radical-edge-auth-")) / "token"))
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 import httpx
 
+import authed
+
 from radical.edge import BridgeClient, services
 
 
@@ -24,7 +26,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, step: float = 
 
 
 def edges(bridge_url: str) -> dict:
-    r = httpx.post(f"{bridge_url}/edge/list", timeout=5)
+    r = authed.post(f"{bridge_url}/edge/list", timeout=5)
     r.raise_for_status()
     return r.json()["data"]["edges"]
 

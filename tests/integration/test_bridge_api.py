@@ -9,6 +9,8 @@ import uuid
 import httpx
 import pytest
 
+import authed
+
 from radical.edge import services
 
 
@@ -19,7 +21,7 @@ def echo_edge(module_edges):
 
 @pytest.fixture
 def http(bridge_url):
-    with httpx.Client(base_url=bridge_url, timeout=20) as client:
+    with httpx.Client(base_url=bridge_url, timeout=20, headers=authed.AUTH) as client:
         yield client
 
 
@@ -54,7 +56,7 @@ def test_proxy_relays_method_query_body(http, echo_edge, method):
     assert got["query"] == {"x": "1", "y": "ü"}
     assert got["body"] == body
     assert got["content_type"] == "application/json"
-    assert got["auth"] is False
+    assert got["identity"] == {"user": "admin", "scope": "admin"}  # the bridge vouches
 
 
 def test_server_timing_header(http, echo_edge):
@@ -125,8 +127,9 @@ def test_dot_segments_refused(bridge_url, echo_edge):
     import socket
     host, port = bridge_url.split("//")[1].split(":")
     with socket.create_connection((host, int(port)), timeout=5) as s:
-        s.sendall(b"GET /echo1/echo/echo/../../health HTTP/1.1\r\nHost: x\r\n"
-                  b"Connection: close\r\n\r\n")
+        s.sendall(b"GET /echo1/echo/echo/../../health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  + f"Authorization: {authed.AUTH['Authorization']}\r\n".encode()
+                  + b"Connection: close\r\n\r\n")
         answer = b""
         while chunk := s.recv(4096):  # until the server closes: headers and body
             answer += chunk
@@ -147,7 +150,7 @@ def test_malformed_json_and_bad_session_args(http, echo_edge):
 
 def test_huge_body_413(http, echo_edge, bridge):
     big = b"x" * (64 * 1024 * 1024 + 1)
-    r = http.post("/echo1/echo/echo/big", content=big)
+    r = http.post("/echo1/echo/echo/big", content=big, headers=authed.JSON)
     assert r.status_code == 413 and "exceeds the limit" in r.json()["detail"]
     assert bridge.alive()
     assert http.get("/echo1/echo/version").status_code == 200
@@ -155,7 +158,7 @@ def test_huge_body_413(http, echo_edge, bridge):
 
 def test_large_body_within_limit_round_trips(http, echo_edge):
     payload = "y" * (4 * 1024 * 1024)
-    r = http.post("/echo1/echo/echo/big", content=payload)
+    r = http.post("/echo1/echo/echo/big", content=payload, headers=authed.JSON)
     assert r.status_code == 200 and len(r.json()["body"]) == len(payload)
 
 
@@ -172,7 +175,7 @@ def test_timeout_header(http, echo_edge):
 def test_slow_handler_does_not_block_others(http, echo_edge, bridge_url):
     tag = uuid.uuid4().hex[:8]
     with cf.ThreadPoolExecutor(1) as pool:
-        slow = pool.submit(httpx.get, f"{bridge_url}/echo1/echo/sleep/8", params={"tag": tag},
+        slow = pool.submit(authed.get, f"{bridge_url}/echo1/echo/sleep/8", params={"tag": tag},
                            timeout=30)
         services.wait_until(lambda: http.get(f"/echo1/echo/runs/{tag}").json()["runs"] == 1, 10,
                             "the slow handler to start")
@@ -185,7 +188,7 @@ def test_slow_handler_does_not_block_others(http, echo_edge, bridge_url):
 def test_many_slow_calls_in_flight_at_once(bridge_url, echo_edge, http):
     tag = uuid.uuid4().hex[:8]
     with cf.ThreadPoolExecutor(20) as pool:
-        calls = [pool.submit(httpx.get, f"{bridge_url}/echo1/echo/sleep/6", params={"tag": tag},
+        calls = [pool.submit(authed.get, f"{bridge_url}/echo1/echo/sleep/6", params={"tag": tag},
                              timeout=30) for _ in range(20)]
         services.wait_until(lambda: http.get(f"/echo1/echo/runs/{tag}").json()["runs"] == 20,
                             5, "all 20 handlers to be running")
@@ -195,24 +198,24 @@ def test_many_slow_calls_in_flight_at_once(bridge_url, echo_edge, http):
 
 def test_terminate_bridge_leaves_edges_running(make_bridge, echo_edge, bridge_url):
     extra = make_bridge()
-    r = httpx.post(f"{extra.extra['url']}/bridge/terminate", timeout=5)
+    r = authed.post(f"{extra.extra['url']}/bridge/terminate", timeout=5)
     assert r.status_code == 200 and r.json()["status"] == "terminating"
     extra.proc.wait(15)
     assert extra.proc.returncode is not None
     assert echo_edge.alive()
-    assert httpx.get(f"{bridge_url}/echo1/echo/version", timeout=5).status_code == 200
+    assert authed.get(f"{bridge_url}/echo1/echo/version", timeout=5).status_code == 200
 
 
 def test_disconnect_stops_the_edge_worker(make_edge, bridge_url):
     svc = make_edge("sysinfo", name="todisconnect")
-    r = httpx.post(f"{bridge_url}/edge/disconnect/todisconnect", timeout=20)
+    r = authed.post(f"{bridge_url}/edge/disconnect/todisconnect", timeout=20)
     assert r.status_code == 200
     assert r.json()["status"] == "shutdown" and r.json()["edge"] == "todisconnect"
     svc.proc.wait(20)  # the worker process really exits
     assert "todisconnect" not in services.list_edges(bridge_url)
-    r = httpx.post(f"{bridge_url}/edge/disconnect/todisconnect", timeout=5)
+    r = authed.post(f"{bridge_url}/edge/disconnect/todisconnect", timeout=5)
     assert r.status_code == 404
-    r = httpx.get(f"{bridge_url}/todisconnect/sysinfo/health", timeout=5)
+    r = authed.get(f"{bridge_url}/todisconnect/sysinfo/health", timeout=5)
     assert r.status_code == 503 and "not connected" in r.json()["detail"]
 
 

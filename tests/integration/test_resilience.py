@@ -10,17 +10,19 @@ import uuid
 
 import httpx
 
+import authed
+
 from radical.edge import BridgeClient, services
 
 
 def runs(bridge_url: str, edge: str, tag: str) -> int:
-    return httpx.get(f"{bridge_url}/{edge}/echo/runs/{tag}", timeout=10).json()["runs"]
+    return authed.get(f"{bridge_url}/{edge}/echo/runs/{tag}", timeout=10).json()["runs"]
 
 
 def test_kill9_mid_call_gives_unknown_outcome_and_edge_leaves(make_edge, bridge_url):
     svc = make_edge("echo", name="victim")
     with cf.ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(httpx.get, f"{bridge_url}/victim/echo/sleep/60", timeout=30)
+        pending = pool.submit(authed.get, f"{bridge_url}/victim/echo/sleep/60", timeout=30)
         time.sleep(0.5)
         t0 = time.monotonic()
         svc.kill9()
@@ -33,7 +35,7 @@ def test_kill9_mid_call_gives_unknown_outcome_and_edge_leaves(make_edge, bridge_
     assert record["state"] == "running"  # it started and never finished
     assert waited < 10, f"the answer took {waited:.1f} s"
     assert "victim" not in services.list_edges(bridge_url)
-    r = httpx.get(f"{bridge_url}/victim/echo/version", timeout=5)
+    r = authed.get(f"{bridge_url}/victim/echo/version", timeout=5)
     assert r.status_code == 503 and "not connected" in r.json()["detail"]
 
 
@@ -42,7 +44,7 @@ def test_call_for_a_dead_edge_never_runs_later(make_edge, bridge_url):
     tag = uuid.uuid4().hex[:8]
     svc.kill9()
     # right after the kill the bridge may still believe the edge alive and queue the call
-    statuses = [httpx.get(f"{bridge_url}/phoenix/echo/sleep/0", params={"tag": tag},
+    statuses = [authed.get(f"{bridge_url}/phoenix/echo/sleep/0", params={"tag": tag},
                           timeout=30).status_code for _ in range(3)]
     assert set(statuses) <= {503}, statuses
     make_edge("echo", name="phoenix")  # same name comes back
@@ -57,7 +59,7 @@ def test_call_answered_504_is_withdrawn_and_never_runs(make_edge, bridge_url):
     tag = uuid.uuid4().hex[:8]
     os.kill(svc.pid, signal.SIGSTOP)  # the edge cannot consume; its heartbeat key stays
     try:
-        r = httpx.get(f"{bridge_url}/frozen/echo/sleep/0", params={"tag": tag},
+        r = authed.get(f"{bridge_url}/frozen/echo/sleep/0", params={"tag": tag},
                       headers={"x-radical-timeout": "1"}, timeout=10)
         assert r.status_code == 504
     finally:
@@ -79,7 +81,8 @@ def test_32_clients_x_200_calls_no_mixed_or_lost_replies(make_edge, bridge_url):
             ok = 0
             for j in range(calls):
                 token = f"{i}-{j}-{uuid.uuid4().hex}"
-                got = echo._request("POST", f"echo/{token}", content=token)
+                got = echo._request("POST", f"echo/{token}", content=token,
+                                    headers=authed.JSON)
                 if got["rest"] != token or got["body"] != token:
                     errors.append(f"client {i} call {j}: sent {token}, got {got}")
                 else:
@@ -110,12 +113,13 @@ def test_two_bridges_on_one_redis(make_bridge, make_edge, bridge_url):
         def call(i: int) -> bool:
             url = urls[i % 2]
             token = uuid.uuid4().hex
-            r = httpx.post(f"{url}/shared/echo/echo/{token}", content=token, timeout=20)
+            r = authed.post(f"{url}/shared/echo/echo/{token}", content=token,
+                               headers=authed.JSON, timeout=20)
             return r.status_code == 200 and r.json()["body"] == token
 
         with cf.ThreadPoolExecutor(16) as pool:
             assert all(pool.map(call, range(400)))
-        httpx.post(f"{urls[1]}/shared/echo/notify", json={"n": 5, "tag": "two"}, timeout=10)
+        authed.post(f"{urls[1]}/shared/echo/notify", json={"n": 5, "tag": "two"}, timeout=10)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not all(len(g) == 10 for g in got):
             time.sleep(0.05)
@@ -134,18 +138,18 @@ def test_redis_restart_bridge_and_edge_recover(log_dir):
     bc = BridgeClient(burl)
     got: list = []
     try:
-        assert httpx.get(f"{burl}/survivor/echo/version", timeout=5).status_code == 200
+        assert authed.get(f"{burl}/survivor/echo/version", timeout=5).status_code == 200
         bc.register_callback("survivor", "echo", None, lambda e, p, t, d: got.append(d))
         assert bc.wait_for_listener(10)
         redis_svc.stop()
-        r = httpx.get(f"{burl}/survivor/echo/version", timeout=15)
+        r = authed.get(f"{burl}/survivor/echo/version", timeout=15)
         assert r.status_code in (503, 504), r.text  # a clear error while Redis is away
         redis_svc = services.start_redis(port=port, log_dir=log_dir)
         t0 = time.monotonic()
         services.wait_for_edge(burl, "survivor", 30)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            r = httpx.get(f"{burl}/survivor/echo/version", timeout=5)
+            r = authed.get(f"{burl}/survivor/echo/version", timeout=5)
             if r.status_code == 200:
                 break
             time.sleep(0.2)
@@ -155,7 +159,7 @@ def test_redis_restart_bridge_and_edge_recover(log_dir):
         got.clear()
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and not got:
-            httpx.post(f"{burl}/survivor/echo/notify", json={"n": 1, "tag": "r"}, timeout=5)
+            authed.post(f"{burl}/survivor/echo/notify", json={"n": 1, "tag": "r"}, timeout=5)
             time.sleep(0.5)
         assert got, "notifications flow again after the restart"
         assert bridge.alive() and edge.alive()
@@ -172,7 +176,7 @@ def test_on_topology_change_reaches_plugins(make_edge, bridge_url):
     deadline = time.monotonic() + 15
     seen: list = []
     while time.monotonic() < deadline:
-        seen = httpx.get(f"{bridge_url}/watcher/echo/seen_topology", timeout=5).json()["edges"]
+        seen = authed.get(f"{bridge_url}/watcher/echo/seen_topology", timeout=5).json()["edges"]
         if "newcomer" in seen:
             break
         time.sleep(0.2)
@@ -192,7 +196,7 @@ def test_sse_keeps_up_with_a_notification_burst(make_edge, bridge_url):
     bc.register_callback("bursty", "echo", None, cb)
     try:
         assert bc.wait_for_listener(10)
-        httpx.post(f"{bridge_url}/bursty/echo/notify", json={"n": 3000, "tag": "b"}, timeout=60)
+        authed.post(f"{bridge_url}/bursty/echo/notify", json={"n": 3000, "tag": "b"}, timeout=60)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and len(seen) < 6000:
             time.sleep(0.1)

@@ -14,6 +14,7 @@ from collections import Counter
 
 import httpx
 import pytest
+from authed import AUTH
 
 from radical.edge import BridgeClient, services
 from radical.edge.plugins.rhapsody.executor import pid_alive
@@ -61,7 +62,7 @@ def rh(bc, rh_edges):
 
 @pytest.fixture
 def http(bridge_url):
-    with httpx.Client(base_url=bridge_url, timeout=30) as client:
+    with httpx.Client(base_url=bridge_url, timeout=30, headers=AUTH) as client:
         yield client
 
 
@@ -180,10 +181,12 @@ def test_pickled_functions_need_opt_in_and_token(http, rh_edges, token_bridge):
 
     blob = "pickle::" + base64.b64encode(pickle.dumps(functions.add)).decode()
     task = {"uid": "p", "function": blob, "args": [1, 2]}
-    # edge allows pickles, but this bridge has no token: the caller is not authenticated
+    # edge allows pickles, but a read-only caller may not submit anything
     sid = register_raw(http, "rh-p")
-    r = http.post(f"/rh-p/rhapsody/submit/{sid}", json={"tasks": [task]})
-    assert r.status_code == 403 and "token" in r.json()["detail"]
+    reader = http.post("/bridge/tokens", json={"user": "rita", "scope": "read"}).json()["token"]
+    r = http.post(f"/rh-p/rhapsody/submit/{sid}", json={"tasks": [task]},
+                  headers={"Authorization": f"Bearer {reader}"})
+    assert r.status_code == 403 and "'submit'" in r.json()["detail"]
     with httpx.Client(base_url=token_bridge.extra["url"], timeout=30,
                       headers={"Authorization": f"Bearer {TOKEN}"}) as authed:
         sid2 = register_raw(authed, "rh-p")

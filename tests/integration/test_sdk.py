@@ -148,7 +148,10 @@ def test_sse_resumes_with_last_event_id(bridge_url, bc, sdk_edge):
 
     def read_events(headers: dict, want: int) -> list[tuple[str, dict]]:
         out: list[tuple[str, dict]] = []
-        with httpx.stream("GET", f"{bridge_url}/events", headers=headers, timeout=10) as r:
+        from authed import AUTH
+
+        with httpx.stream("GET", f"{bridge_url}/events", headers={**AUTH, **headers},
+                          timeout=10) as r:
             eid = None
             for line in r.iter_lines():
                 if line.startswith("id:"):

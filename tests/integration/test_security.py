@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import authed
 import httpx
 import pytest
 
@@ -42,15 +43,15 @@ def test_every_route_needs_the_token(auth_bridge, auth_edge, method, path):
     assert auth_bridge.alive() and auth_edge.alive()
 
 
-def test_token_accepted_by_header_cookie_and_query(auth_bridge, auth_edge):
+def test_token_accepted_by_header_only(auth_bridge, auth_edge):
     url = auth_bridge.extra["url"]
-    ok = [
-        httpx.get(f"{url}/authedge/echo/echo/x", headers={"Authorization": f"Bearer {TOKEN}"}),
-        httpx.get(f"{url}/authedge/echo/echo/x", cookies={"radical_edge_token": TOKEN}),
-        httpx.get(f"{url}/authedge/echo/echo/x", params={"token": TOKEN}),
-    ]
-    for r in ok:
-        assert r.status_code == 200 and r.json()["auth"] is True  # the edge learns it
+    r = httpx.get(f"{url}/authedge/echo/echo/x", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200
+    assert r.json()["identity"] == {"user": "admin", "scope": "admin"}  # the edge learns it
+    # neither a cookie nor ?token= is a credential any more
+    assert httpx.get(f"{url}/authedge/echo/echo/x",
+                     cookies={"radical_edge_token": TOKEN}).status_code == 401
+    assert httpx.get(f"{url}/authedge/echo/echo/x", params={"token": TOKEN}).status_code == 401
 
 
 def test_portal_shell_loads_without_token(auth_bridge):
@@ -79,7 +80,7 @@ def test_token_never_logged(redis_url, log_dir, auth_edge):
                                         "RADICAL_EDGE_LOG_LEVEL": "DEBUG"})
     try:
         r = httpx.get(f"{logged.extra['url']}/authedge/echo/version", params={"token": TOKEN},
-                      timeout=10)
+                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
         assert r.status_code == 200
         services.wait_until(lambda: "/authedge/echo/version" in logged.log_tail(200), 10,
                             "the access log line of the request")
@@ -149,7 +150,7 @@ def test_broker_refuses_pickle(redis_url, make_edge, bridge_url):
     client = redis.Redis.from_url(redis_url)
     client.lpush("edge.nopickle", json.dumps(msg))
     # the queue is FIFO: once a later call is answered, the edge has taken the pickle
-    assert httpx.get(f"{bridge_url}/nopickle/echo/version", timeout=10).status_code == 200
+    assert authed.get(f"{bridge_url}/nopickle/echo/version", timeout=10).status_code == 200
     assert client.llen("edge.nopickle") == 0
     assert not marker.exists()
     assert svc.alive()

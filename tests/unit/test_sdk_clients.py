@@ -348,3 +348,20 @@ def test_sdk_imports_without_edge_dependencies() -> None:
         from radical.edge.sdk.errors import json_dumps, json_loads
         assert json_loads(json_dumps({"a": 1})) == {"a": 1}   # stdlib fallback
     """)
+
+
+def test_announced_module_is_never_imported(tmp_path, monkeypatch) -> None:
+    """An edge's announcement is network data: naming a module must not make the SDK run it."""
+    import sys
+    import uuid
+
+    name = f"evil_client_{uuid.uuid4().hex}"
+    marker = tmp_path / "imported"
+    (tmp_path / f"{name}.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n"
+        "from radical.edge.sdk.plugin import PluginClient\n"
+        "class C(PluginClient):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    edge_mod.resolve_client_class.cache_clear()
+    assert edge_mod.resolve_client_class("evilplugin", f"{name}:C") is PluginClient
+    assert not marker.exists() and name not in sys.modules

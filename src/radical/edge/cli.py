@@ -1,15 +1,15 @@
-"""`radical-edge up | bridge | edge | flower`."""
+"""`radical-edge up | bridge | edge | flower | login | token`."""
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-import secrets
 import signal
 import sys
 import time
 from pathlib import Path
 
+from .cli_access import add_access_parsers
 from .settings import Settings, get_settings
 
 
@@ -33,6 +33,7 @@ def cmd_bridge(args: argparse.Namespace) -> int:
 
     settings = _settings(args, host=args.host, port=args.port, bridge_cert=args.cert,
                          bridge_key=args.key, bridge_plugins=args.plugins)
+    settings = _auth_settings(settings, args.no_auth)
     _logging(settings)
     local_factory = None
     if settings.bridge_plugins:  # plugins hosted by the bridge itself: the edge runtime's host
@@ -41,6 +42,23 @@ def cmd_bridge(args: argparse.Namespace) -> int:
         local_factory = hosting(settings.bridge_plugins)
     run_bridge(settings, local_factory)
     return 0
+
+
+NO_AUTH_WARNING = ("WARNING: --no-auth: this bridge serves ANYONE who can reach it, as admin: "
+                   "they can run code as you on every edge. Use it only on a machine no one "
+                   "else can log in to.")
+
+
+def _auth_settings(settings: Settings, no_auth: bool) -> Settings:
+    """Closed by default: the configured token, else the token file (created if missing)."""
+    from pydantic import SecretStr
+
+    from .tokenfile import ensure_token
+
+    if no_auth or settings.no_auth:
+        print(NO_AUTH_WARNING, file=sys.stderr, flush=True)
+        return settings.model_copy(update={"no_auth": True, "token": None})
+    return settings.model_copy(update={"token": SecretStr(ensure_token(settings))})
 
 
 def cmd_edge(args: argparse.Namespace) -> int:
@@ -73,7 +91,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = _settings(args)
     log_dir = Path(args.log_dir or Path.cwd() / ".run" / "logs")
     started: list[services.Service] = []
-    token = args.token or (secrets.token_urlsafe(24) if args.auth else None)
+    no_auth = bool(args.no_auth or settings.no_auth)
+    token = None
+    if no_auth:
+        print(NO_AUTH_WARNING, file=sys.stderr, flush=True)
+    else:
+        from .tokenfile import ensure_token, token_path
+
+        token = ensure_token(settings)
 
     def stop_all(*_a: object) -> None:
         for svc in reversed(started):
@@ -89,7 +114,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             started.append(redis_svc)
             redis_url = redis_svc.extra["url"]
         bridge = services.start_bridge(redis_url, args.port, log_dir, token=token,
-                                       cert=settings.bridge_cert, key=settings.bridge_key)
+                                       cert=settings.bridge_cert, key=settings.bridge_key,
+                                       no_auth=no_auth)
         started.append(bridge)
         name = args.name or settings.edge_name or _short_host()
         edge = services.start_edge(redis_url, name, args.plugins or settings.plugins, log_dir,
@@ -98,7 +124,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"\nradical.edge is up\n  bridge : {bridge.extra['url']}/\n  edge   : {name}\n"
               f"  redis  : {redis_url}\n  logs   : {log_dir}", flush=True)
         if token:
-            print(f"  token  : {token}", flush=True)
+            print(f"  token  : in {token_path(settings)} (the SDK and CLI read it there)\n"
+                  f"  portal : {_login_link(bridge.extra['url'], token, settings)}\n"
+                  "           (single-use login link; `radical-edge login` makes another)",
+                  flush=True)
         print("Ctrl-C stops everything started here.", flush=True)
         while True:
             for svc in list(started):
@@ -118,6 +147,21 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     finally:
         stop_all()
+
+
+def _login_link(url: str, token: str, settings: Settings) -> str:
+    """A single-use portal login link from the bridge (the token stays out of the URL)."""
+    import httpx
+
+    verify: object = True
+    if url.startswith("https"):
+        from .sdk.sse import ssl_context
+
+        verify = ssl_context(settings.bridge_cert)
+    r = httpx.post(f"{url}/bridge/login-ticket", headers={"Authorization": f"Bearer {token}"},
+                   timeout=10, verify=verify)  # type: ignore[arg-type]
+    r.raise_for_status()
+    return r.json()["url"]
 
 
 def _interrupt(*_args: object) -> None:
@@ -145,8 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-port", type=int, help="port of an embedded Redis (default: free)")
     p.add_argument("-n", "--name", help="edge name (default: short hostname)")
     p.add_argument("-p", "--plugins", help="'all' or comma-separated plugin names")
-    p.add_argument("--auth", action="store_true", help="require a generated bearer token")
-    p.add_argument("--token", help="require this bearer token")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve anonymous callers as admin (prints a warning; never on a "
+                        "shared machine)")
+    p.add_argument("--auth", action="store_true", help=argparse.SUPPRESS)  # the default now
     p.add_argument("--log-dir", help="where service logs go (default ./.run/logs)")
     p.set_defaults(func=cmd_up)
 
@@ -157,7 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cert", help="TLS certificate (env RADICAL_BRIDGE_CERT)")
     p.add_argument("--key", help="TLS key (env RADICAL_BRIDGE_KEY)")
     _bridge_plugins_flag(p)
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve anonymous callers as admin (prints a warning)")
     p.set_defaults(func=cmd_bridge)
+    add_access_parsers(sub)
 
     p = sub.add_parser("edge", help="run an edge (a Celery worker edge@NAME)")
     _common(p)

@@ -21,6 +21,7 @@ from typing import Callable
 import httpx
 
 from .app.redis_conn import redis_reachable
+from .sdk.credentials import find_token
 
 
 class ServiceError(RuntimeError):
@@ -134,18 +135,29 @@ def _cli(*args: str) -> list[str]:
 
 def start_bridge(redis_url: str, port: int | None = None, log_dir: Path | None = None,
                  token: str | None = None, cert: str | None = None, key: str | None = None,
-                 env: dict[str, str] | None = None, wait: float = 30.0) -> Service:
+                 env: dict[str, str] | None = None, wait: float = 30.0,
+                 no_auth: bool = False) -> Service:
+    """A bridge that needs `token` (default: the token file's, created if missing), or
+    none at all with `no_auth`. The token goes through the environment: ps shows argv."""
     port = port or free_port()
     argv = _cli("bridge", "--host", "127.0.0.1", "--port", str(port), "--redis-url", redis_url)
     if cert and key:
         argv += ["--cert", cert, "--key", key]
     extra_env = dict(env or {})
-    if token:
-        extra_env["RADICAL_EDGE_TOKEN"] = token  # not on argv: ps would show it
+    if no_auth:
+        argv.append("--no-auth")
+        token = None
+    else:
+        if not token:
+            from .settings import Settings
+            from .tokenfile import ensure_token
+
+            token = ensure_token(Settings())
+        extra_env["RADICAL_EDGE_TOKEN"] = token
     service = _spawn(f"bridge-{port}", argv, log_dir or Path(tempfile.mkdtemp()), extra_env)
     scheme = "https" if cert and key else "http"
     url = f"{scheme}://127.0.0.1:{port}"
-    service.extra.update(url=url, port=port)
+    service.extra.update(url=url, port=port, token=token)
     verify = ssl.create_default_context(cafile=cert) if cert else True
 
     def ready() -> bool:
@@ -174,6 +186,7 @@ def start_edge(redis_url: str, name: str, plugins: str = "all", log_dir: Path | 
 
 def list_edges(bridge_url: str, token: str | None = None,
                verify: ssl.SSLContext | bool = True) -> dict:
+    token = find_token(bridge_url, token)
     headers = {"Authorization": f"Bearer {token}"} if token else None
     r = httpx.post(f"{bridge_url}/edge/list", timeout=2.0, headers=headers, verify=verify)
     r.raise_for_status()

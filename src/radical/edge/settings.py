@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     bridge_key: str | None = Field(
         None, validation_alias=AliasChoices("RADICAL_BRIDGE_KEY", "RADICAL_EDGE_BRIDGE_KEY")
     )
-    token: SecretStr | None = Field(None, description="bearer token; when set, every route needs it")
+    token: SecretStr | None = Field(None, description="the admin bearer token (default: the "
+                                                      "token file's, see token_file)")
     call_timeout: float = Field(120.0, description="default deadline of a plugin call (s)")
     max_call_timeout: float = Field(3600.0, description="upper bound a caller may ask for (s)")
     max_body_bytes: int = Field(64 * 1024 * 1024, description="largest request body relayed")
@@ -125,6 +126,15 @@ class Settings(BaseSettings):
     events_buffer: int = Field(20_000, description="newest notifications a bridge keeps in memory")
     events_send_timeout: float = Field(
         30.0, description="an SSE client that accepts no data this long is disconnected (s)")
+
+    # -- auth --
+    no_auth: bool = Field(False, description="serve anonymous callers (as admin): never on "
+                                             "a shared machine; `--no-auth` sets it")
+    token_file: str = Field("~/.radical/edge/token",
+                            description="the bridge's admin token, created 0600 when missing")
+    allowed_hosts: str = Field("", description="extra Host names the bridge answers "
+                                               "(comma-separated; '*' = any)")
+    login_ttl: float = Field(12 * 3600.0, description="lifetime of a portal login cookie (s)")
 
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None

@@ -103,3 +103,16 @@ NOTIFICATIONS_EPOCH = f"{PREFIX}:notifications:epoch"
 NOTIFICATIONS_READERS = f"{PREFIX}:notifications:readers"
 #: newest notification id removed by retention trimming (a resume before it is a gap)
 NOTIFICATIONS_TRIMMED = f"{PREFIX}:notifications:trimmed"
+
+# -- auth --
+#: hash of named bearer tokens: sha256(token) hex -> JSON {id, user, scope, created, expires}
+TOKENS = f"{PREFIX}:tokens"
+#: capped stream of mutating calls: who, edge, plugin, path, status, time
+AUDIT = f"{PREFIX}:audit"
+#: approximate cap of the audit stream
+AUDIT_MAXLEN = 100_000
+
+
+def ticket(digest: str) -> str:
+    """Single-use, short-lived login/SSE ticket (keyed by the sha256 of the ticket)."""
+    return f"{PREFIX}:ticket:{digest}"

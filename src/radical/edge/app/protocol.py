@@ -41,19 +41,20 @@ class CallRequest:
     headers: list[list[str]] = field(default_factory=list)
     body: str | None = None  # utf-8 text bodies travel as-is
     body_b64: str | None = None  # binary bodies (e.g. msgpack) travel base64-encoded
-    auth: bool = False  # the caller presented the bridge's token
+    #: {"user", "scope"} of the caller as the bridge authenticated it (None: unknown)
+    identity: dict[str, str] | None = None
     sent: float = 0.0  # epoch seconds when the bridge created it
     received: float = 0.0  # set by the edge when its consumer took it (not sent back)
 
     @classmethod
     def new(cls, *, reply_to: str, timeout: float, method: str, path: str, query: str = "",
             headers: list[list[str]] | None = None, body: bytes = b"",
-            auth: bool = False) -> "CallRequest":
+            identity: dict[str, str] | None = None) -> "CallRequest":
         text, b64 = encode_body(body)
         now = time.time()
         return cls(id=uuid.uuid4().hex, reply_to=reply_to, deadline=now + timeout,
                    method=method, path=path, query=query, headers=headers or [], body=text,
-                   body_b64=b64, auth=auth, sent=now)
+                   body_b64=b64, identity=identity, sent=now)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CallRequest":

@@ -7,11 +7,13 @@ from typing import Any, AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..settings import Settings
 from ..version import __version__
-from .auth import TokenAuth
+from .access import router as access_router
+from .auth import BridgeGuard
 from .bridge_plugins import hosted_plugin
 from .bridge_plugins import serve as serve_bridge_plugin
 from .compat_routes import router as compat_router
@@ -27,7 +29,7 @@ class BridgeApp:
     """Top-level ASGI app: plugin calls go straight to the proxy, the rest to FastAPI.
 
     The proxy is the hot path; FastAPI's routing and middleware stack would cost it about
-    a third of the bridge's CPU per call. Auth wraps both.
+    a third of the bridge's CPU per call. `BridgeGuard` (auth, host, origin, audit) wraps both.
     """
 
     def __init__(self, api: FastAPI) -> None:
@@ -46,7 +48,7 @@ class BridgeApp:
             await self.api(scope, receive, send)
 
 
-def create_app(settings: Settings, local_factory: LocalHostFactory | None = None) -> TokenAuth:
+def create_app(settings: Settings, local_factory: LocalHostFactory | None = None) -> BridgeGuard:
     """The bridge's ASGI app; `local_factory` starts the plugins the bridge hosts itself."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +65,7 @@ def create_app(settings: Settings, local_factory: LocalHostFactory | None = None
     app.include_router(management_router)
     app.include_router(compat_router)
     app.include_router(calls_router)
+    app.include_router(access_router)
     mount_portal(app)
 
     @app.exception_handler(StarletteHTTPException)
@@ -70,8 +73,13 @@ def create_app(settings: Settings, local_factory: LocalHostFactory | None = None
         return JSONResponse(error_body(exc.status_code, str(exc.detail)),
                             status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(RedisError)
+    async def broker_error(_request: Request, exc: RedisError) -> JSONResponse:
+        return JSONResponse(error_body(503, f"broker unavailable: {type(exc).__name__}"),
+                            status_code=503)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(error_body(422, f"invalid request: {exc.errors()}"), status_code=422)
 
-    return TokenAuth(BridgeApp(app), settings.token_value())
+    return BridgeGuard(BridgeApp(app), app, settings)

@@ -9,7 +9,8 @@ from typing import Any
 from ..app.protocol import FORWARDED_HEADERS, CallRequest
 from .dispatcher import BridgeError
 from .envelope import error_bytes
-from .proxy import HOP_HEADERS, TIMEOUT_HEADER, call_timeout, check_path, read_body
+from .proxy import (HOP_HEADERS, TIMEOUT_HEADER, call_timeout, check_path, read_body,
+                    wire_identity)
 from .state import BridgeState
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ async def serve(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
             reply_to="", timeout=timeout, method=scope["method"], path=path[len("/bridge"):],
             query=scope.get("query_string", b"").decode("latin-1"),
             headers=[[k, v] for k, v in headers.items() if k in FORWARDED_HEADERS],
-            body=body, auth=bool(scope.get("auth_ok")))
+            body=body, identity=wire_identity(scope.get("identity")))
         call.received = time.time()
         reply = await state.local.call(call)
         status, body_out = reply.status, reply.body_bytes()

@@ -45,11 +45,9 @@ async def edges(request: Request) -> dict:
 @router.get("/bridge/broker")
 async def bridge_broker(request: Request) -> dict:
     """The Redis URL this bridge uses, for edges started the original way (`--url` = the
-    bridge). With a token configured only an authenticated caller gets it; without one the
-    bridge is open anyway (every plugin call is), so it answers everyone."""
+    bridge). Admin only (the guard's rule for the bridge's own routes): it carries the
+    bridge's own Redis credentials; edges should enroll instead (`--enroll`)."""
     state = request.app.state.bridge
-    if state.settings.token_value() and not request.scope.get("auth_ok"):
-        raise HTTPException(403, "the broker URL needs the bridge token")
     return {"redis_url": state.settings.redis_url}
 
 

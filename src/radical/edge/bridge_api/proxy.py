@@ -14,6 +14,7 @@ import orjson
 
 from .. import constants
 from ..app import keys
+from ..app.identity import Identity
 from ..app.protocol import FORWARDED_HEADERS, CallRequest, server_timing
 from .dispatcher import BridgeError
 from .envelope import error_bytes
@@ -23,7 +24,11 @@ from .state import BridgeState
 
 TIMEOUT_HEADER = constants.TIMEOUT_HEADER.lower()  # ASGI header names are lower case
 CALL_ID_HEADER = b"x-radical-call-id"
-HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
+HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive",
+                         "content-security-policy", "x-content-type-options"})
+#: plugin content is served on the portal's origin: it must never run script there
+SANDBOX_HEADERS = [(b"x-content-type-options", b"nosniff"),
+                   (b"content-security-policy", b"sandbox; default-src 'none'")]
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +116,7 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
             reply_to=state.dispatcher.reply_channel, timeout=timeout, method=scope["method"],
             path=f"/{plugin}/{sub}", query=scope.get("query_string", b"").decode("latin-1"),
             headers=[[k, v] for k, v in headers.items() if k in FORWARDED_HEADERS],
-            body=body, auth=bool(scope.get("auth_ok")))
+            body=body, identity=wire_identity(scope.get("identity")))
         idem = headers.get(IDEMPOTENCY_HEADER)
         if idem is not None and call.method in MUTATING:
             reply = await idempotent_call(state, edge, call, timeout, idem)
@@ -130,7 +135,12 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
         status = 500
         body_out = error_bytes(500, f"bridge error: {type(exc).__name__}")
         out = [(b"content-type", b"application/json")]
+    out += SANDBOX_HEADERS
     out.append((b"content-length", str(len(body_out)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": out})
     await send({"type": "http.response.body", "body": body_out})
 
+
+
+def wire_identity(who: Identity | None) -> dict[str, str] | None:
+    return who.to_wire() if who is not None else None

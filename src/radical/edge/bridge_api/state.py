@@ -12,8 +12,10 @@ from ..app.pubsub import subscribe_forever
 from ..app.redis_conn import async_redis
 from ..app.topology import TopologyWatcher, edge_summary
 from ..settings import Settings
+from .audit import AuditLog
 from .dispatcher import CallDispatcher
 from .events import EventHub
+from .tokens import TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ class BridgeState:
             settings.call_retention)
         self.hub = EventHub(self.redis, self.bridge_id, buffer_size=settings.events_buffer,
                             page_size=settings.sse_queue_size)
+        self.tokens = TokenStore(self.redis, settings.token_value())
+        self.audit = AuditLog(self.redis, self.bridge_id)
         self.watcher = TopologyWatcher(self.redis, settings.topology_poll_seconds,
                                        self._on_topology)
         self._tasks: list[asyncio.Task] = []
@@ -51,6 +55,7 @@ class BridgeState:
                                     self._on_subscription_lost)),
             spawn(self.watcher.run()),
             spawn(self.hub.run()),
+            spawn(self.audit.run()),
         ]
         try:  # a first view before serving; Redis may be down, the watcher keeps trying
             await asyncio.wait_for(asyncio.gather(self.watcher.ready.wait(),
@@ -62,6 +67,7 @@ class BridgeState:
             self.hub.topology(self.topology())
 
     async def stop(self) -> None:
+        await self.audit.flush()
         if self.local is not None:
             await self.local.stop()
         for task in self._tasks:

@@ -21,6 +21,7 @@ from typing import Any, Awaitable, Callable, ClassVar, Protocol
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from .authz import identity_of
 from .sessions import SessionError, SessionStore
 from .ui_schema import ui_config_to_dict
 
@@ -70,6 +71,8 @@ class PluginSession:
         self._plugin: Plugin | None = None
         #: `notify` as the original base injected it: `self._notify(topic, data)` when set
         self._notify: Callable[[str, dict], None] | None = None
+        #: user who created the session (None: created by a call without identity)
+        self._owner: str | None = None
         self._closed = False
 
     @property
@@ -89,6 +92,10 @@ class PluginSession:
         """Raise if the session was closed (original-style sessions call this first)."""
         if self._closed:
             raise RuntimeError("session is closed")
+
+    @property
+    def owner(self) -> str | None:
+        return self._owner
 
     def notify(self, topic: str, data: dict) -> None:
         """Send a notification from async code or any thread."""
@@ -252,14 +259,20 @@ class Plugin:
         return result
 
     def get_session(self, request_or_sid: Request | str) -> PluginSession:
-        """The live session named by `sid` (path parameter), else 404 / 410."""
+        """The live session named by `sid` (path parameter), else 404 / 410.
+
+        Given a request, the caller must own the session (or be admin), else 403.
+        """
         sid = request_or_sid
         if isinstance(request_or_sid, Request):
             sid = request_or_sid.path_params.get("sid", "")
         try:
-            return self._sessions.get(str(sid))
+            session = self._sessions.get(str(sid))
         except SessionError as exc:
             raise HTTPException(exc.status, exc.detail) from None
+        if isinstance(request_or_sid, Request):
+            check_owner(request_or_sid, session)
+        return session
 
     def sessions(self) -> list[PluginSession]:
         return self._sessions.values()
@@ -273,16 +286,25 @@ class Plugin:
             session = await self.create_session(sid, **kwargs)
         except TypeError as exc:
             raise HTTPException(422, f"bad session arguments: {exc}") from None
+        self.adopt_session(request, session)
+        return {"sid": sid}
+
+    def adopt_session(self, request: Request, session: PluginSession) -> None:
+        """Register a new session as owned by the caller (plugins overriding
+        `register_session` call this instead of touching the store)."""
         session._plugin = self
         session._notify = self._dispatch_notify
-        self._sessions.add(sid, session)
-        return {"sid": sid}
+        who = identity_of(request)
+        session._owner = who.user if who is not None else None
+        self._sessions.add(session.sid, session)
 
     async def unregister_session(self, request: Request) -> dict:
         sid = request.path_params["sid"]
-        session = self._sessions.pop(sid)
+        session = self._sessions.peek(sid)
         if session is None:
             raise HTTPException(404, f"unknown session '{sid}'")
+        check_owner(request, session)
+        self._sessions.pop(sid)
         await self._close_session(session)
         return {"ok": True}
 
@@ -306,7 +328,11 @@ class Plugin:
         return {"version": self.version}
 
     async def list_sessions(self, request: Request) -> dict:
-        return {"sessions": self._sessions.ids()}
+        """The caller's own sessions; an admin (or a call without identity) sees all."""
+        who = identity_of(request)
+        if who is None or who.is_admin:
+            return {"sessions": self._sessions.ids()}
+        return {"sessions": [s.sid for s in self._sessions.values() if s.owner == who.user]}
 
     async def health_check(self, request: Request) -> dict:
         return {
@@ -349,6 +375,19 @@ class Plugin:
             "ui_module": self.ui_module,
             "client": client_path(self.client_class),
         }
+
+
+def check_owner(request: Request, session: PluginSession) -> None:
+    """403 unless the caller created `session` or is admin.
+
+    Sessions made by calls without identity (local calls, tests) are open to every caller,
+    as are calls without identity: the bridge always attaches one, so only edge-local code
+    makes such calls.
+    """
+    who = identity_of(request)
+    if who is None or session.owner is None or who.is_admin or who.user == session.owner:
+        return
+    raise HTTPException(403, f"session '{session.sid}' belongs to another user")
 
 
 def client_path(client: type | str | None) -> str | None:

@@ -78,6 +78,10 @@ class SessionStore(Generic[S]):
         """`store[sid]` as `get(sid)`: raises `SessionError` (404/410) when gone."""
         return self.get(sid)
 
+    def peek(self, sid: str) -> S | None:
+        """The session if live, without touching its idle timer."""
+        return self._sessions.get(sid)
+
     def pop(self, sid: str) -> S | None:
         self._last_use.pop(sid, None)
         return self._sessions.pop(sid, None)

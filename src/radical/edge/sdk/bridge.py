@@ -15,6 +15,7 @@ from urllib.parse import quote
 import httpx
 
 from ..version import __version__
+from .credentials import find_token
 from .edge import EdgeClient
 from .plugin import http_call
 from .sse import SSEListener, ssl_context
@@ -109,7 +110,8 @@ class BridgeClient:
 
     ``url`` defaults to ``$RADICAL_BRIDGE_URL``; ``cert`` (a CA or the bridge's self-signed
     certificate, used to verify https) to ``$RADICAL_BRIDGE_CERT``; ``token`` (sent as
-    ``Authorization: Bearer``) to ``$RADICAL_EDGE_TOKEN``; a URL with user info
+    ``Authorization: Bearer``) to ``$RADICAL_EDGE_TOKEN``, then to the local bridge's token
+    file (for loopback bridges only; see `radical.edge.sdk.credentials`); a URL with user info
     (``https://:TOKEN@host:8000``, the original client's way) sends the token as HTTP Basic
     credentials instead, which the bridge accepts too.  Without a cert, https is verified
     against the system trust store.  Safe to share between threads.  `transport` (an httpx
@@ -135,7 +137,7 @@ class BridgeClient:
             raise ValueError("bridge URL required: pass url= or set RADICAL_BRIDGE_URL")
         self._url = normalize_url(raw)
         self._cert = cert or os.environ.get("RADICAL_BRIDGE_CERT") or None
-        self._token = token or os.environ.get("RADICAL_EDGE_TOKEN") or None
+        self._token = find_token(self._url, token)
         self._verify = ssl_context(self._cert) if self._url.startswith("https") else True
         headers = {"User-Agent": f"radical.edge-sdk/{__version__}"}
         if self._token:

@@ -4,11 +4,17 @@ The original client found a plugin's client class through the edge-side `Plugin`
 which dragged the edge's dependencies (FastAPI, psutil, psij, ...) onto every laptop.  Here
 the class is found by import path only, and a plugin whose client module cannot be imported
 still works through the generic `PluginClient`.
+
+The SDK never imports a module because an edge named it: an edge's announcement is data
+from the network, and importing runs code. Client classes come from the built-in map, from
+the `radical.edge.clients` entry points of packages the user installed, or from a module the
+user's program already imported.
 """
 from __future__ import annotations
 
 import functools
 import logging
+import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -41,11 +47,18 @@ BUILTIN_CLIENTS: dict[str, str] = {
 ENTRY_POINT_GROUP = "radical.edge.clients"
 
 
-def load_client_class(spec: str) -> type[PluginClient] | None:
-    """Import ``module:Qual.Name``; None (logged) if missing, broken or not a PluginClient."""
+def load_client_class(spec: str, import_: bool = True) -> type[PluginClient] | None:
+    """Import ``module:Qual.Name``; None (logged) if missing, broken or not a PluginClient.
+
+    With ``import_=False`` only a module already in `sys.modules` is looked at.
+    """
     module_name, _, qualname = spec.partition(":")
     if not module_name or not qualname:
         log.warning("ignoring malformed client path %r (want 'module:Class')", spec)
+        return None
+    if not import_ and module_name not in sys.modules:
+        log.debug("not importing %s: announced by an edge, not installed as an entry point",
+                  module_name)
         return None
     try:
         obj: Any = resolve(spec)
@@ -73,7 +86,8 @@ def resolve_client_class(plugin_type: str | None,
                          announced: str | None = None) -> type[PluginClient]:
     """The client class for a plugin type.
 
-    Order: the built-in map, the ``client`` path the edge announces, the
+    Order: the built-in map, the ``client`` path the edge announces if its module is
+    already imported (never imported because of the announcement), the
     ``radical.edge.clients`` entry points, and finally the generic `PluginClient` (which
     still offers sessions, notifications and `_request`).  Cached per process.
     """
@@ -82,7 +96,7 @@ def resolve_client_class(plugin_type: str | None,
         if cls is not None:
             return cls
     if announced:
-        cls = load_client_class(announced)
+        cls = load_client_class(announced, import_=False)
         if cls is not None:
             return cls
     if plugin_type:

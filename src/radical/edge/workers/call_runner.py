@@ -1,6 +1,7 @@
 """Run one `CallRequest` against the plugin routes and turn the outcome into a `CallReply`.
 
-Handlers receive a real Starlette `Request` (path params, query, headers, body, `state.auth`)
+Handlers receive a real Starlette `Request` (path params, query, headers, body,
+`state.identity`: the caller's `Identity` or None)
 built from the call, with no HTTP server in between; whatever they return or raise becomes
 an HTTP status and body the bridge relays unchanged.
 """
@@ -20,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
+from ..app.identity import Identity
 from ..app.protocol import CallReply, CallRequest
 from ..errors import StatusError
 from .router import RouteNotFound, Router
@@ -47,7 +49,7 @@ def make_request(call: CallRequest, params: dict[str, Any], state: dict[str, Any
         "headers": [(k.lower().encode("latin-1"), v.encode("latin-1", "replace"))
                     for k, v in call.headers],
         "path_params": params, "client": None, "server": None,
-        "state": {"auth": call.auth, "call_id": call.id, **state},
+        "state": {"identity": Identity.from_wire(call.identity), "call_id": call.id, **state},
     }
     return Request(scope, receive)
 

@@ -18,6 +18,7 @@ import threading
 from typing import Any, Callable, Iterable
 
 from ...registry import resolve
+from ..authz import has_scope
 from .allowlist import FunctionPolicy, resolve_allowed
 from .errors import TaskSpecError
 
@@ -112,24 +113,20 @@ def pickled_blob(value: Any, what: str) -> bytes:
 
 
 def caller_may_unpickle(request: Any) -> bool:
-    """Whether the caller of `request` may have pickles run (the edge must opt in too).
-
-    Today: the call carries ``state.auth`` (the caller presented the bridge's token).  When
-    identities with scopes arrive, this becomes "the caller's identity has `submit`".
-    """
-    state = getattr(request, "state", None)
-    return bool(getattr(state, "auth", False))
+    """Whether the caller of `request` may have pickles run (the edge must opt in too): its
+    identity, as the bridge authenticated it, has the `submit` scope."""
+    return has_scope(request, "submit")
 
 
 def pickle_refusal(allow_pickle: bool, auth: bool) -> str | None:
     """Why pickled payloads are refused here, or None when they are accepted."""
     if not allow_pickle:
         return ("pickled functions/arguments are disabled on this edge (start it with "
-                "RADICAL_EDGE_ALLOW_PICKLE=true to allow them for authenticated callers); "
+                "RADICAL_EDGE_ALLOW_PICKLE=true to allow them for 'submit'-scoped callers); "
                 "name an allowed function by import path ('package.module:function') "
                 "instead")
     if not auth:
-        return ("pickled functions/arguments are accepted only from callers that present "
-                "the bridge's token; name an allowed function by import path "
+        return ("pickled functions/arguments are accepted only from callers with the "
+                "'submit' scope; name an allowed function by import path "
                 "('package.module:function') instead")
     return None

@@ -151,8 +151,7 @@ class RhapsodyPlugin(Plugin):
             raise HTTPException(422, f"bad session arguments: {exc}") from None
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        session._plugin = self
-        self._sessions.add(sid, session)
+        self.adopt_session(request, session)
         session.start()
         return {"sid": sid, "status": session.status, "backends": session.backend_names}
 

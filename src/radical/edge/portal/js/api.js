@@ -27,6 +27,32 @@ export function setToken(token) {
   } catch (e) { /* private mode: keep going without persistence */ }
 }
 
+// A login link (`radical-edge up` / `radical-edge login`) opens the portal at `#login=TICKET`:
+// trade the single-use ticket for a token of this tab before anything else talks to the
+// bridge. The fragment never reaches a server and is removed from the address bar at once.
+export async function redeemLoginLink() {
+  const m = /^#login=([A-Za-z0-9_-]+)$/.exec(location.hash);
+  if (!m) return false;
+  history.replaceState(null, '', location.pathname + location.search);
+  try {
+    const res = await fetch(url('bridge/login'), {
+      method: 'POST', cache: 'no-store',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify({ ticket: m[1] }),
+    });
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      toast(detailText(data, 'login failed'), 'error', { title: 'Login link' });
+      return false;
+    }
+    setToken(data.token);
+    return true;
+  } catch (e) {
+    toast('the bridge cannot be reached', 'error', { title: 'Login link' });
+    return false;
+  }
+}
+
 export function authHeaders() {
   const t = getToken();
   return t ? { Authorization: `Bearer ${t}` } : {};

@@ -3,7 +3,7 @@
 //   #/e/EDGE            one edge
 //   #/e/EDGE/PLUGIN     a plugin page (its own module, or the generic ui_config renderer)
 import { h, replace, clear } from './dom.js';
-import { PluginApi, askToken, post } from './api.js';
+import { PluginApi, askToken, post, redeemLoginLink } from './api.js';
 import { EventStream } from './sse.js';
 import { renderTree, tickWalltimes } from './tree.js';
 import { overviewPage, edgePage } from './pages.js';
@@ -184,7 +184,8 @@ async function refreshTopology() {
   }
 }
 
-function start() {
+async function start() {
+  await redeemLoginLink();
   events.on('status', setConnection);
   $('conn').addEventListener('click', () => { if (events.status === 'auth') askToken(); });
   events.on('topology', onTopology);

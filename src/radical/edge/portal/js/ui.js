@@ -79,7 +79,7 @@ export function tokenDialog(message) {
       placeholder: 'bearer token', dataset: { testid: 'token-input' } });
     const form = h('form', { method: 'dialog', onsubmit: (ev) => { ev.preventDefault(); finish(input.value.trim() || null); } },
       h('h2', {}, '🔑 Bridge token required'),
-      h('p', { class: 'modal-msg' }, message || 'This bridge requires an access token. It is kept for this browser tab only.'),
+      h('p', { class: 'modal-msg' }, message || 'This bridge requires an access token. Open the login link `radical-edge up` printed (or run `radical-edge login`), or paste a token here: it is kept for this browser tab only.'),
       input,
       h('div', { class: 'modal-actions' },
         h('button', { type: 'button', class: 'btn', onclick: () => finish(null) }, 'Cancel'),

@@ -1,0 +1,28 @@
+"""Plain httpx calls that present the test session's admin token (see tests/conftest.py).
+
+The session's bridges are closed by default, like a real one: tests that talk raw HTTP to a
+bridge use these instead of `httpx.get/post`, or `AUTH` as headers of their own client.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+TOKEN = os.environ["RADICAL_EDGE_TOKEN"]
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+JSON = {"Content-Type": "application/json"}
+
+
+def request(method: str, url: str, **kw: Any) -> httpx.Response:
+    kw["headers"] = {**AUTH, **(kw.get("headers") or {})}
+    return httpx.request(method, url, **kw)
+
+
+def get(url: str, **kw: Any) -> httpx.Response:
+    return request("GET", url, **kw)
+
+
+def post(url: str, **kw: Any) -> httpx.Response:
+    return request("POST", url, **kw)
