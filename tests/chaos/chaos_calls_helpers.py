@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge import services
 
 FIGURES = Path(os.environ.get("RADICAL_EDGE_CHAOS_FIGURES",
@@ -82,7 +83,7 @@ class Stack:
         tag = tag or uuid.uuid4().hex
         t0 = time.monotonic()
         try:
-            r = httpx.get(f"{self.url}/{self.edge_name}/echo/sleep/{seconds}",
+            r = authed.get(f"{self.url}/{self.edge_name}/echo/sleep/{seconds}",
                           params={"tag": tag}, headers={"x-radical-timeout": f"{timeout:g}"},
                           timeout=timeout + 30)
             status, body = r.status_code, _json(r)
@@ -91,7 +92,7 @@ class Stack:
         return Answer(tag, status, body, t0, time.monotonic())
 
     def runs(self, tag: str) -> int:
-        r = httpx.get(f"{self.url}/{self.edge_name}/echo/runs/{tag}", timeout=10)
+        r = authed.get(f"{self.url}/{self.edge_name}/echo/runs/{tag}", timeout=10)
         r.raise_for_status()
         return r.json()["runs"]
 
@@ -100,7 +101,7 @@ class Stack:
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
             try:
-                r = httpx.get(f"{self.url}/{self.edge_name}/echo/version", timeout=2,
+                r = authed.get(f"{self.url}/{self.edge_name}/echo/version", timeout=2,
                               headers={"x-radical-timeout": "2"})
                 if r.status_code == 200:
                     return time.monotonic() - t0

@@ -12,6 +12,7 @@ import httpx
 import orjson
 import psutil
 
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge.sdk.sse import SSEParser
 
 TOPIC = "burst"
@@ -20,7 +21,7 @@ TOPIC = "burst"
 def start_burst(bridge_url: str, edge: str, n: int, tag: str, rate: float = 0.0,
                 pad: int = 0) -> None:
     """Ask the echo plugin on `edge` to emit `n` notifications {tag, seq} (it answers at once)."""
-    r = httpx.post(f"{bridge_url}/{edge}/echo/burst",
+    r = authed.post(f"{bridge_url}/{edge}/echo/burst",
                    json={"n": n, "tag": tag, "rate": rate, "pad": pad}, timeout=30)
     r.raise_for_status()
 
@@ -101,7 +102,8 @@ class Collector:
             headers["Last-Event-ID"] = self.last_event_id
         parser = SSEParser()
         timeout = httpx.Timeout(5.0, read=30.0)
-        with httpx.stream("GET", f"{url}/events", headers=headers, timeout=timeout) as r:
+        with httpx.stream("GET", f"{url}/events", headers={**authed.AUTH, **headers},
+                          timeout=timeout) as r:
             if r.status_code != 200:
                 return
             with self._lock:

@@ -15,6 +15,7 @@ import uuid
 
 import httpx
 
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge import services
 
 from chaos_calls_helpers import Stack, counts, misreported, record
@@ -53,7 +54,7 @@ def test_kill9_mid_call_answers_unknown_and_queued_calls_never_run(log_dir):
         s.edge = services.start_edge(s.redis_url, s.edge_name, "echo", s.log_dir,
                                      bridge_url=s.url)
         assert s.runs(b.tag) == 0
-        state = httpx.get(f"{s.url}/calls/{a.body['call_id']}", timeout=5).json()["state"]
+        state = authed.get(f"{s.url}/calls/{a.body['call_id']}", timeout=5).json()["state"]
         assert state == "running"  # started, never finished: exactly what happened
         record("kill9_mid_call", answer_after_kill_s=round(answer_s, 2),
                answers={"running call": a.status, "call sent after the kill": b.status},
@@ -78,7 +79,7 @@ def test_sigstop_past_ttl_then_sigcont_outcomes_are_true(log_dir):
         # let whatever the edge had taken finish, then compare with what clients were told
         unknown = [a for a in answers if a.body.get("outcome") == "unknown"]
         for a in unknown:
-            _wait(lambda a=a: httpx.get(f"{s.url}/calls/{a.body['call_id']}", timeout=5)
+            _wait(lambda a=a: authed.get(f"{s.url}/calls/{a.body['call_id']}", timeout=5)
                   .json().get("state") in ("done", "not_delivered"), 15, "unknown call to settle")
         lies = misreported(s, answers)
         assert lies == [], lies
@@ -104,7 +105,7 @@ def test_redis_restart_during_calls_every_outcome_is_true(log_dir):
         answer_s = max(a.answered for a in answers) - stopped
         for a in answers:
             if a.body.get("outcome") == "unknown":
-                _wait(lambda a=a: httpx.get(f"{s.url}/calls/{a.body['call_id']}", timeout=5)
+                _wait(lambda a=a: authed.get(f"{s.url}/calls/{a.body['call_id']}", timeout=5)
                       .status_code in (200, 404), 10, "record readable")
         lies = misreported(s, answers)
         assert lies == [], lies
@@ -144,7 +145,7 @@ def test_30s_redis_outage_first_call_within_2s_and_worker_consumes_again(log_dir
         # the in-flight calls finished during the outage: the edge re-wrote their records
         for a in lost:
             rec = _wait(lambda a=a: (lambda r: r if r.get("state") == "done" else None)(
-                httpx.get(f"{s.url}/calls/{a.body['call_id']}", timeout=5).json()), 10,
+                authed.get(f"{s.url}/calls/{a.body['call_id']}", timeout=5).json()), 10,
                 "the outcome record of a call that finished during the outage")
             assert rec["status"] == 200 and a.tag in rec["reply"]["body"]
         record("redis_outage_30s", outage_s=OUTAGE, call_during_outage_s=round(during_s, 3),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge import services
 
 
@@ -92,7 +93,7 @@ def test_gap_after_retention_refreshes_the_page(portal, make_bridge, make_edge, 
     page.on("console", lambda msg: warnings.append(msg.text) if msg.type == "warning" else None)
 
     def burst(via: str, n: int) -> None:
-        httpx.post(f"{via}/{name}/echo/burst", json={"n": n, "tag": "gap"},
+        authed.post(f"{via}/{name}/echo/burst", json={"n": n, "tag": "gap"},
                    timeout=30).raise_for_status()
 
     burst(url, 3)  # the page now has a Last-Event-ID

@@ -7,6 +7,7 @@ import uuid
 import httpx
 import pytest
 
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge import BridgeClient, CallOutcomeError, EdgeError, services
 
 from psij_helpers import start_parent, wait_for
@@ -15,7 +16,7 @@ from psij_helpers import start_parent, wait_for
 def test_answered_call_has_a_done_record_with_its_reply(make_edge, bridge_url):
     edge = make_edge("echo")
     name = edge.extra["name"]
-    r = httpx.post(f"{bridge_url}/{name}/echo/echo/x", content="hello", timeout=10)
+    r = authed.post(f"{bridge_url}/{name}/echo/echo/x", content="hello", timeout=10)
     assert r.status_code == 200
     call_id = r.headers["x-radical-call-id"]
     with BridgeClient(bridge_url) as bc:
@@ -25,17 +26,17 @@ def test_answered_call_has_a_done_record_with_its_reply(make_edge, bridge_url):
 
 
 def test_call_status_of_unknown_and_malformed_ids(bridge_url):
-    assert httpx.get(f"{bridge_url}/calls/{uuid.uuid4().hex}", timeout=5).status_code == 404
-    r = httpx.get(f"{bridge_url}/calls/..%2fetc", timeout=5)
+    assert authed.get(f"{bridge_url}/calls/{uuid.uuid4().hex}", timeout=5).status_code == 404
+    r = authed.get(f"{bridge_url}/calls/..%2fetc", timeout=5)
     assert 400 <= r.status_code < 500
-    r = httpx.get(f"{bridge_url}/calls/NOT-AN-ID", timeout=5)
+    r = authed.get(f"{bridge_url}/calls/NOT-AN-ID", timeout=5)
     assert r.status_code == 422 and "detail" in r.json()
 
 
 def test_deadline_after_delivery_is_unknown_then_done(make_edge, bridge_url):
     edge = make_edge("echo")
     name, tag = edge.extra["name"], uuid.uuid4().hex[:8]
-    r = httpx.get(f"{bridge_url}/{name}/echo/sleep/2", params={"tag": tag},
+    r = authed.get(f"{bridge_url}/{name}/echo/sleep/2", params={"tag": tag},
                   headers={"x-radical-timeout": "0.5"}, timeout=10)
     assert r.status_code == 504, r.text
     body = r.json()
@@ -52,7 +53,7 @@ def test_unconnected_edge_is_503_not_run(make_edge, bridge_url):
     name = edge.extra["name"]
     edge.stop()
     services.wait_for_edge(bridge_url, name, 15, present=False)
-    r = httpx.get(f"{bridge_url}/{name}/echo/version", timeout=5)
+    r = authed.get(f"{bridge_url}/{name}/echo/version", timeout=5)
     assert r.status_code == 503 and r.json()["outcome"] == "not_run"
 
 
@@ -107,7 +108,7 @@ def test_retry_while_the_first_submit_still_runs_waits_for_its_reply(psij_edge, 
         body = {"job_spec": {"executable": "/bin/true"}, "executor": "local"}
         headers = {"Idempotency-Key": key}
         with cf.ThreadPoolExecutor(4) as pool:
-            answers = list(pool.map(lambda _: httpx.post(url, json=body, headers=headers,
+            answers = list(pool.map(lambda _: authed.post(url, json=body, headers=headers,
                                                          timeout=30), range(4)))
         assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
         assert len({a.json()["job_id"] for a in answers}) == 1
@@ -119,7 +120,7 @@ def test_retry_while_the_first_submit_still_runs_waits_for_its_reply(psij_edge, 
 
 def test_idempotency_key_is_validated(psij_edge, bridge_url):
     name = psij_edge.extra["name"]
-    r = httpx.post(f"{bridge_url}/{name}/psij/register_session", json={},
+    r = authed.post(f"{bridge_url}/{name}/psij/register_session", json={},
                    headers={"Idempotency-Key": "x" * 300}, timeout=10)
     assert r.status_code == 400 and "Idempotency-Key" in r.json()["detail"]
 
@@ -152,7 +153,7 @@ def test_edge_never_starts_a_call_whose_deadline_passed(make_edge, redis_url, br
         wait_for(lambda: state("expired") == "not_delivered", 15, what="the expired call drop")
         rec = call_record.decode(r.get(keys.call_record(calls["expired"][0].id)), "x")
         assert "deadline passed" in rec["note"]
-        runs = lambda tag: httpx.get(f"{bridge_url}/{name}/echo/runs/{tag}", timeout=5).json()
+        runs = lambda tag: authed.get(f"{bridge_url}/{name}/echo/runs/{tag}", timeout=5).json()
         assert runs(calls["fresh"][1])["runs"] == 1
         assert runs(calls["expired"][1])["runs"] == 0
     finally:

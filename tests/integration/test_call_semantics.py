@@ -16,6 +16,7 @@ import httpx
 import pytest
 import redis
 
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge import BridgeClient, services
 from radical.edge.app import keys
 from radical.edge.app.protocol import CallReply, CallRequest, celery_message
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def runs(bridge_url: str, edge: str, tag: str) -> int:
-    return httpx.get(f"{bridge_url}/{edge}/echo/runs/{tag}", timeout=10).json()["runs"]
+    return authed.get(f"{bridge_url}/{edge}/echo/runs/{tag}", timeout=10).json()["runs"]
 
 
 class ReplyInbox:
@@ -156,7 +157,7 @@ def test_notifications_emitted_while_redis_is_down_arrive(log_dir, tmp_path):
         bc.register_callback(topic="outage_topic",
                              callback=lambda e, p, t, d: d["tag"] == tag and got.append(d["i"]))
         assert bc.wait_for_listener(15)
-        r = httpx.post(f"{bridge.extra['url']}/outage/echo/notify_on_file", timeout=10,
+        r = authed.post(f"{bridge.extra['url']}/outage/echo/notify_on_file", timeout=10,
                        json={"n": n, "tag": tag, "trigger": str(trigger), "done": str(done)})
         assert r.status_code == 200, r.text
         own_redis.stop()
@@ -185,10 +186,10 @@ def test_walltime_drain_inside_a_fake_allocation(redis_url, bridge_url, log_dir)
         info = services.list_edges(bridge_url)["walltimed"]
         assert info["role"] == "compute", info
         assert info["walltime_end"] is not None
-        assert httpx.get(f"{bridge_url}/walltimed/echo/version", timeout=10).status_code == 200
+        assert authed.get(f"{bridge_url}/walltimed/echo/version", timeout=10).status_code == 200
 
         def draining() -> bool:
-            r = httpx.get(f"{bridge_url}/walltimed/echo/version", timeout=10)
+            r = authed.get(f"{bridge_url}/walltimed/echo/version", timeout=10)
             return r.status_code == 503 and "walltime" in r.json()["detail"]
 
         services.wait_until(draining, 30, "the edge to stop taking calls", edge)

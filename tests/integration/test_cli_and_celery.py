@@ -11,6 +11,7 @@ import httpx
 import pytest
 import redis
 
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge import services
 from radical.edge.app import keys
 from radical.edge.app.celery_app import make_celery
@@ -77,7 +78,7 @@ def test_flower_shows_edges_as_workers(make_edge, redis_url, log_dir):
         def seen() -> bool:
             nonlocal workers
             try:
-                r = httpx.get(f"http://127.0.0.1:{port}/api/workers", params={"refresh": "1"},
+                r = authed.get(f"http://127.0.0.1:{port}/api/workers", params={"refresh": "1"},
                               timeout=10)
                 workers = r.json() if r.status_code == 200 else {}
             except httpx.HTTPError:

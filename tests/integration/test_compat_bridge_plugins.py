@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from compat import orig_client as orig
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge import BridgeClient, services
 
 
@@ -26,7 +27,7 @@ def url(hosting_bridge):
 
 
 def test_listed_as_edge_bridge(url):
-    edges = httpx.post(f"{url}/edge/list", timeout=10).json()["data"]["edges"]
+    edges = authed.post(f"{url}/edge/list", timeout=10).json()["data"]["edges"]
     bridge = edges["bridge"]
     assert bridge["endpoint"]["type"] == "radical.edge.bridge"
     assert bridge["role"] == "bridge"
@@ -57,9 +58,9 @@ def test_sdk_sessions_errors_and_notifications(url):
         assert bc.wait_for_listener(15)
         assert ctr.add(2)["value"] == 3
         assert seen.wait(15) and got[0]["edge"] == "bridge" and got[0]["value"] == 3
-        r = httpx.get(f"{url}/bridge/counter/value/session.nope", timeout=10)
+        r = authed.get(f"{url}/bridge/counter/value/session.nope", timeout=10)
         assert r.status_code == 404 and "session.nope" in r.json()["detail"]
-        r = httpx.get(f"{url}/bridge/sysinfo/no/such/route", timeout=10)
+        r = authed.get(f"{url}/bridge/sysinfo/no/such/route", timeout=10)
         assert r.status_code == 404 and r.json()["detail"]
         ctr.close()
     finally:
@@ -67,6 +68,6 @@ def test_sdk_sessions_errors_and_notifications(url):
 
 
 def test_management_routes_still_answer(url):
-    assert httpx.get(f"{url}/bridge/broker", timeout=10).status_code == 200
-    r = httpx.get(f"{url}/bridge/nosuch/version", timeout=10)  # not hosted: bridge 404
+    assert authed.get(f"{url}/bridge/broker", timeout=10).status_code == 200
+    r = authed.get(f"{url}/bridge/nosuch/version", timeout=10)  # not hosted: bridge 404
     assert r.status_code == 404 and r.json()["error"] is True

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge import BridgeClient, services
 
 BIN = Path(sys.executable).parent
@@ -45,8 +46,8 @@ def test_broker_route_is_token_protected(redis_url, log_dir):
     bridge = services.start_bridge(redis_url, log_dir=log_dir, token=TOKEN)
     url = bridge.extra["url"]
     try:
-        assert httpx.get(f"{url}/bridge/broker", timeout=10).status_code == 401
-        ok = httpx.get(f"{url}/bridge/broker", timeout=10,
+        assert authed.get(f"{url}/bridge/broker", timeout=10).status_code == 401
+        ok = authed.get(f"{url}/bridge/broker", timeout=10,
                        headers={"Authorization": f"Bearer {TOKEN}"})
         assert ok.json() == {"redis_url": redis_url}
         name = f"tok{uuid.uuid4().hex[:6]}"
@@ -75,7 +76,7 @@ def test_bridge_command(redis_url, log_dir):
         deadline = time.monotonic() + 30
         while True:
             try:
-                r = httpx.post(f"http://127.0.0.1:{port}/edge/list", timeout=2)
+                r = authed.post(f"http://127.0.0.1:{port}/edge/list", timeout=2)
                 break
             except httpx.HTTPError:
                 assert svc.alive() and time.monotonic() < deadline

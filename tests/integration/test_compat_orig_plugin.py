@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from compat import orig_client as orig
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge import BridgeClient, EdgeError
 
 EDGE = "origp"
@@ -27,12 +28,12 @@ def bc(bridge_url, edge):
 
 
 def test_announced_like_any_plugin(bridge_url, edge):
-    info = httpx.post(f"{bridge_url}/edge/list").json()["data"]["edges"][EDGE]["plugins"]
+    info = authed.post(f"{bridge_url}/edge/list").json()["data"]["edges"][EDGE]["plugins"]
     counter = info["counter"]
     assert counter["namespace"] == f"/{EDGE}/counter" and counter["version"] == "0.2.0"
     assert counter["ui_config"]["title"] == "Counter"  # a UIConfig model, sent as a dict
     assert counter["ui_config"]["notifications"]["topic"] == "counter"
-    ui = httpx.get(f"{bridge_url}/{EDGE}/counter/ui_config").json()
+    ui = authed.get(f"{bridge_url}/{EDGE}/counter/ui_config").json()
     assert ui["plugin_name"] == "counter" and ui["ui"]["forms"][0]["id"] == "add"
 
 

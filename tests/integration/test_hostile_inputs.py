@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge import services
 
 pytest.importorskip("psij")
@@ -34,11 +35,11 @@ def edge(redis_url, bridge_url, log_dir, tmp_path_factory):
 def sids(edge, bridge_url) -> dict[str, str]:
     name = edge.extra["name"]
     out = {}
-    plugins = httpx.post(f"{bridge_url}/edge/list", timeout=5).json()["data"]["edges"][name]["plugins"]
+    plugins = authed.post(f"{bridge_url}/edge/list", timeout=5).json()["data"]["edges"][name]["plugins"]
     for plugin in ("psij", "sysinfo", "queue_info", "rhapsody"):
         if plugin not in plugins:
             continue
-        r = httpx.post(f"{bridge_url}/{name}/{plugin}/register_session", json={}, timeout=30)
+        r = authed.post(f"{bridge_url}/{name}/{plugin}/register_session", json={}, timeout=30)
         assert r.status_code == 200, r.text
         out[plugin] = r.json()["sid"]
     return out
@@ -117,7 +118,7 @@ def _send(bridge_url: str, edge: str, plugin: str, method: str, path: str, body,
     import json
 
     content = None if body is None else json.dumps(body, allow_nan=True)
-    return httpx.request(method, f"{bridge_url}/{edge}/{plugin}/{path}", content=content,
+    return authed.request(method, f"{bridge_url}/{edge}/{plugin}/{path}", content=content,
                          params=query, headers={"content-type": "application/json"},
                          timeout=60)
 
@@ -148,10 +149,10 @@ def test_executor_without_its_batch_tools_is_503(redis_url, bridge_url, log_dir,
                               env={"PATH": str(bindir),
                                    "RADICAL_EDGE_PSIJ_DIR": str(tmp_path / "psij")})
     try:
-        sid = httpx.post(f"{bridge_url}/{name}/psij/register_session", json={},
+        sid = authed.post(f"{bridge_url}/{name}/psij/register_session", json={},
                          timeout=30).json()["sid"]
         for executor in ("slurm", "pbs", "lsf"):
-            r = httpx.post(f"{bridge_url}/{name}/psij/submit/{sid}",
+            r = authed.post(f"{bridge_url}/{name}/psij/submit/{sid}",
                            json={"job_spec": _spec(), "executor": executor}, timeout=60)
             assert r.status_code in (422, 503), f"{executor}: {r.status_code} {r.text}"
             assert "not available on this edge" in r.json()["detail"], r.text

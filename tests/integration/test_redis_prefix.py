@@ -8,6 +8,7 @@ import httpx
 import pytest
 import redis
 
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge import BridgeClient, services
 from radical.edge.settings import REDIS_PREFIX_ENV
 
@@ -45,10 +46,10 @@ def test_two_prefixes_share_one_redis_without_seeing_each_other(
     assert mine["twin"]["endpoint"]["queue"] == "edge.twin"
 
     # calls go to the edge of the bridge's own deployment
-    r = httpx.get(f"{other_bridge}/twin/echo/echo/hi", timeout=30)
+    r = authed.get(f"{other_bridge}/twin/echo/echo/hi", timeout=30)
     assert r.status_code == 200 and r.json()["rest"] == "hi"
-    assert httpx.get(f"{bridge_url}/twin/echo/echo/hi", timeout=30).status_code == 404
-    assert httpx.get(f"{other_bridge}/twin/sysinfo/version", timeout=30).status_code == 404
+    assert authed.get(f"{bridge_url}/twin/echo/echo/hi", timeout=30).status_code == 404
+    assert authed.get(f"{other_bridge}/twin/sysinfo/version", timeout=30).status_code == 404
 
     # notifications stay in their deployment's stream
     got = threading.Event()
@@ -56,7 +57,7 @@ def test_two_prefixes_share_one_redis_without_seeing_each_other(
         bc.register_callback("twin", "echo", "async_topic",
                              lambda e, p, t, d: got.set() if d.get("tag") == "prefix-t" else None)
         assert bc.wait_for_listener(30)
-        r = httpx.post(f"{other_bridge}/twin/echo/notify", json={"n": 1, "tag": "prefix-t"},
+        r = authed.post(f"{other_bridge}/twin/echo/notify", json={"n": 1, "tag": "prefix-t"},
                        timeout=30)
         assert r.status_code == 200
         assert got.wait(30), "the other deployment's bridge did not relay its notification"
@@ -81,6 +82,6 @@ def test_two_prefixes_share_one_redis_without_seeing_each_other(
     with BridgeClient(bridge_url) as bc:
         bc.disconnect_edge("twin")
     services.wait_for_edge(bridge_url, "twin", 30, present=False)
-    r = httpx.get(f"{other_bridge}/twin/echo/echo/still", timeout=30)
+    r = authed.get(f"{other_bridge}/twin/echo/echo/still", timeout=30)
     assert r.status_code == 200 and r.json()["rest"] == "still"
     assert "twin" in services.list_edges(other_bridge)
