@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     max_running_tasks: int = Field(64, description="rhapsody: executables running at once")
     log_level: str = Field("WARNING", description="log level of bridge and edges")
 
+    # -- payloads --
+    payload_inline_bytes: int = Field(
+        256 * 1024, description="bodies larger than this travel out of band as Redis chunks")
+    payload_chunk_bytes: int = Field(1024 * 1024, description="size of one out-of-band chunk")
+    payload_window_chunks: int = Field(
+        16, description="chunks a streaming reply may run ahead of the bridge reading it")
+
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None
 

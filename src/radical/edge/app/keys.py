@@ -62,3 +62,14 @@ def validate_name(name: str) -> str:
         raise ValueError(f"invalid edge name {name!r}: use letters, digits, '.', '_' or '-' "
                          "(at most 128, starting with a letter or digit)")
     return name
+
+
+# -- payloads --
+def blob(ref: str) -> str:
+    """Redis list carrying one big request or reply body as chunks (out of band, with TTL)."""
+    return f"{PREFIX}:blob:{ref}"
+
+
+def blob_stop(ref_key: str) -> str:
+    """Flag a reader sets when it abandons a blob, so its writer stops pushing chunks."""
+    return f"{ref_key}:stop"

@@ -14,6 +14,7 @@ import orjson
 
 from ..app import keys
 from ..app.protocol import FORWARDED_HEADERS, CallRequest, server_timing
+from .bodies import BodyAborted, receive_body, send_blob_reply
 from .dispatcher import BridgeError
 from .state import BridgeState
 
@@ -45,28 +46,6 @@ def call_timeout(raw: str | None, state: BridgeState) -> float:
         raise BridgeError(400, f"{TIMEOUT_HEADER} must be in (0, "
                                f"{state.settings.max_call_timeout:g}] seconds")
     return value
-
-
-async def read_body(headers: dict[str, str], receive: Any, limit: int) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise BridgeError(400, "invalid Content-Length")
-        if int(declared) > limit:
-            raise BridgeError(413, f"request body of {declared} bytes exceeds the limit of "
-                                   f"{limit} bytes")
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise BridgeError(400, "client disconnected while sending the body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BridgeError(413, f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 def resolve(state: BridgeState, edge: str, plugin: str) -> None:
@@ -101,20 +80,29 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
         plugin, _, sub = rest.partition("/")
         resolve(state, edge, plugin)
         timeout = call_timeout(headers.get(TIMEOUT_HEADER), state)
-        body = await read_body(headers, receive, state.settings.max_body_bytes)
+        body = await receive_body(state.redis, state.settings, headers, receive, timeout)
         call = CallRequest.new(
             reply_to=state.dispatcher.reply_channel, timeout=timeout, method=scope["method"],
             path=f"/{plugin}/{sub}", query=scope.get("query_string", b"").decode("latin-1"),
             headers=[[k, v] for k, v in headers.items() if k in FORWARDED_HEADERS],
-            body=body, auth=bool(scope.get("auth_ok")))
+            body=body.data, auth=bool(scope.get("auth_ok")))
+        call.body_ref, call.body_size = body.ref, body.size
         reply = await state.dispatcher.call(edge, call, timeout)
         status, body_out = reply.status, reply.body_bytes()
         out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers
                if k.lower() not in HOP_HEADERS]
         out.append((b"server-timing", server_timing(call, reply, time.time()).encode()))
+        if reply.body_ref:  # a big body follows out of band: relay it as it comes
+            length = [v for k, v in reply.headers if k.lower() == "content-length"]
+            if length:
+                out.append((b"content-length", length[0].encode("latin-1")))
+            await send_blob_reply(state.redis, reply.body_ref, call.deadline, status, out, send)
+            return
     except BridgeError as exc:
         status, body_out = exc.status, orjson.dumps({"detail": exc.detail})
         out = [(b"content-type", b"application/json")]
+    except BodyAborted:
+        raise
     except Exception as exc:  # a bridge bug: answer, log, keep serving
         log.exception("proxy failed for %s %s", scope.get("method"), path)
         status = 500

@@ -22,6 +22,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from ..app import keys
+from ..app.blobs import read_blob
 from ..app.pipelined import Commands
 from ..app.protocol import CallReply, CallRequest
 from ..app.pubsub import subscribe_forever
@@ -33,6 +34,7 @@ from ..version import __version__
 from .announcer import Announcer
 from .call_runner import run_call
 from .notifier import Notifier
+from .reply_sender import ReplySender
 from .router import Router
 
 log = logging.getLogger(__name__)
@@ -130,6 +132,9 @@ class PluginHost:
         self.redis = async_redis(self.settings)
         self.pubsub_redis = async_redis(self.settings, pubsub=True)
         self.replies = Commands(self.redis, self.settings.redis_url, self.settings.redis_timeout)
+        self.sender = ReplySender(self.replies, self.redis,
+                                  chunk=self.settings.payload_chunk_bytes,
+                                  window=self.settings.payload_window_chunks)
         await self._claim_name()
         self.notifier = Notifier(self.redis, self.edge_name, self._loop)
         self.notifier.start()
@@ -238,12 +243,23 @@ class PluginHost:
         if self.draining:
             reply = CallReply.error(call.id, 503, self.draining)
         else:
-            reply = await run_call(self.router, call, {"edge": self.edge_name, "host": self})
+            source = read_blob(self.redis, call.body_ref, call.deadline) if call.body_ref else None
+            try:
+                reply = await run_call(self.router, call, {"edge": self.edge_name, "host": self},
+                                       source, self.settings.payload_inline_bytes)
+            finally:
+                if source is not None:
+                    await source.aclose()
+                    await self._drop_blob(call.body_ref)
         reply.timing = [call.received or started, started, time.time()]
+        await self.sender.send(call, reply)
+
+    async def _drop_blob(self, key: str | None) -> None:
+        """Delete what a handler left unread of an out-of-band request body."""
         try:
-            await self.replies.call("PUBLISH", call.reply_to, reply.dumps())
-        except (RedisError, OSError) as exc:
-            log.warning("reply to %s lost: %s", call.reply_to, exc)
+            await self.redis.delete(key)
+        except (RedisError, OSError):
+            pass  # its TTL removes it
 
     # -- background -------------------------------------------------------------------------
     async def _reap_sessions(self) -> None:

@@ -1,0 +1,87 @@
+"""Send a call's reply to the waiting bridge: inline on pub/sub, or big bodies out of band.
+
+A reply whose body fits the inline threshold is one PUBLISH, as before (the fast path). A
+bigger one publishes a small pointer (status, headers, `body_ref`) and then streams the body
+into a Redis list (`app/blobs.py`) that the bridge pops while relaying it to its client, so
+no single PUBLISH can exceed Redis's pub/sub output-buffer limit and drop the bridge's
+subscriber, and neither side holds more than a window of chunks of a streamed body.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..app import keys
+from ..app.blobs import BlobError, BlobWriter
+from ..app.pipelined import Commands
+from ..app.protocol import CallReply, CallRequest
+
+log = logging.getLogger(__name__)
+
+#: how long a streamed body may wait in Redis after the call's deadline before expiring
+BLOB_GRACE = 60.0
+
+
+class ReplySender:
+    def __init__(self, commands: Commands, redis: aioredis.Redis, *, chunk: int,
+                 window: int) -> None:
+        self._commands = commands
+        self._redis = redis
+        self._chunk = chunk
+        self._window = window
+
+    async def send(self, call: CallRequest, reply: CallReply) -> None:
+        body: Any = reply.stream
+        if body is None:
+            await self._publish(call, reply.dumps())
+            return
+        reply.stream = None
+        reply.body_ref = keys.blob(uuid.uuid4().hex)
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            reply.headers = [h for h in reply.headers if h[0].lower() != "content-length"]
+            reply.headers.append(["content-length", str(len(body))])
+        if not await self._publish(call, reply.dumps()):
+            await _close(body)
+            return
+        ttl = max(1.0, call.deadline - time.time()) + BLOB_GRACE
+        writer = BlobWriter(self._redis, reply.body_ref, chunk=self._chunk, ttl=ttl,
+                            window=self._window, deadline=call.deadline + BLOB_GRACE)
+        try:
+            if isinstance(body, (bytes, bytearray, memoryview)):
+                await writer.write(body)
+            else:
+                async for piece in body:
+                    await writer.write(piece if isinstance(piece, bytes) else str(piece).encode())
+            await writer.close()
+        except (BlobError, RedisError, OSError) as exc:
+            log.warning("streaming the reply of call %s stopped after %d bytes: %s",
+                        call.id, writer.size, exc)
+            await writer.fail(str(exc))
+        except Exception as exc:  # the plugin's iterator failed half-way
+            log.error("reply body of call %s %s failed after %d bytes: %s", call.method,
+                      call.path, writer.size, exc)
+            await writer.fail(f"plugin error: {type(exc).__name__}: {exc}")
+        finally:
+            await _close(body)
+
+    async def _publish(self, call: CallRequest, data: bytes) -> bool:
+        try:
+            await self._commands.call("PUBLISH", call.reply_to, data)
+            return True
+        except (RedisError, OSError) as exc:
+            log.warning("reply to %s lost: %s", call.reply_to, exc)
+            return False
+
+
+async def _close(body: Any) -> None:
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            pass
