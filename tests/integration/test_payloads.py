@@ -108,3 +108,24 @@ def test_blobs_are_consumed(bridge_url, bulk_edge, redis_url):
     _get(bridge_url, f"/{bulk_edge}/bulk/bytes/{2 * MB}")
     httpx.post(f"{bridge_url}/{bulk_edge}/bulk/digest", content=b"y" * (2 * MB), timeout=60)
     assert [k for k in client.scan_iter("redge:blob:*") if not k.endswith(b":stop")] == []
+
+
+def test_blocked_plugin_loop_keeps_the_edge_listed(bridge_url, make_edge):
+    """A handler blocking the plugin loop past the heartbeat TTL: the edge stays in the
+    topology (heartbeats run on their own thread) and the call answers normally."""
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    from radical.edge import services
+
+    name = make_edge("bulk", env={"RADICAL_EDGE_HEARTBEAT_SECONDS": "0.5",
+                                  "RADICAL_EDGE_HEARTBEAT_TTL": "1.5"}).extra["name"]
+    with ThreadPoolExecutor(1) as pool:
+        blocked = pool.submit(_get, bridge_url, f"/{name}/bulk/block/4")
+        missing = 0
+        while not blocked.done():
+            if name not in services.list_edges(bridge_url):
+                missing += 1
+            wait([blocked], timeout=0.2)
+        r = blocked.result()
+    assert r.status_code == 200 and r.json() == {"blocked": 4.0}
+    assert missing == 0

@@ -26,7 +26,7 @@ from ..app.blobs import read_blob
 from ..app.pipelined import Commands
 from ..app.protocol import CallReply, CallRequest
 from ..app.pubsub import subscribe_forever
-from ..app.redis_conn import async_redis
+from ..app.redis_conn import async_redis, sync_redis
 from ..app.topology import TopologyWatcher, edge_summary
 from ..plugins.base import Plugin
 from ..settings import Settings
@@ -146,7 +146,7 @@ class PluginHost:
             self.plugins[plugin.instance_name] = plugin
         for plugin in self.plugins.values():
             await plugin.startup()
-        self.announcer = Announcer(self.redis, self.edge_name, self.describe,
+        self.announcer = Announcer(sync_redis(self.settings), self.edge_name, self.describe,
                                    self.settings.heartbeat_seconds, self.settings.heartbeat_ttl)
         self.watcher = TopologyWatcher(self.redis, 5.0, self._on_topology)
         spawn = self._loop.create_task
