@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -16,7 +17,9 @@ import httpx
 
 from radical.edge import services
 
-FIGURES = Path(__file__).resolve().parents[2] / ".run" / "test-logs" / "chaos-figures.jsonl"
+FIGURES = Path(os.environ.get("RADICAL_EDGE_TEST_LOGS",
+                              Path(__file__).resolve().parents[2] / ".run" / "test-logs")
+               ) / "chaos-figures.jsonl"
 
 
 def record(scenario: str, **figures: Any) -> None:
@@ -45,7 +48,7 @@ def reset_peak_rss(pid: int) -> None:
 class TopologyProbe:
     """Polls `/edge/list` from a thread and counts the polls where `edge` was missing."""
 
-    def __init__(self, bridge_url: str, edge: str, interval: float = 0.2) -> None:
+    def __init__(self, bridge_url: str, edge: str, interval: float = 0.05) -> None:
         self.bridge_url, self.edge, self.interval = bridge_url, edge, interval
         self.polls = self.missing = self.errors = 0
         self._stop = threading.Event()
@@ -100,3 +103,60 @@ class Bystanders:
         self._thread.join(timeout)
         assert not self._thread.is_alive(), "bystander calls did not finish"
         return self.results
+
+
+class SSEReader:
+    """Reads `GET /events` in a thread, reconnecting with Last-Event-ID like a browser.
+
+    `lines` keeps every `data:` line seen; `connects` counts (re)connections.
+    """
+
+    def __init__(self, bridge_url: str) -> None:
+        self.url = f"{bridge_url}/events"
+        self.lines: list[str] = []
+        self.connects = 0
+        self.last_id: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "SSEReader":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+    def seen(self, text: str) -> bool:
+        return any(text in line for line in list(self.lines))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
+            try:
+                with httpx.stream("GET", self.url, headers=headers,
+                                  timeout=httpx.Timeout(5.0, read=3.0)) as r:
+                    self.connects += 1
+                    for line in r.iter_lines():
+                        if line.startswith("id:"):
+                            self.last_id = line[3:].strip()
+                        elif line.startswith("data:"):
+                            self.lines.append(line)
+                        if self._stop.is_set():
+                            return
+            except httpx.HTTPError:
+                pass
+            self._stop.wait(0.2)
+
+
+def wait_for(check: Any, timeout: float, interval: float = 0.1) -> float | None:
+    """Seconds until `check()` is true, or None after `timeout`."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            if check():
+                return time.monotonic() - t0
+        except Exception:
+            pass
+        time.sleep(interval)
+    return None
