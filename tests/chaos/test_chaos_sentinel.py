@@ -90,12 +90,17 @@ def test_master_killed_everyone_follows(ha):
         assert wait_for(lambda: sse.seen(f"before-{run}"), 10) is not None
 
         results: dict[str, tuple[int, object]] = {}
-        threads = [threading.Thread(target=_call, args=(f"{url}/{name}/echo/sleep/3", results,
+        threads = [threading.Thread(target=_call, args=(f"{url}/{name}/echo/sleep/4", results,
                                                         f"{run}-{i}"))
                    for i in range(IN_FLIGHT)]
         for t in threads:
             t.start()
-        time.sleep(0.5)  # calls reach the edge; each outcome is checked, not assumed
+
+        def all_running() -> bool:
+            return all(httpx.get(f"{url}/{name}/echo/runs/{run}-{i}", timeout=5).json()["runs"]
+                       for i in range(IN_FLIGHT))
+
+        assert wait_for(all_running, 20, interval=0.05) is not None, "calls never started"
         killed_at = time.monotonic()
         all_deadlines_passed = time.time() + CALL_TIMEOUT + 1
         cluster.master.kill9()
@@ -106,6 +111,7 @@ def test_master_killed_everyone_follows(ha):
         def serving() -> bool:
             r = httpx.get(f"{url}/{name}/bulk/wait/1", timeout=3,
                           headers={"x-radical-timeout": "2"})
+            print(round(time.monotonic() - killed_at, 2), r.status_code, r.text[:100])
             return r.status_code == 200
 
         served = wait_for(serving, 60, interval=0.2)
@@ -128,7 +134,7 @@ def test_master_killed_everyone_follows(ha):
     for tag, (status, body) in results.items():
         runs = httpx.get(f"{url}/{name}/echo/runs/{tag}", timeout=10).json()["runs"]
         if status == 200:
-            ok = body == {"slept": 3.0, "tag": tag} and runs == 1
+            ok = body == {"slept": 4.0, "tag": tag} and runs == 1
             outcomes["ok" if ok else "misreported"] += 1
         elif status == 503:  # promised: it did not and will not run
             outcomes["not_run" if runs == 0 else "misreported"] += 1
