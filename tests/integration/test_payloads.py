@@ -129,3 +129,25 @@ def test_blocked_plugin_loop_keeps_the_edge_listed(bridge_url, make_edge):
         r = blocked.result()
     assert r.status_code == 200 and r.json() == {"blocked": 4.0}
     assert missing == 0
+
+
+def test_big_reply_nobody_waits_for_is_dropped(bridge_url, bulk_edge, redis_url):
+    """The caller got its 504: the edge stops streaming and nothing stays in Redis."""
+    import time
+
+    client = redis.Redis.from_url(redis_url)
+    r = httpx.get(f"{bridge_url}/{bulk_edge}/bulk/late/{40 * MB}?delay=1.5", timeout=30,
+                  headers={"x-radical-timeout": "0.5"})
+    assert r.status_code == 504
+
+    def leftovers():
+        return [k for k in client.scan_iter("redge:blob:*") if not k.endswith(b":stop")]
+
+    deadline, clean = time.monotonic() + 20, 0
+    while time.monotonic() < deadline and clean < 5:  # empty for 1 s in a row
+        time.sleep(0.2)
+        clean = clean + 1 if not leftovers() and client.keys("redge:blob:*:stop") else 0
+    assert leftovers() == []
+    assert client.keys("redge:blob:*:stop"), "the bridge never told the edge to stop"
+    # and the edge still serves
+    assert _get(bridge_url, f"/{bulk_edge}/bulk/wait/1").status_code == 200

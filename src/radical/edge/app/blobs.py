@@ -31,6 +31,10 @@ class BlobError(Exception):
     """The body could not be transferred (writer failed, reader timed out, reader left)."""
 
 
+class BlobAbandoned(BlobError):
+    """The reader left (its caller timed out or disconnected): stop writing."""
+
+
 class BlobWriter:
     """Append a body to `key` chunk by chunk; every push refreshes the key's TTL."""
 
@@ -77,7 +81,7 @@ class BlobWriter:
             pipe.exists(keys.blob_stop(self.key))
             length, stopped = await pipe.execute()
             if stopped:
-                raise BlobError("the reader abandoned this body")
+                raise BlobAbandoned("the reader abandoned this body")
             if length <= self._window // 2:
                 return
             if self._deadline is not None and time.time() > self._deadline:

@@ -77,8 +77,18 @@ class CallDispatcher:
             return
         entry = self._pending.get(reply.id)
         if entry is None or entry[0].done():  # late: the caller got its 503/504 already
+            if reply.body_ref:  # and nobody will read its body: tell the edge to stop
+                asyncio.get_running_loop().create_task(self._drop_body(reply.body_ref))
             return
         entry[0].set_result(reply)
+
+    async def _drop_body(self, ref: str) -> None:
+        try:
+            await asyncio.wait_for(self.commands.call("SET", keys.blob_stop(ref), b"1", "EX", 60),
+                                   2.0)
+            await asyncio.wait_for(self.commands.call("DEL", ref), 2.0)
+        except (RedisError, OSError, asyncio.TimeoutError):
+            pass  # the writer stops at its deadline; the TTL removes the rest
 
     def edge_lost(self, edge: str) -> int:
         """Fail every call in flight to `edge` with 503; returns how many."""

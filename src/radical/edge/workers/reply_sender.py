@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..app import keys
-from ..app.blobs import BlobError, BlobWriter
+from ..app.blobs import BlobAbandoned, BlobError, BlobWriter
 from ..app.pipelined import Commands
 from ..app.protocol import CallReply, CallRequest
 
@@ -45,7 +45,7 @@ class ReplySender:
         if isinstance(body, (bytes, bytearray, memoryview)):
             reply.headers = [h for h in reply.headers if h[0].lower() != "content-length"]
             reply.headers.append(["content-length", str(len(body))])
-        if not await self._publish(call, reply.dumps()):
+        if not await self._publish(call, reply.dumps()):  # nobody would read the body
             await _close(body)
             return
         ttl = max(1.0, call.deadline - time.time()) + BLOB_GRACE
@@ -58,6 +58,10 @@ class ReplySender:
                 async for piece in body:
                     await writer.write(piece if isinstance(piece, bytes) else str(piece).encode())
             await writer.close()
+        except BlobAbandoned:
+            log.warning("reply body of call %s abandoned by the bridge after %d bytes",
+                        call.id, writer.size)
+            await self._delete(reply.body_ref)
         except (BlobError, RedisError, OSError) as exc:
             log.warning("streaming the reply of call %s stopped after %d bytes: %s",
                         call.id, writer.size, exc)
@@ -69,13 +73,22 @@ class ReplySender:
         finally:
             await _close(body)
 
-    async def _publish(self, call: CallRequest, data: bytes) -> bool:
+    async def _delete(self, key: str) -> None:
         try:
-            await self._commands.call("PUBLISH", call.reply_to, data)
-            return True
+            await self._redis.delete(key)
+        except (RedisError, OSError):
+            pass  # its TTL removes it
+
+    async def _publish(self, call: CallRequest, data: bytes) -> bool:
+        """PUBLISH; False if it failed or no bridge is subscribed to the reply channel."""
+        try:
+            receivers = await self._commands.call("PUBLISH", call.reply_to, data)
         except (RedisError, OSError) as exc:
             log.warning("reply to %s lost: %s", call.reply_to, exc)
             return False
+        if not receivers:
+            log.warning("reply to %s lost: no bridge listens on it", call.reply_to)
+        return bool(receivers)
 
 
 async def _close(body: Any) -> None:
