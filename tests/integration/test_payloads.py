@@ -151,3 +151,21 @@ def test_big_reply_nobody_waits_for_is_dropped(bridge_url, bulk_edge, redis_url)
     assert client.keys("redge:blob:*:stop"), "the bridge never told the edge to stop"
     # and the edge still serves
     assert _get(bridge_url, f"/{bulk_edge}/bulk/wait/1").status_code == 200
+
+
+def test_client_hanging_up_stops_a_streamed_reply(bridge_url, bulk_edge, redis_url):
+    import time
+
+    client = redis.Redis.from_url(redis_url)
+    with httpx.stream("GET", f"{bridge_url}/{bulk_edge}/bulk/stream/{2000 * MB}",
+                      timeout=60) as r:
+        assert r.status_code == 200
+        next(r.iter_bytes())
+    # relaying 2 GB to nobody would take far longer than this (~90 MB/s here)
+    deadline, clean = time.monotonic() + 6, 0
+    while time.monotonic() < deadline and clean < 5:
+        time.sleep(0.2)
+        left = [k for k in client.scan_iter("redge:blob:*") if not k.endswith(b":stop")]
+        clean = clean + 1 if not left else 0
+    assert clean == 5, "the edge kept streaming after the client left"
+    assert _get(bridge_url, f"/{bulk_edge}/bulk/wait/1").status_code == 200

@@ -8,6 +8,7 @@ as the edge writes it: bridge memory stays at a few chunks whatever the size.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -89,16 +90,22 @@ async def receive_body(redis: aioredis.Redis, settings: Settings, headers: dict[
 
 
 async def send_blob_reply(redis: aioredis.Redis, key: str, deadline: float, status: int,
-                          headers: list[tuple[bytes, bytes]], send: Any) -> None:
+                          headers: list[tuple[bytes, bytes]], send: Any, receive: Any) -> None:
     """Relay a reply body from Redis to the HTTP client as the edge writes it.
 
     The status line goes out first; if the edge's stream then fails, the response is cut
-    short (the client sees an incomplete body, never a silently truncated success).
+    short (the client sees an incomplete body, never a silently truncated success). A client
+    that hangs up makes the bridge abandon the body, which stops the edge writing it.
     """
     body = read_blob(redis, key, deadline + BLOB_GRACE)
+    hangup = asyncio.ensure_future(receive())  # the request body is read: only disconnect
     started = False
     try:
         async for chunk in body:
+            if hangup.done():
+                log.info("client left during reply body %s", key)
+                await abandon(redis, key)
+                return
             if not started:
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 started = True
@@ -116,4 +123,5 @@ async def send_blob_reply(redis: aioredis.Redis, key: str, deadline: float, stat
         await abandon(redis, key)
         raise
     finally:
+        hangup.cancel()
         await body.aclose()

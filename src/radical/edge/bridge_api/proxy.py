@@ -96,7 +96,8 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
             length = [v for k, v in reply.headers if k.lower() == "content-length"]
             if length:
                 out.append((b"content-length", length[0].encode("latin-1")))
-            await send_blob_reply(state.redis, reply.body_ref, call.deadline, status, out, send)
+            await send_blob_reply(state.redis, reply.body_ref, call.deadline, status, out, send,
+                                  receive)
             return
     except BridgeError as exc:
         status, body_out = exc.status, orjson.dumps({"detail": exc.detail})
