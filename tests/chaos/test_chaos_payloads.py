@@ -40,15 +40,17 @@ def test_redis_has_the_default_pubsub_limit(redis_url):
 
 
 @pytest.mark.parametrize("kind,size_mb", [("bytes", 40), ("stream", 40), ("file", 64)])
-def test_big_reply_with_bystanders(stack, kind, size_mb):
+def test_big_reply_with_bystanders(stack, redis_url, kind, size_mb):
     """A 40 MB reply (and a 64 MB file: the body limit) while 30 small calls are in flight."""
     bridge, edge = stack
+    client = redis.Redis.from_url(redis_url)
     url, name = bridge.extra["url"], edge.extra["name"]
     size = size_mb * MB
     httpx.get(f"{url}/{name}/bulk/wait/1", timeout=30).raise_for_status()  # warm
     reset_peak_rss(bridge.pid)
     reset_peak_rss(edge.pid)
     base_bridge, base_edge = peak_rss_mb(bridge.pid), peak_rss_mb(edge.pid)
+    subscribers = {c["id"] for c in client.client_list(_type="pubsub")}
     bystanders = Bystanders([f"{url}/{name}/bulk/wait/6000?tag={i}"
                              for i in range(BYSTANDERS)]).start()
     time.sleep(0.5)  # let them reach the edge; overlap is asserted below, not assumed
@@ -61,14 +63,17 @@ def test_big_reply_with_bystanders(stack, kind, size_mb):
             got += len(chunk)
     t1 = time.time()
     results = bystanders.join(60)
+    dropped = subscribers - {c["id"] for c in client.client_list(_type="pubsub")}
     failures = [res for res in results if res[0] != 200]
     overlapping = [b for s, b in results if s == 200 and b["started"] < t1 and b["ended"] > t0]
     figures = dict(kind=kind, size_mb=size_mb, seconds=round(t1 - t0, 2), bystanders=len(results),
-                   bystander_failures=len(failures), overlapping=len(overlapping),
+                   bystander_failures=len(failures), subscribers_dropped=len(dropped),
+                   overlapping=len(overlapping),
                    bridge_peak_growth_mb=round(peak_rss_mb(bridge.pid) - base_bridge, 1),
                    edge_peak_growth_mb=round(peak_rss_mb(edge.pid) - base_edge, 1))
     record("big reply + bystanders", **figures)
     print(figures)
+    assert not dropped, "Redis disconnected a pub/sub subscriber (output buffer limit)"
     assert status == 200 and got == size
     assert digest.hexdigest() == pattern_sha256(size)
     assert failures == [] and len(results) == BYSTANDERS
