@@ -28,8 +28,8 @@ from .router import RouteNotFound, Router
 log = logging.getLogger(__name__)
 
 JSON = [["content-type", "application/json"]]
-#: bodies up to this size are sent inline; larger ones are streamed out of band
-INLINE_BYTES = 256 * 1024
+#: `inline=None`: every body inline (direct callers, tests); the edge passes its threshold
+NO_LIMIT = 1 << 62
 #: read size of files a handler returns (FileResponse)
 FILE_CHUNK = 1024 * 1024
 
@@ -124,12 +124,13 @@ async def _chain(first: bytes, rest: AsyncIterator[Any]) -> AsyncIterator[bytes]
         yield c if isinstance(c, bytes) else str(c).encode()
 
 
-async def render(call_id: str, result: Any, inline: int = INLINE_BYTES) -> CallReply:
+async def render(call_id: str, result: Any, inline: int | None = None) -> CallReply:
     """A handler's return value as a reply: JSON for plain data, Responses as they are.
 
     Bodies above `inline` bytes are not encoded into the reply: they ride in `stream`
     (bytes, or an async iterator for files and streaming responses, never read whole).
     """
+    inline = NO_LIMIT if inline is None else inline
     if isinstance(result, Response):
         headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in result.raw_headers
                    if k.lower() != b"content-length"]
@@ -148,7 +149,7 @@ async def render(call_id: str, result: Any, inline: int = INLINE_BYTES) -> CallR
 
 async def run_call(router: Router, call: CallRequest, state: dict[str, Any],
                    body_source: AsyncIterator[bytes] | None = None,
-                   inline: int = INLINE_BYTES) -> CallReply:
+                   inline: int | None = None) -> CallReply:
     """Route and run one call; never raises (errors become 4xx/5xx replies)."""
     try:
         handler, params = router.match(call.method, call.path)
