@@ -25,6 +25,7 @@ from radical_edge_bulk import pattern_sha256
 from radical.edge import services
 
 IN_FLIGHT = 12
+GAP_CALLS = 8
 CALL_TIMEOUT = 20.0
 #: what "follow within seconds" means here: sentinel detection (1 s) + election + reconnects
 FOLLOW_SECONDS = 15.0
@@ -102,11 +103,19 @@ def test_master_killed_everyone_follows(ha):
 
         assert wait_for(all_running, 20, interval=0.05) is not None, "calls never started"
         killed_at = time.monotonic()
-        all_deadlines_passed = time.time() + CALL_TIMEOUT + 1
         cluster.master.kill9()
+        # calls sent while there is no master: each must be answered truthfully too
+        during = [threading.Thread(target=_call, args=(f"{url}/{name}/echo/sleep/0.1", results,
+                                                       f"{run}-gap{i}"))
+                  for i in range(GAP_CALLS)]
+        for t in during:
+            t.start()
+            time.sleep(0.25)
+        all_deadlines_passed = time.time() + CALL_TIMEOUT + 1
 
-        promoted = wait_for(lambda: cluster.current_master_port() not in (None, old_port), 30)
-        assert promoted is not None, "the sentinels did not promote the replica"
+        assert wait_for(lambda: cluster.current_master_port() not in (None, old_port),
+                        30) is not None, "the sentinels did not promote the replica"
+        promoted = time.monotonic() - killed_at
 
         def serving() -> bool:
             r = httpx.get(f"{url}/{name}/bulk/wait/1", timeout=3,
@@ -118,7 +127,7 @@ def test_master_killed_everyone_follows(ha):
         assert served is not None, "no call succeeded after the failover"
         follow = time.monotonic() - killed_at
 
-        for t in threads:
+        for t in threads + during:
             t.join(CALL_TIMEOUT + 20)
         # SSE: the same client keeps receiving (reconnecting on its own if it was cut)
         httpx.post(f"{url}/{name}/echo/notify", json={"n": 1, "tag": f"after-{run}"},
@@ -134,7 +143,8 @@ def test_master_killed_everyone_follows(ha):
     for tag, (status, body) in results.items():
         runs = httpx.get(f"{url}/{name}/echo/runs/{tag}", timeout=10).json()["runs"]
         if status == 200:
-            ok = body == {"slept": 4.0, "tag": tag} and runs == 1
+            slept = 0.1 if "-gap" in tag else 4.0
+            ok = body == {"slept": slept, "tag": tag} and runs == 1
             outcomes["ok" if ok else "misreported"] += 1
         elif status == 503:  # promised: it did not and will not run
             outcomes["not_run" if runs == 0 else "misreported"] += 1
@@ -145,12 +155,13 @@ def test_master_killed_everyone_follows(ha):
             outcomes["misreported"] += 1
         if len(misreports) < outcomes["misreported"]:
             misreports.append((tag, status, body, runs))
+    gap = [status for tag, (status, _b) in results.items() if "-gap" in tag]
     figures = dict(promoted_s=round(promoted, 2), first_call_ok_after_kill_s=round(follow, 2),
-                   in_flight=len(results), **outcomes, sse_reconnects=connects - 1,
+                   in_flight=IN_FLIGHT, during_outage=len(gap), **outcomes, sse_reconnects=connects - 1,
                    sse_event_after_s=None if sse_after is None else round(sse_after, 2))
     record("sentinel failover", **figures)
     print(figures)
-    assert len(results) == IN_FLIGHT
+    assert len(results) == IN_FLIGHT + GAP_CALLS
     assert misreports == [], misreports
     assert follow < FOLLOW_SECONDS
     assert sse_after is not None, "the SSE client received nothing after the failover"

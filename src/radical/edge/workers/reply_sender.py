@@ -8,6 +8,7 @@ subscriber, and neither side holds more than a window of chunks of a streamed bo
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -80,15 +81,25 @@ class ReplySender:
             pass  # its TTL removes it
 
     async def _publish(self, call: CallRequest, data: bytes) -> bool:
-        """PUBLISH; False if it failed or no bridge is subscribed to the reply channel."""
-        try:
-            receivers = await self._commands.call("PUBLISH", call.reply_to, data)
-        except (RedisError, OSError) as exc:
-            log.warning("reply to %s lost: %s", call.reply_to, exc)
-            return False
-        if not receivers:
-            log.warning("reply to %s lost: no bridge listens on it", call.reply_to)
-        return bool(receivers)
+        """PUBLISH until a bridge received it or the call's deadline passed.
+
+        Zero receivers or a Redis error means nobody got the reply (pub/sub keeps nothing),
+        so trying again cannot deliver it twice. This bridges the seconds in which a bridge's
+        subscriber re-subscribes after a Redis restart or a Sentinel failover.
+        """
+        pause, why = 0.05, ""
+        while True:
+            try:
+                if await self._commands.call("PUBLISH", call.reply_to, data):
+                    return True
+                why = "no bridge listens on it"
+            except (RedisError, OSError) as exc:
+                why = str(exc)
+            if time.time() + pause > call.deadline:
+                log.warning("reply to %s lost: %s", call.reply_to, why)
+                return False
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
 
 async def _close(body: Any) -> None:
