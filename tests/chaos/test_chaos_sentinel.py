@@ -120,7 +120,6 @@ def test_master_killed_everyone_follows(ha):
         def serving() -> bool:
             r = httpx.get(f"{url}/{name}/bulk/wait/1", timeout=3,
                           headers={"x-radical-timeout": "2"})
-            print(round(time.monotonic() - killed_at, 2), r.status_code, r.text[:100])
             return r.status_code == 200
 
         served = wait_for(serving, 60, interval=0.2)
@@ -139,7 +138,6 @@ def test_master_killed_everyone_follows(ha):
     time.sleep(max(0.0, all_deadlines_passed - time.time()))
     outcomes = {"ok": 0, "not_run": 0, "unknown": 0, "misreported": 0}
     misreports = []
-    print(results)
     for tag, (status, body) in results.items():
         runs = httpx.get(f"{url}/{name}/echo/runs/{tag}", timeout=10).json()["runs"]
         if status == 200:
