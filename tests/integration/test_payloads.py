@@ -169,3 +169,21 @@ def test_client_hanging_up_stops_a_streamed_reply(bridge_url, bulk_edge, redis_u
         clean = clean + 1 if not left else 0
     assert clean == 5, "the edge kept streaming after the client left"
     assert _get(bridge_url, f"/{bulk_edge}/bulk/wait/1").status_code == 200
+
+
+def test_body_of_a_call_that_will_not_run_is_freed(bridge_url, make_edge, redis_url):
+    """A stopped edge is lost mid-call: the 503 caller's spooled body leaves Redis at once."""
+    import signal
+
+    client = redis.Redis.from_url(redis_url)
+    edge = make_edge("bulk", env={"RADICAL_EDGE_HEARTBEAT_SECONDS": "0.5",
+                                  "RADICAL_EDGE_HEARTBEAT_TTL": "1.5"})
+    name = edge.extra["name"]
+    edge.proc.send_signal(signal.SIGSTOP)
+    try:
+        r = httpx.post(f"{bridge_url}/{name}/bulk/digest", content=b"z" * (2 * MB), timeout=60)
+        left = [k for k in client.scan_iter("redge:blob:*") if not k.endswith(b":stop")]
+    finally:
+        edge.proc.send_signal(signal.SIGCONT)
+    assert r.status_code == 503, r.text
+    assert left == []

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from ..app import keys
+from ..app.blobs import abandon
 from ..app.protocol import FORWARDED_HEADERS, CallRequest, server_timing
 from .bodies import BodyAborted, receive_body, send_blob_reply
 from .dispatcher import BridgeError
@@ -87,7 +88,12 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
             headers=[[k, v] for k, v in headers.items() if k in FORWARDED_HEADERS],
             body=body.data, auth=bool(scope.get("auth_ok")))
         call.body_ref, call.body_size = body.ref, body.size
-        reply = await state.dispatcher.call(edge, call, timeout)
+        try:
+            reply = await state.dispatcher.call(edge, call, timeout)
+        except BridgeError as exc:
+            if body.ref and exc.status == 503:  # the call will never run: free its body now
+                await abandon(state.redis, body.ref)
+            raise
         status, body_out = reply.status, reply.body_bytes()
         out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers
                if k.lower() not in HOP_HEADERS]
