@@ -34,6 +34,7 @@ class CallDispatcher:
         self.commands = commands
         self.reply_channel = keys.reply_channel(bridge_id)
         self._pending: dict[str, tuple[asyncio.Future, str]] = {}
+        self._cleanups: set[asyncio.Task] = set()
 
     @property
     def pending(self) -> int:
@@ -78,7 +79,9 @@ class CallDispatcher:
         entry = self._pending.get(reply.id)
         if entry is None or entry[0].done():  # late: the caller got its 503/504 already
             if reply.body_ref:  # and nobody will read its body: tell the edge to stop
-                asyncio.get_running_loop().create_task(self._drop_body(reply.body_ref))
+                task = asyncio.get_running_loop().create_task(self._drop_body(reply.body_ref))
+                self._cleanups.add(task)  # keep a reference until done
+                task.add_done_callback(self._cleanups.discard)
             return
         entry[0].set_result(reply)
 
