@@ -13,6 +13,7 @@ apt_missing=()
 need_pkg() { dpkg -s "$1" >/dev/null 2>&1 || apt_missing+=("$1"); }
 if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
   command -v redis-server >/dev/null || need_pkg redis-server
+  command -v redis-sentinel >/dev/null || need_pkg redis-sentinel  # Redis HA (tests, docs)
   if ((DEV)); then
     need_pkg chromium; need_pkg fonts-noto-color-emoji; need_pkg openssh-client; need_pkg openssl
   fi

@@ -136,6 +136,13 @@ class Settings(BaseSettings):
                                                "(comma-separated; '*' = any)")
     login_ttl: float = Field(12 * 3600.0, description="lifetime of a portal login cookie (s)")
 
+    # -- payloads --
+    payload_inline_bytes: int = Field(
+        256 * 1024, description="bodies larger than this travel out of band as Redis chunks")
+    payload_chunk_bytes: int = Field(1024 * 1024, description="size of one out-of-band chunk")
+    payload_window_chunks: int = Field(
+        16, description="chunks a streaming reply may run ahead of the bridge reading it")
+
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None
 

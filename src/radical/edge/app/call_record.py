@@ -47,10 +47,13 @@ def encode(state: str, edge: str = "", note: str | None = None,
     if reply is not None:
         out["status"] = reply.status
         size = len(reply.body or "") + len(reply.body_b64 or "")
-        if size <= max_bytes:
+        if reply.stream is not None or reply.body_ref:
+            out["note"] = ("reply body sent out of band (large or streamed), not kept; "
+                           "the call ran and answered with this status")
+        elif size <= max_bytes:
             data = asdict(reply)
-            data.pop("timing", None)
-            data.pop("id", None)
+            for internal in ("timing", "id", "stream", "body_ref"):
+                data.pop(internal, None)
             out["reply"] = data
         else:
             out["note"] = (f"reply of {size} bytes not kept (limit {max_bytes}); "

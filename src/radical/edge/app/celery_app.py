@@ -17,7 +17,7 @@ from celery import Celery
 from celery.app.amqp import AMQP
 
 from ..settings import Settings
-from . import keys
+from . import keys, sentinel
 
 
 class EdgeAMQP(AMQP):
@@ -29,7 +29,10 @@ class EdgeAMQP(AMQP):
 
 
 def make_celery(settings: Settings, main: str = "radical.edge") -> Celery:
-    app = Celery(main, broker=settings.redis_url, amqp=EdgeAMQP, set_as_current=False)
+    broker, sentinel_options = settings.redis_url, {}
+    if sentinel.is_sentinel(broker):  # kombu's own sentinel form (see app/sentinel.py)
+        broker, sentinel_options = sentinel.parse(broker).kombu_broker()
+    app = Celery(main, broker=broker, amqp=EdgeAMQP, set_as_current=False)
     timeout = settings.redis_timeout
     app.conf.update(
         task_serializer="json",
@@ -63,6 +66,8 @@ def make_celery(settings: Settings, main: str = "radical.edge") -> Celery:
             "retry_on_timeout": True,
             # another deployment on the same Redis: kombu's bindings and pidbox apart too
             **({"global_keyprefix": keys.KOMBU_PREFIX} if keys.KOMBU_PREFIX else {}),
+
+            **sentinel_options,
         },
         control_queue_ttl=60,
         control_queue_expires=120,

@@ -116,3 +116,13 @@ AUDIT_MAXLEN = 100_000
 def ticket(digest: str) -> str:
     """Single-use, short-lived login/SSE ticket (keyed by the sha256 of the ticket)."""
     return f"{PREFIX}:ticket:{digest}"
+
+# -- payloads --
+def blob(ref: str) -> str:
+    """Redis list carrying one big request or reply body as chunks (out of band, with TTL)."""
+    return f"{PREFIX}:blob:{ref}"
+
+
+def blob_stop(ref_key: str) -> str:
+    """Flag a reader sets when it abandons a blob, so its writer stops pushing chunks."""
+    return f"{ref_key}:stop"

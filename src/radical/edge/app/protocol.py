@@ -45,6 +45,9 @@ class CallRequest:
     identity: dict[str, str] | None = None
     sent: float = 0.0  # epoch seconds when the bridge created it
     received: float = 0.0  # set by the edge when its consumer took it (not sent back)
+    #: a body above the inline threshold waits in this Redis list instead (see app/blobs.py)
+    body_ref: str | None = None
+    body_size: int = 0
 
     @classmethod
     def new(cls, *, reply_to: str, timeout: float, method: str, path: str, query: str = "",
@@ -84,6 +87,10 @@ class CallReply:
     body_b64: str | None = None
     #: edge-side epoch timestamps [received by consumer, handler started, reply sent]
     timing: list[float] = field(default_factory=list)
+    #: the body follows out of band in this Redis list (see app/blobs.py)
+    body_ref: str | None = None
+    #: edge-local, never on the wire: a body too big to inline (bytes or an async iterator)
+    stream: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(cls, call_id: str, status: int, body: bytes,
@@ -97,14 +104,19 @@ class CallReply:
                          [["content-type", "application/json"]])
 
     def dumps(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        data: dict[str, Any] = {"id": self.id, "status": self.status, "headers": self.headers,
+                                "body": self.body, "body_b64": self.body_b64,
+                                "timing": self.timing}
+        if self.body_ref:
+            data["body_ref"] = self.body_ref
+        return orjson.dumps(data)
 
     @classmethod
     def loads(cls, raw: bytes | str) -> "CallReply":
         data = orjson.loads(raw)
         return cls(id=data["id"], status=int(data["status"]), headers=data.get("headers") or [],
                    body=data.get("body"), body_b64=data.get("body_b64"),
-                   timing=data.get("timing") or [])
+                   timing=data.get("timing") or [], body_ref=data.get("body_ref"))
 
     def body_bytes(self) -> bytes:
         return decode_body(self.body, self.body_b64)

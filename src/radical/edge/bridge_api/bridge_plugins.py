@@ -9,8 +9,8 @@ from typing import Any
 from ..app.protocol import FORWARDED_HEADERS, CallRequest
 from .dispatcher import BridgeError
 from .envelope import error_bytes
-from .proxy import (HOP_HEADERS, TIMEOUT_HEADER, call_timeout, check_path, read_body,
-                    wire_identity)
+from .bodies import receive_body
+from .proxy import HOP_HEADERS, TIMEOUT_HEADER, call_timeout, check_path, wire_identity
 from .state import BridgeState
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,10 @@ async def serve(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
         if refused:
             raise BridgeError(400, refused)
         timeout = call_timeout(headers.get(TIMEOUT_HEADER), state)
-        body = await read_body(headers, receive, state.settings.max_body_bytes)
+        # handled in this process: the whole body inline (no Redis hop), up to the body limit
+        inline = state.settings.model_copy(
+            update={"payload_inline_bytes": state.settings.max_body_bytes})
+        body = (await receive_body(state.redis, inline, headers, receive, timeout)).data
         call = CallRequest.new(
             reply_to="", timeout=timeout, method=scope["method"], path=path[len("/bridge"):],
             query=scope.get("query_string", b"").decode("latin-1"),

@@ -73,6 +73,7 @@ class CallDispatcher:
         #: set while the reply subscription is up: a call sent without it could run and its
         #: reply be lost, so calls are refused (503, not sent) until it is back
         self.subscribed = asyncio.Event()
+        self._cleanups: set[asyncio.Task] = set()
 
     @property
     def pending(self) -> int:
@@ -138,8 +139,20 @@ class CallDispatcher:
             return
         entry = self._pending.get(reply.id)
         if entry is None or entry[0].done():  # late: the caller got its 503/504 already
+            if reply.body_ref:  # and nobody will read its body: tell the edge to stop
+                task = asyncio.get_running_loop().create_task(self._drop_body(reply.body_ref))
+                self._cleanups.add(task)  # keep a reference until done
+                task.add_done_callback(self._cleanups.discard)
             return
         entry[0].set_result(reply)
+
+    async def _drop_body(self, ref: str) -> None:
+        try:
+            await asyncio.wait_for(self.commands.call("SET", keys.blob_stop(ref), b"1", "EX", 60),
+                                   2.0)
+            await asyncio.wait_for(self.commands.call("DEL", ref), 2.0)
+        except (RedisError, OSError, asyncio.TimeoutError):
+            pass  # the writer stops at its deadline; the TTL removes the rest
 
     def edge_lost(self, edge: str) -> int:
         """Fail every call in flight to `edge` (unknown outcome unless withdrawn); how many."""

@@ -15,7 +15,9 @@ import orjson
 from .. import constants
 from ..app import keys
 from ..app.identity import Identity
+from ..app.blobs import abandon
 from ..app.protocol import FORWARDED_HEADERS, CallRequest, server_timing
+from .bodies import BodyAborted, receive_body, send_blob_reply
 from .dispatcher import BridgeError
 from .envelope import error_bytes
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -57,28 +59,6 @@ def call_timeout(raw: str | None, state: BridgeState) -> float:
     return value
 
 
-async def read_body(headers: dict[str, str], receive: Any, limit: int) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise BridgeError(400, "invalid Content-Length")
-        if int(declared) > limit:
-            raise BridgeError(413, f"request body of {declared} bytes exceeds the limit of "
-                                   f"{limit} bytes")
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise BridgeError(400, "client disconnected while sending the body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BridgeError(413, f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
 def resolve(state: BridgeState, edge: str, plugin: str) -> None:
     """Raise the bridge's own 404/503 unless `edge` is alive and has `plugin`."""
     if not keys.EDGE_NAME_RE.match(edge):
@@ -111,25 +91,41 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
         plugin, _, sub = rest.partition("/")
         resolve(state, edge, plugin)
         timeout = call_timeout(headers.get(TIMEOUT_HEADER), state)
-        body = await read_body(headers, receive, state.settings.max_body_bytes)
+        body = await receive_body(state.redis, state.settings, headers, receive, timeout)
         call = CallRequest.new(
             reply_to=state.dispatcher.reply_channel, timeout=timeout, method=scope["method"],
             path=f"/{plugin}/{sub}", query=scope.get("query_string", b"").decode("latin-1"),
             headers=[[k, v] for k, v in headers.items() if k in FORWARDED_HEADERS],
-            body=body, identity=wire_identity(scope.get("identity")))
+            body=body.data, identity=wire_identity(scope.get("identity")))
+        call.body_ref, call.body_size = body.ref, body.size
         idem = headers.get(IDEMPOTENCY_HEADER)
-        if idem is not None and call.method in MUTATING:
-            reply = await idempotent_call(state, edge, call, timeout, idem)
-        else:
-            reply = await state.dispatcher.call(edge, call, timeout)
+        try:
+            if idem is not None and call.method in MUTATING:
+                reply = await idempotent_call(state, edge, call, timeout, idem)
+            else:
+                reply = await state.dispatcher.call(edge, call, timeout)
+        except BridgeError as exc:
+            if body.ref and exc.status == 503:  # the call will never run: free its body now
+                await abandon(state.redis, body.ref)
+            raise
         status, body_out = reply.status, reply.body_bytes()
         out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers
                if k.lower() not in HOP_HEADERS]
         out.append((b"server-timing", server_timing(call, reply, time.time()).encode()))
         out.append((CALL_ID_HEADER, reply.id.encode()))
+        if reply.body_ref:  # a big body follows out of band: relay it as it comes
+            length = [v for k, v in reply.headers if k.lower() == "content-length"]
+            if length:
+                out.append((b"content-length", length[0].encode("latin-1")))
+            out += SANDBOX_HEADERS
+            await send_blob_reply(state.redis, reply.body_ref, call.deadline, status, out, send,
+                                  receive)
+            return
     except BridgeError as exc:
         status, body_out = exc.status, orjson.dumps(exc.body())
         out = [(b"content-type", b"application/json")]
+    except BodyAborted:
+        raise
     except Exception as exc:  # a bridge bug: answer, log, keep serving
         log.exception("proxy failed for %s %s", scope.get("method"), path)
         status = 500

@@ -21,10 +21,11 @@ import orjson
 from redis.exceptions import RedisError
 
 from ..app import call_record, keys
+from ..app.blobs import read_blob
 from ..app.pipelined import Commands
 from ..app.protocol import CallReply, CallRequest
 from ..app.pubsub import subscribe_forever
-from ..app.redis_conn import async_redis
+from ..app.redis_conn import async_redis, sync_redis
 from ..app.topology import TopologyWatcher, edge_summary
 from ..plugins.base import HostState, Plugin
 from ..plugins.loader import MAX_REASON
@@ -34,6 +35,7 @@ from .announcer import Announcer
 from .call_runner import run_call
 from .notifier import Notifier
 from .records import RecordWriter
+from .reply_sender import ReplySender
 from .router import Router
 
 log = logging.getLogger(__name__)
@@ -147,6 +149,9 @@ class PluginHost:
         self.pubsub_redis = async_redis(self.settings, pubsub=True)
         self.replies = Commands(self.redis, self.settings.redis_url, self.settings.redis_timeout)
         self.records = RecordWriter(self.replies)
+        self.sender = ReplySender(self.replies, self.redis,
+                                  chunk=self.settings.payload_chunk_bytes,
+                                  window=self.settings.payload_window_chunks)
         await self._claim_name()
         self.notifier = Notifier(self.redis, self.edge_name, self._loop,
                                  maxlen=self.settings.events_maxlen,
@@ -155,7 +160,7 @@ class PluginHost:
         self.notifier.start()
         for cls in plugin_classes:
             await self._start_plugin(cls)
-        self.announcer = Announcer(self.redis, self.edge_name, self.describe,
+        self.announcer = Announcer(sync_redis(self.settings), self.edge_name, self.describe,
                                    self.settings.heartbeat_seconds, self.settings.heartbeat_ttl)
         self.watcher = TopologyWatcher(self.redis, 5.0, self._on_topology)
         spawn = self._loop.create_task
@@ -287,20 +292,31 @@ class PluginHost:
             reply = CallReply.error(call.id, 503, self.draining)
         else:
             self._record(call, call_record.encode(call_record.RUNNING, self.edge_name), ttl)
-            reply = await run_call(self.router, call, {"edge": self.edge_name, "host": self})
+            source = read_blob(self.redis, call.body_ref, call.deadline) if call.body_ref else None
+            try:
+                reply = await run_call(self.router, call, {"edge": self.edge_name, "host": self},
+                                       source, self.settings.payload_inline_bytes)
+            finally:
+                if source is not None:
+                    await source.aclose()
+                    await self._drop_blob(call.body_ref)
         reply.timing = [call.received or started, started, time.time()]
-        # the outcome record and the reply go out in one write, record first
+        # the outcome record goes out pipelined with the reply's PUBLISH, record first
         done = call_record.encode(call_record.DONE, self.edge_name, reply=reply,
                                   max_bytes=self.settings.call_record_max_bytes)
         self._record(call, done, ttl)
-        try:
-            await self.replies.call("PUBLISH", call.reply_to, reply.dumps())
-        except (RedisError, OSError) as exc:
-            log.warning("reply to %s lost: %s", call.reply_to, exc)
+        if not await self.sender.send(call, reply):
             self.records.write_later(call.id, done, ttl)
 
     def _record(self, call: CallRequest, record: bytes, ttl: int) -> None:
         self.records.write(call.id, record, ttl)
+
+    async def _drop_blob(self, key: str | None) -> None:
+        """Delete what a handler left unread of an out-of-band request body."""
+        try:
+            await self.redis.delete(key)
+        except (RedisError, OSError):
+            pass  # its TTL removes it
 
     # -- background -------------------------------------------------------------------------
     def _on_redis_reconnect(self) -> None:
