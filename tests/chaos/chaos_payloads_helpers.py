@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge import services
 
 FIGURES = Path(os.environ.get("RADICAL_EDGE_TEST_LOGS",
@@ -74,7 +75,7 @@ class TopologyProbe:
 
 
 async def _get_all(urls: list[str], timeout: float) -> list[tuple[int, Any]]:
-    async with httpx.AsyncClient(timeout=timeout,
+    async with httpx.AsyncClient(timeout=timeout, headers=authed.AUTH,
                                  limits=httpx.Limits(max_connections=len(urls) + 4)) as c:
         async def one(url: str) -> tuple[int, Any]:
             try:
@@ -134,7 +135,7 @@ class SSEReader:
         while not self._stop.is_set():
             headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
             try:
-                with httpx.stream("GET", self.url, headers=headers,
+                with httpx.stream("GET", self.url, headers={**authed.AUTH, **headers},
                                   timeout=httpx.Timeout(5.0, read=3.0)) as r:
                     self.connects += 1
                     for line in r.iter_lines():

@@ -16,6 +16,7 @@ import pytest
 import redis
 from chaos_payloads_helpers import (Bystanders, TopologyProbe, peak_rss_mb, record,
                                     reset_peak_rss)
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical_edge_bulk import pattern, pattern_sha256
 
 MB = 1024 * 1024
@@ -46,7 +47,7 @@ def test_big_reply_with_bystanders(stack, redis_url, kind, size_mb):
     client = redis.Redis.from_url(redis_url)
     url, name = bridge.extra["url"], edge.extra["name"]
     size = size_mb * MB
-    httpx.get(f"{url}/{name}/bulk/wait/1", timeout=30).raise_for_status()  # warm
+    authed.get(f"{url}/{name}/bulk/wait/1", timeout=30).raise_for_status()  # warm
     reset_peak_rss(bridge.pid)
     reset_peak_rss(edge.pid)
     base_bridge, base_edge = peak_rss_mb(bridge.pid), peak_rss_mb(edge.pid)
@@ -56,7 +57,7 @@ def test_big_reply_with_bystanders(stack, redis_url, kind, size_mb):
     time.sleep(0.5)  # let them reach the edge; overlap is asserted below, not assumed
     t0 = time.time()
     digest, got = hashlib.sha256(), 0
-    with httpx.stream("GET", f"{url}/{name}/bulk/{kind}/{size}", timeout=120) as r:
+    with httpx.stream("GET", f"{url}/{name}/bulk/{kind}/{size}", headers=authed.AUTH, timeout=120) as r:
         status = r.status_code
         for chunk in r.iter_bytes():
             digest.update(chunk)
@@ -95,11 +96,11 @@ def test_big_request_body_keeps_edge_listed_and_small(stack, size_mb):
     base_edge, base_bridge = peak_rss_mb(edge.pid), peak_rss_mb(bridge.pid)
     with TopologyProbe(url, name) as probe:
         t0 = time.time()
-        r = httpx.post(f"{url}/{name}/bulk/digest?whole=1", content=body, timeout=120,
+        r = authed.post(f"{url}/{name}/bulk/digest?whole=1", content=body, timeout=120,
                        headers={"content-type": "application/msgpack"})
         seconds = time.time() - t0
         # the edge must also still answer other calls right after
-        small = httpx.get(f"{url}/{name}/bulk/wait/1", timeout=30)
+        small = authed.get(f"{url}/{name}/bulk/wait/1", timeout=30)
     figures = dict(size_mb=size_mb, seconds=round(seconds, 2), status=r.status_code,
                    edge_peak_growth_mb=round(peak_rss_mb(edge.pid) - base_edge, 1),
                    bridge_peak_growth_mb=round(peak_rss_mb(bridge.pid) - base_bridge, 1),

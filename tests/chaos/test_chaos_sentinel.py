@@ -20,6 +20,7 @@ import httpx
 import pytest
 import redis
 from chaos_payloads_helpers import SSEReader, record, wait_for
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical_edge_bulk import pattern_sha256
 
 from radical.edge import services
@@ -56,8 +57,8 @@ def ha(log_dir):
 def test_sentinel_url_serves_calls_and_big_replies(ha):
     cluster, bridge, edge = ha
     url, name = bridge.extra["url"], edge.extra["name"]
-    assert httpx.get(f"{url}/{name}/bulk/wait/1", timeout=30).status_code == 200
-    r = httpx.get(f"{url}/{name}/bulk/stream/{3 * 1024 * 1024}", timeout=60)
+    assert authed.get(f"{url}/{name}/bulk/wait/1", timeout=30).status_code == 200
+    r = authed.get(f"{url}/{name}/bulk/stream/{3 * 1024 * 1024}", timeout=60)
     assert r.status_code == 200
     assert hashlib.sha256(r.content).hexdigest() == pattern_sha256(3 * 1024 * 1024)
     # everything really lives on the sentinel-managed master
@@ -67,7 +68,7 @@ def test_sentinel_url_serves_calls_and_big_replies(ha):
 
 def _call(url: str, out: dict, tag: str) -> None:
     try:
-        r = httpx.get(f"{url}?tag={tag}", timeout=CALL_TIMEOUT + 10,
+        r = authed.get(f"{url}?tag={tag}", timeout=CALL_TIMEOUT + 10,
                       headers={"x-radical-timeout": str(CALL_TIMEOUT)})
         try:
             body = r.json()
@@ -86,7 +87,7 @@ def test_master_killed_everyone_follows(ha):
     run = uuid.uuid4().hex[:6]
     with SSEReader(url) as sse:
         assert wait_for(lambda: sse.connects >= 1, 10) is not None
-        httpx.post(f"{url}/{name}/echo/notify", json={"n": 1, "tag": f"before-{run}"},
+        authed.post(f"{url}/{name}/echo/notify", json={"n": 1, "tag": f"before-{run}"},
                    timeout=30).raise_for_status()
         assert wait_for(lambda: sse.seen(f"before-{run}"), 10) is not None
 
@@ -98,7 +99,7 @@ def test_master_killed_everyone_follows(ha):
             t.start()
 
         def all_running() -> bool:
-            return all(httpx.get(f"{url}/{name}/echo/runs/{run}-{i}", timeout=5).json()["runs"]
+            return all(authed.get(f"{url}/{name}/echo/runs/{run}-{i}", timeout=5).json()["runs"]
                        for i in range(IN_FLIGHT))
 
         assert wait_for(all_running, 20, interval=0.05) is not None, "calls never started"
@@ -118,7 +119,7 @@ def test_master_killed_everyone_follows(ha):
         promoted = time.monotonic() - killed_at
 
         def serving() -> bool:
-            r = httpx.get(f"{url}/{name}/bulk/wait/1", timeout=3,
+            r = authed.get(f"{url}/{name}/bulk/wait/1", timeout=3,
                           headers={"x-radical-timeout": "2"})
             return r.status_code == 200
 
@@ -129,7 +130,7 @@ def test_master_killed_everyone_follows(ha):
         for t in threads + during:
             t.join(CALL_TIMEOUT + 20)
         # SSE: the same client keeps receiving (reconnecting on its own if it was cut)
-        httpx.post(f"{url}/{name}/echo/notify", json={"n": 1, "tag": f"after-{run}"},
+        authed.post(f"{url}/{name}/echo/notify", json={"n": 1, "tag": f"after-{run}"},
                    timeout=30).raise_for_status()
         sse_after = wait_for(lambda: sse.seen(f"after-{run}"), 20)
         connects = sse.connects
@@ -139,7 +140,7 @@ def test_master_killed_everyone_follows(ha):
     outcomes = {"ok": 0, "not_run": 0, "unknown": 0, "misreported": 0}
     misreports = []
     for tag, (status, body) in results.items():
-        runs = httpx.get(f"{url}/{name}/echo/runs/{tag}", timeout=10).json()["runs"]
+        runs = authed.get(f"{url}/{name}/echo/runs/{tag}", timeout=10).json()["runs"]
         if status == 200:
             slept = 0.1 if "-gap" in tag else 4.0
             ok = body == {"slept": slept, "tag": tag} and runs == 1

@@ -16,7 +16,12 @@ JSON = {"Content-Type": "application/json"}
 
 
 def request(method: str, url: str, **kw: Any) -> httpx.Response:
-    kw["headers"] = {**AUTH, **(kw.get("headers") or {})}
+    """`httpx.request` with the token; raw `content=` goes out as application/octet-stream
+    (the bridge refuses bodies of a type a cross-site form could send)."""
+    headers = {**AUTH, **(kw.get("headers") or {})}
+    if kw.get("content") is not None and not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = "application/octet-stream"
+    kw["headers"] = headers
     return httpx.request(method, url, **kw)
 
 

@@ -11,6 +11,7 @@ import os
 import httpx
 import pytest
 import redis
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical_edge_bulk import pattern, pattern_sha256
 
 MB = 1024 * 1024
@@ -22,7 +23,7 @@ def bulk_edge(module_edges) -> str:
 
 
 def _get(bridge_url: str, path: str, timeout: float = 60.0) -> httpx.Response:
-    return httpx.get(f"{bridge_url}{path}", timeout=timeout)
+    return authed.get(f"{bridge_url}{path}", timeout=timeout)
 
 
 @pytest.mark.parametrize("kind", ["bytes", "stream", "file"])
@@ -42,7 +43,7 @@ def test_big_json_reply_arrives_intact(bridge_url, bulk_edge):
 
 def test_plain_big_reply_declares_its_length(bridge_url, bulk_edge):
     size = 3 * MB
-    with httpx.stream("GET", f"{bridge_url}/{bulk_edge}/bulk/bytes/{size}", timeout=60) as r:
+    with httpx.stream("GET", f"{bridge_url}/{bulk_edge}/bulk/bytes/{size}", headers=authed.AUTH, timeout=60) as r:
         assert r.headers["content-length"] == str(size)
         assert sum(len(c) for c in r.iter_bytes()) == size
 
@@ -61,7 +62,7 @@ def test_stream_failing_half_way_is_not_a_complete_body(bridge_url, bulk_edge):
     """The status line has gone out: the bridge must cut the connection, not end cleanly."""
     with pytest.raises(httpx.HTTPError):
         with httpx.stream("GET", f"{bridge_url}/{bulk_edge}/bulk/broken/{8 * MB}",
-                          timeout=60) as r:
+                          headers=authed.AUTH, timeout=60) as r:
             for _ in r.iter_bytes():
                 pass
 
@@ -69,7 +70,7 @@ def test_stream_failing_half_way_is_not_a_complete_body(bridge_url, bulk_edge):
 @pytest.mark.parametrize("size", [0, 100, 300 * 1024, 6 * MB + 7])
 def test_request_body_round_trips(bridge_url, bulk_edge, size):
     body = b"".join(pattern(size))
-    r = httpx.post(f"{bridge_url}/{bulk_edge}/bulk/digest", content=body, timeout=60,
+    r = authed.post(f"{bridge_url}/{bulk_edge}/bulk/digest", content=body, timeout=60,
                    headers={"content-type": "application/octet-stream"})
     assert r.status_code == 200, r.text[:300]
     assert r.json() == {"size": size, "sha256": hashlib.sha256(body).hexdigest()}
@@ -82,7 +83,7 @@ def test_streamed_upload_without_length(bridge_url, bulk_edge):
     def gen():
         yield from pattern(size, 64 * 1024)
 
-    r = httpx.post(f"{bridge_url}/{bulk_edge}/bulk/digest", content=gen(), timeout=60)
+    r = authed.post(f"{bridge_url}/{bulk_edge}/bulk/digest", content=gen(), timeout=60)
     assert r.status_code == 200
     expected = hashlib.sha256(b"".join(pattern(size, 64 * 1024))).hexdigest()
     assert r.json() == {"size": size, "sha256": expected}
@@ -96,7 +97,7 @@ def test_oversized_upload_is_413_and_leaves_nothing(bridge_url, bulk_edge, redis
         for _ in range(limit // MB + 2):
             yield os.urandom(16) * (MB // 16)
 
-    r = httpx.post(f"{bridge_url}/{bulk_edge}/bulk/digest", content=gen(), timeout=120)
+    r = authed.post(f"{bridge_url}/{bulk_edge}/bulk/digest", content=gen(), timeout=120)
     assert r.status_code == 413
     assert "limit" in r.json()["detail"]
     assert [k for k in client.scan_iter("redge:blob:*") if not k.endswith(b":stop")] == []
@@ -106,7 +107,7 @@ def test_blobs_are_consumed(bridge_url, bulk_edge, redis_url):
     """Out-of-band bodies are deleted once read, on both directions."""
     client = redis.Redis.from_url(redis_url)
     _get(bridge_url, f"/{bulk_edge}/bulk/bytes/{2 * MB}")
-    httpx.post(f"{bridge_url}/{bulk_edge}/bulk/digest", content=b"y" * (2 * MB), timeout=60)
+    authed.post(f"{bridge_url}/{bulk_edge}/bulk/digest", content=b"y" * (2 * MB), timeout=60)
     assert [k for k in client.scan_iter("redge:blob:*") if not k.endswith(b":stop")] == []
 
 
@@ -136,7 +137,7 @@ def test_big_reply_nobody_waits_for_is_dropped(bridge_url, bulk_edge, redis_url)
     import time
 
     client = redis.Redis.from_url(redis_url)
-    r = httpx.get(f"{bridge_url}/{bulk_edge}/bulk/late/{40 * MB}?delay=1.5", timeout=30,
+    r = authed.get(f"{bridge_url}/{bulk_edge}/bulk/late/{40 * MB}?delay=1.5", timeout=30,
                   headers={"x-radical-timeout": "0.5"})
     assert r.status_code == 504
 
@@ -158,7 +159,7 @@ def test_client_hanging_up_stops_a_streamed_reply(bridge_url, bulk_edge, redis_u
 
     client = redis.Redis.from_url(redis_url)
     with httpx.stream("GET", f"{bridge_url}/{bulk_edge}/bulk/stream/{2000 * MB}",
-                      timeout=60) as r:
+                      headers=authed.AUTH, timeout=60) as r:
         assert r.status_code == 200
         next(r.iter_bytes())
     # relaying 2 GB to nobody would take far longer than this (~90 MB/s here)
@@ -181,7 +182,7 @@ def test_body_of_a_call_that_will_not_run_is_freed(bridge_url, make_edge, redis_
     name = edge.extra["name"]
     edge.proc.send_signal(signal.SIGSTOP)
     try:
-        r = httpx.post(f"{bridge_url}/{name}/bulk/digest", content=b"z" * (2 * MB), timeout=60)
+        r = authed.post(f"{bridge_url}/{name}/bulk/digest", content=b"z" * (2 * MB), timeout=60)
         left = [k for k in client.scan_iter("redge:blob:*") if not k.endswith(b":stop")]
     finally:
         edge.proc.send_signal(signal.SIGCONT)

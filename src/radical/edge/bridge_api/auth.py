@@ -15,7 +15,8 @@ In order, for every HTTP request:
    Only the static portal shell and the login-ticket exchange are public.
 4. **Scope** of the route: plugin GETs need `read`, other plugin calls `submit`; the bridge's
    own routes need `admin` unless `needed_scope` lists them as reads (403 otherwise).
-5. **Body type**: request bodies must be JSON or msgpack (415): forms can't be posted here.
+5. **Body type**: request bodies must be JSON, msgpack or octet-stream (415): types a
+   cross-site form or `fetch` without preflight can send are refused.
 6. **Audit**: every call that is not GET/HEAD/OPTIONS is recorded after it was answered.
 """
 from __future__ import annotations
@@ -37,8 +38,10 @@ from .envelope import error_bytes
 log = logging.getLogger(__name__)
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: request body types: none of them can be sent cross-site without a CORS preflight (which
+#: the bridge never grants), unlike forms' urlencoded/multipart/text-plain
 BODY_TYPES = ("application/json", "application/msgpack", "application/x-msgpack",
-              "application/vnd.msgpack")
+              "application/vnd.msgpack", "application/octet-stream")
 #: query parameters that carry credentials: never forwarded
 SECRET_PARAMS = frozenset({"token", "ticket"})
 #: the bridge's own routes that `read` may use; every other one needs `admin`
@@ -166,8 +169,9 @@ class BridgeGuard:
                 return await deny(send, 403, f"user '{who.user}' has scope '{who.scope}'; "
                                              f"{method} {path[:200]} needs '{needed}'")
         if has_body and method not in READ_METHODS and ctype not in BODY_TYPES:
-            return await deny(send, 415, "request bodies must be application/json or "
-                                         f"application/msgpack, not '{(ctype or '')[:100]}'")
+            return await deny(send, 415, "request bodies must be application/json, "
+                                         "application/msgpack or application/octet-stream, "
+                                         f"not '{(ctype or '')[:100]}'")
         scope["identity"] = who
         if method in READ_METHODS:
             return await self.app(scope, receive, send)
