@@ -62,3 +62,10 @@ def validate_name(name: str) -> str:
         raise ValueError(f"invalid edge name {name!r}: use letters, digits, '.', '_' or '-' "
                          "(at most 128, starting with a letter or digit)")
     return name
+
+
+# -- redis --
+def edge_lease(name: str) -> str:
+    """Lease key owning an edge name: value = the owner id of the one process that may
+    consume `edge_queue(name)`; set with NX, renewed by heartbeat (see workers/lease.py)."""
+    return f"{PREFIX}:lease:{name}"

@@ -74,4 +74,4 @@ def run_edge(settings: Settings, name: str | None = None, plugins: str | None = 
         bind_host(None)
         host.stop()
         log.warning("edge '%s' stopped", name)
-    return int(worker.exitcode or 0)
+    return int(host.exit_code or worker.exitcode or 0)
