@@ -22,7 +22,7 @@ from radical.edge.settings import Settings
 
 def test_up_runs_everything_and_stops_it_all(tmp_path):
     port, redis_port = services.free_port(), services.free_port()
-    env = {**os.environ, "RADICAL_EDGE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+    env = {k: v for k, v in os.environ.items() if k != "RADICAL_EDGE_REDIS_URL"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "radical.edge.cli", "up", "--port", str(port), "--name", "upedge",
          "--redis-port", str(redis_port), "--log-dir", str(tmp_path), "--auth"],
@@ -38,7 +38,7 @@ def test_up_runs_everything_and_stops_it_all(tmp_path):
             if line.startswith("Ctrl-C"):
                 break
         out = "".join(lines)
-        assert "starting an embedded one" in out, out
+        assert "starting a private Redis" in out, out
         assert f"http://127.0.0.1:{port}/" in out
         token = [ln.split(":", 1)[1].strip() for ln in lines if "token" in ln][0]
         children = psutil.Process(proc.pid).children(recursive=True)

@@ -61,37 +61,39 @@ def cmd_flower(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """The main job: Redis (configured or embedded), a bridge and one local edge."""
+    """The main job: Redis (private, or the one configured), a bridge and one local edge."""
     from . import services
-    from .app.redis_conn import redis_reachable
 
     settings = _settings(args)
     log_dir = Path(args.log_dir or Path.cwd() / ".run" / "logs")
     started: list[services.Service] = []
     token = args.token or (secrets.token_urlsafe(24) if args.auth else None)
+    name = args.name or settings.edge_name or _short_host()
+    own_redis: services.Service | None = None
 
     def stop_all(*_a: object) -> None:
         for svc in reversed(started):
             svc.stop()
         started.clear()
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # also when run with `&`
+        signal.signal(sig, _interrupt)
     try:
-        redis_url = settings.redis_url
-        if not redis_reachable(redis_url):
-            print(f"no Redis at {redis_url}; starting an embedded one", flush=True)
-            redis_svc = services.start_redis(args.redis_port, log_dir)
-            started.append(redis_svc)
-            redis_url = redis_svc.extra["url"]
-        bridge = services.start_bridge(redis_url, args.port, log_dir, token=token,
+        if _redis_configured(args):
+            bridge_redis = edge_redis = shown = _check_configured_redis(settings.redis_url)
+        else:
+            own_redis, bridge_redis, edge_redis = _start_private_redis(args, name, log_dir)
+            started.append(own_redis)
+            shown = f"{own_redis.extra['base_url']} (private: password + ACL users)"
+        bridge = services.start_bridge(bridge_redis, args.port, log_dir, token=token,
                                        cert=settings.bridge_cert, key=settings.bridge_key)
         started.append(bridge)
-        name = args.name or settings.edge_name or _short_host()
-        edge = services.start_edge(redis_url, name, args.plugins or settings.plugins, log_dir,
+        edge = services.start_edge(edge_redis, name, args.plugins or settings.plugins, log_dir,
                                    bridge_url=bridge.extra["url"], token=token)
         started.append(edge)
         print(f"\nradical.edge is up\n  bridge : {bridge.extra['url']}/\n  edge   : {name}\n"
-              f"  redis  : {redis_url}\n  logs   : {log_dir}", flush=True)
+              f"  redis  : {shown}\n  logs   : {log_dir}\n"
+              f"  pids   : {' '.join(f'{s.name}={s.pid}' for s in started)}", flush=True)
         if token:
             print(f"  token  : {token}", flush=True)
         print("Ctrl-C stops everything started here.", flush=True)
@@ -112,7 +114,59 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"radical-edge up: {exc}", file=sys.stderr)
         return 1
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
         stop_all()
+        _clean_up(own_redis, settings.redis_url, name)
+
+
+def _redis_configured(args: argparse.Namespace) -> bool:
+    """Only an explicit `--redis-url` or RADICAL_EDGE_REDIS_URL joins an existing Redis."""
+    return bool(args.redis_url or os.environ.get("RADICAL_EDGE_REDIS_URL"))
+
+
+def _check_configured_redis(url: str) -> str:
+    from . import services
+    from .app.redis_conn import redis_reachable
+
+    if not redis_reachable(url):
+        raise services.ServiceError(
+            f"no Redis answers at the configured URL {_redact(url)}; omit --redis-url and "
+            "RADICAL_EDGE_REDIS_URL to run a private one")
+    return url
+
+
+def _start_private_redis(args: argparse.Namespace, name: str, log_dir: Path) -> tuple:
+    """Our own redis-server: free port on 127.0.0.1, default user off, ACL users."""
+    from . import services
+
+    print("starting a private Redis (password, ACL users) on 127.0.0.1", flush=True)
+    svc = services.start_redis(args.redis_port, log_dir, secure=True)
+    try:
+        edge_url = services.create_edge_user(svc.extra["admin_url"], name)
+    except Exception:
+        svc.stop()
+        raise
+    return svc, svc.extra["bridge_url"], edge_url
+
+
+def _clean_up(own_redis: object, configured_url: str, name: str) -> None:
+    """Leave nothing behind: our Redis's temp dir, or our edge's keys in a shared Redis."""
+    import shutil
+
+    from . import services
+
+    if own_redis is not None:
+        shutil.rmtree(own_redis.extra["workdir"], ignore_errors=True)  # type: ignore[attr-defined]
+    elif configured_url:
+        services.remove_edge_keys(configured_url, name)
+
+
+def _redact(url: str) -> str:
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    return url.replace(f":{u.password}@", ":**@") if u.password else url
 
 
 def _interrupt(*_args: object) -> None:
@@ -132,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="run Redis (if needed), a bridge and a local edge")
     _common(p)
     p.add_argument("--port", type=int, default=8000, help="bridge port (default 8000)")
-    p.add_argument("--redis-port", type=int, help="port of an embedded Redis (default: free)")
+    p.add_argument("--redis-port", type=int, help="port of the private Redis (default: free)")
     p.add_argument("-n", "--name", help="edge name (default: short hostname)")
     p.add_argument("-p", "--plugins", help="'all' or comma-separated plugin names")
     p.add_argument("--auth", action="store_true", help="require a generated bearer token")

@@ -180,6 +180,25 @@ def create_edge_user(admin_url: str, name: str) -> str:
         admin.close()
 
 
+def remove_edge_keys(url: str, name: str) -> None:
+    """Best effort: delete what edge `name` leaves in a shared Redis after it stopped."""
+    import redis as redis_py
+
+    from .app import acl, keys
+
+    queue = keys.edge_queue(name)
+    names = [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}",
+             keys.tunnel_info(name), *acl.kombu_unacked_options(name).values()]
+    try:
+        client = redis_py.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            client.delete(*names)
+        finally:
+            client.close()
+    except (redis_py.RedisError, OSError, ValueError):
+        pass
+
+
 @dataclass(frozen=True)
 class TLSFiles:
     """PEM files of a TLS server (and the CA that signed it, for clients)."""
