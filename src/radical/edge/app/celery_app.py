@@ -17,6 +17,7 @@ from celery import Celery
 from celery.app.amqp import AMQP
 
 from ..settings import Settings
+from . import tls
 
 
 class EdgeAMQP(AMQP):
@@ -28,9 +29,12 @@ class EdgeAMQP(AMQP):
 
 
 def make_celery(settings: Settings, main: str = "radical.edge") -> Celery:
-    app = Celery(main, broker=settings.redis_url, amqp=EdgeAMQP, set_as_current=False)
+    broker_ssl = tls.celery_broker_ssl(settings.redis_url)  # rediss://: kombu wants it apart
+    broker = tls.strip_query(settings.redis_url) if broker_ssl else settings.redis_url
+    app = Celery(main, broker=broker, amqp=EdgeAMQP, set_as_current=False)
     timeout = settings.redis_timeout
     app.conf.update(
+        broker_use_ssl=broker_ssl,
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",
