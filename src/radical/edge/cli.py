@@ -45,10 +45,53 @@ def cmd_edge(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _logging(settings)
     try:
+        settings = _enrolled(args, settings)
         return run_edge(settings, args.name, args.plugins)
-    except (PluginLoadError, ValueError, RuntimeError) as exc:
+    except (PluginLoadError, ValueError, RuntimeError, OSError) as exc:
         print(f"radical-edge edge: {exc}", file=sys.stderr)
         return 2
+
+
+def _enrolled(args: argparse.Namespace, settings: Settings) -> Settings:
+    """With `--url BRIDGE` and an enrollment token: Redis URL + credentials from the bridge."""
+    from . import enrollment
+
+    token = enrollment.read_token(args.enroll, args.enroll_file) or (
+        settings.enroll_token.get_secret_value() if settings.enroll_token else None)
+    if not args.url:
+        if token:
+            raise ValueError("--enroll needs --url (the bridge that issued the token)")
+        return settings
+    if not token:
+        raise ValueError("--url needs an enrollment token: RADICAL_EDGE_ENROLL_TOKEN, "
+                         "--enroll-file FILE or --enroll TOKEN")
+    from .workers.edge import default_edge_name
+
+    name = args.name or settings.edge_name or default_edge_name()
+    os.environ.pop("RADICAL_EDGE_ENROLL_TOKEN", None)  # single use: not for child processes
+    url = enrollment.redeem(args.url, name, token, settings.bridge_cert)
+    return settings.with_overrides(redis_url=url, enroll_token=None)
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    """`radical-edge enroll create --name N`: a one-time token for edge N (admin)."""
+    from . import enrollment
+
+    settings = get_settings()
+    url = args.url or settings.public_url()
+    try:
+        answer = enrollment.issue(url, args.name, settings.token_value(), args.ttl,
+                                  settings.bridge_cert)
+    except enrollment.EnrollmentError as exc:
+        print(f"radical-edge enroll: {exc}", file=sys.stderr)
+        return 1
+    if args.out:
+        enrollment.write_secret(args.out, answer["token"])
+        print(f"enrollment token for edge '{answer['name']}' written to {args.out} "
+              f"(single use, expires {time.ctime(answer['expires'])})")
+    else:
+        print(answer["token"])
+    return 0
 
 
 def cmd_flower(args: argparse.Namespace) -> int:
@@ -85,8 +128,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             own_redis, bridge_redis, edge_redis = _start_private_redis(args, name, log_dir)
             started.append(own_redis)
             shown = f"{own_redis.extra['base_url']} (private: password + ACL users)"
+        enroll_env = ({"RADICAL_EDGE_ENROLL_REDIS_URL": own_redis.extra["enroll_url"]}
+                      if own_redis else None)  # the bridge may enroll more edges
         bridge = services.start_bridge(bridge_redis, args.port, log_dir, token=token,
-                                       cert=settings.bridge_cert, key=settings.bridge_key)
+                                       cert=settings.bridge_cert, key=settings.bridge_key,
+                                       env=enroll_env)
         started.append(bridge)
         edge = services.start_edge(edge_redis, name, args.plugins or settings.plugins, log_dir,
                                    bridge_url=bridge.extra["url"], token=token)
@@ -206,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("-n", "--name", help="edge name (default: short hostname)")
     p.add_argument("-p", "--plugins", help="'all' or comma-separated plugin names")
+    _edge_enroll_flags(p)
     p.set_defaults(func=cmd_edge)
+    _enroll_parser(sub)
 
     p = sub.add_parser("flower", help="run Flower on the same broker")
     _common(p)
@@ -214,6 +262,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5555)
     p.set_defaults(func=cmd_flower)
     return parser
+
+
+def _edge_enroll_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", help="bridge URL to enroll at (then no Redis URL is needed)")
+    p.add_argument("--enroll", metavar="TOKEN",
+                   help="one-time enrollment token (prefer env RADICAL_EDGE_ENROLL_TOKEN or "
+                        "--enroll-file: argv is visible to other users)")
+    p.add_argument("--enroll-file", metavar="FILE", help="read the enrollment token from FILE")
+
+
+def _enroll_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("enroll", help="issue one-time enrollment tokens for edges (admin)")
+    esub = p.add_subparsers(dest="enroll_cmd", required=True)
+    c = esub.add_parser("create", help="token for one edge name (admin token: "
+                                       "RADICAL_EDGE_TOKEN)")
+    c.add_argument("-n", "--name", required=True, help="edge name the token is valid for")
+    c.add_argument("--url", help="bridge URL (default: RADICAL_BRIDGE_URL or local)")
+    c.add_argument("--ttl", type=float, help="lifetime in seconds (default 3600)")
+    c.add_argument("--out", help="write the token to this new 0600 file instead of stdout")
+    c.set_defaults(func=cmd_enroll)
 
 
 def main(argv: list[str] | None = None) -> int:

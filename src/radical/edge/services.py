@@ -115,9 +115,9 @@ def start_redis(port: int | None = None, log_dir: Path | None = None, *,
     """A private redis-server on 127.0.0.1 (a free port unless given).
 
     `secure=True`: the `default` user is off and an admin user with a generated password is
-    the only way in (written to a 0600 config file, never to argv); a bridge user is created
-    too (see app/acl.py). `extra` then holds `admin_url` and `bridge_url` (with credentials)
-    and `url` is the admin URL. `tls`: serve TLS only (rediss://) with these files.
+    the only way in (written to a 0600 config file, never to argv); a bridge user and an
+    enroller user are created too (see app/acl.py). `extra` then holds `admin_url`,
+    `bridge_url` and `enroll_url` (with credentials) and `url` is the admin URL. `tls`: serve TLS only (rediss://) with these files.
     """
     binary = redis_server_binary()
     if binary is None:
@@ -161,9 +161,11 @@ def start_redis(port: int | None = None, log_dir: Path | None = None, *,
         admin = redis_py.Redis.from_url(service.extra["admin_url"], socket_timeout=5)
         try:
             creds = acl.create_bridge(admin)
+            enroller = acl.create_enroller(admin)
         finally:
             admin.close()
         service.extra["bridge_url"] = creds.url(service.extra["url"])
+        service.extra["enroll_url"] = enroller.url(service.extra["url"])
     return service
 
 
@@ -252,6 +254,20 @@ def start_edge(redis_url: str, name: str, plugins: str = "all", log_dir: Path | 
     service.extra["name"] = name
     if wait and bridge_url:
         wait_for_edge(bridge_url, name, wait, service, token)
+    return service
+
+
+def start_enrolled_edge(bridge_url: str, name: str, token: str, plugins: str = "all",
+                        log_dir: Path | None = None, env: dict[str, str] | None = None,
+                        wait: float = 30.0, bridge_token: str | None = None) -> Service:
+    """An edge that gets its Redis credentials from the bridge with a one-time token
+    (passed in the environment; no Redis URL anywhere)."""
+    argv = _cli("edge", "--name", name, "--plugins", plugins, "--url", bridge_url)
+    env = {"RADICAL_EDGE_ENROLL_TOKEN": token, "RADICAL_EDGE_REDIS_URL": "", **(env or {})}
+    service = _spawn(f"edge-{name}", argv, log_dir or Path(tempfile.mkdtemp()), env)
+    service.extra["name"] = name
+    if wait:
+        wait_for_edge(bridge_url, name, wait, service, bridge_token)
     return service
 
 

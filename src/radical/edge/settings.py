@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     max_running_tasks: int = Field(64, description="rhapsody: executables running at once")
     log_level: str = Field("WARNING", description="log level of bridge and edges")
 
+    # -- redis --
+    enroll_redis_url: SecretStr | None = Field(
+        None, description="bridge: Redis URL of a user allowed to create edge ACL users")
+    enroll_redis_public_url: str | None = Field(
+        None, description="bridge: Redis URL (no credentials) enrolled edges are told to use")
+    enroll_ttl: float = Field(3600.0, description="lifetime of an enrollment token (s)")
+    enroll_token: SecretStr | None = Field(
+        None, description="edge: one-time enrollment token to redeem at the bridge (--url)")
+
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None
 

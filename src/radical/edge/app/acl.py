@@ -104,6 +104,17 @@ def bridge_rules(db: int = 0) -> list[str]:
     return rules
 
 
+def enroller_user() -> str:
+    return f"{keys.PREFIX}-enroller"
+
+
+def enroller_rules() -> list[str]:
+    """Only `ACL SETUSER`: the bridge creates edge users with it at enrollment. Note that
+    whoever may run ACL SETUSER can grant itself anything: guard this password like the
+    admin's (see docs/security-redis.md)."""
+    return ["resetkeys", "resetchannels", "-@all", "+acl|setuser", "+ping", "+hello"]
+
+
 def admin_rules() -> list[str]:
     return ["allkeys", "allchannels", "+@all"]
 
@@ -147,6 +158,10 @@ def create_edge(client: Any, name: str, password: str | None = None, db: int = 0
 
 def create_bridge(client: Any, password: str | None = None, db: int = 0) -> Credentials:
     return setuser(client, bridge_user(), password or new_password(), bridge_rules(db))
+
+
+def create_enroller(client: Any, password: str | None = None) -> Credentials:
+    return setuser(client, enroller_user(), password or new_password(), enroller_rules())
 
 
 def lock_default_user(client: Any) -> None:

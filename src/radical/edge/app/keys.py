@@ -69,3 +69,8 @@ def edge_lease(name: str) -> str:
     """Lease key owning an edge name: value = the owner id of the one process that may
     consume `edge_queue(name)`; set with NX, renewed by heartbeat (see workers/lease.py)."""
     return f"{PREFIX}:lease:{name}"
+
+
+def enroll_token(digest: str) -> str:
+    """One-time edge enrollment token, stored by its SHA-256 (never the token itself)."""
+    return f"{PREFIX}:enroll:{digest}"

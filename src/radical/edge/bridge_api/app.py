@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..settings import Settings
 from ..version import __version__
 from .auth import TokenAuth
+from .enroll import router as enroll_router
 from .management import router as management_router
 from .portal import mount_portal
 from .proxy import is_proxy_path, proxy
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> TokenAuth:
     app = FastAPI(title="radical.edge bridge", version=__version__, lifespan=lifespan,
                   docs_url="/docs", redoc_url=None)
     app.include_router(management_router)
+    app.include_router(enroll_router)
     mount_portal(app)
 
     @app.exception_handler(StarletteHTTPException)

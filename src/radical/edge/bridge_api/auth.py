@@ -16,6 +16,8 @@ from urllib.parse import parse_qs
 import orjson
 
 COOKIE = "radical_edge_token"
+#: edges redeem a one-time enrollment token here; they hold no bridge token (enroll.py)
+ENROLL_REDEEM = "/edge/enroll/redeem"
 
 
 class TokenAuth:
@@ -43,6 +45,8 @@ class TokenAuth:
     @staticmethod
     def _public(scope: dict) -> bool:
         path = scope["path"]
+        if path == ENROLL_REDEEM and scope["method"] == "POST":  # the body holds a credential
+            return True
         return scope["method"] in ("GET", "HEAD") and (path == "/" or path.startswith("/portal/"))
 
     def _valid(self, scope: dict) -> bool:

@@ -1,0 +1,137 @@
+"""Edge enrollment: a one-time, expiring token for one edge name, redeemed over HTTP(S)
+for that edge's own Redis ACL user; the edge never sees a Redis password on its argv.
+
+Before: there was no enrollment; an edge needed the full Redis URL (with any password) on
+its command line or environment.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import psutil
+import pytest
+import redis
+from redis.exceptions import NoPermissionError
+
+from radical.edge import services
+from radical.edge.app import keys
+
+ADMIN = "enroll-admin-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def enroll_stack(log_dir: Path) -> Iterator[dict]:
+    started: list[services.Service] = []
+    try:
+        rs = services.start_redis(log_dir=log_dir, secure=True)
+        started.append(rs)
+        bridge = services.start_bridge(
+            rs.extra["bridge_url"], log_dir=log_dir, token=ADMIN,
+            env={"RADICAL_EDGE_ENROLL_REDIS_URL": rs.extra["enroll_url"]})
+        started.append(bridge)
+        yield {"redis": rs, "bridge": bridge, "url": bridge.extra["url"], "started": started}
+    finally:
+        for svc in reversed(started):
+            svc.stop()
+
+
+def issue(url: str, name: str, token: str | None = ADMIN, **body) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.post(f"{url}/edge/enroll", json={"name": name, **body}, headers=headers,
+                      timeout=10)
+
+
+def redeem(url: str, name: str, token: str) -> httpx.Response:
+    return httpx.post(f"{url}/edge/enroll/redeem", json={"name": name, "token": token},
+                      timeout=10)
+
+
+def test_enrolled_edge_runs_without_a_redis_password_on_argv(enroll_stack, log_dir):
+    url = enroll_stack["url"]
+    token = issue(url, "enrolled").json()["token"]
+    edge = services.start_enrolled_edge(url, "enrolled", token, "echo", log_dir,
+                                        bridge_token=ADMIN)
+    enroll_stack["started"].append(edge)
+    r = httpx.get(f"{url}/enrolled/echo/echo/x", headers={"Authorization": f"Bearer {ADMIN}"},
+                  timeout=30)
+    assert r.status_code == 200, r.text
+    argv = " ".join(psutil.Process(edge.pid).cmdline())
+    assert "redis://" not in argv and "rediss://" not in argv and token not in argv
+    # the token was used up
+    again = redeem(url, "enrolled", token)
+    assert again.status_code == 403 and "already used" in again.json()["detail"]
+
+
+def test_token_is_single_use(enroll_stack):
+    url = enroll_stack["url"]
+    token = issue(url, "once").json()["token"]
+    first = redeem(url, "once", token)
+    assert first.status_code == 200, first.text
+    assert first.json()["redis_url"].startswith("redis://")
+    second = redeem(url, "once", token)
+    assert second.status_code == 403, second.text
+
+
+def test_token_expires(enroll_stack):
+    url = enroll_stack["url"]
+    token = issue(url, "shortlived", ttl=0.5).json()["token"]
+    time.sleep(1.0)  # past the token's Redis TTL
+    r = redeem(url, "shortlived", token)
+    assert r.status_code == 403 and "expired" in r.json()["detail"]
+
+
+def test_token_is_bound_to_its_name(enroll_stack):
+    url = enroll_stack["url"]
+    token = issue(url, "rightname").json()["token"]
+    r = redeem(url, "othername", token)
+    assert r.status_code == 403 and "another edge name" in r.json()["detail"]
+    assert redeem(url, "rightname", token).status_code == 403  # burnt by the misuse
+
+
+def test_redeemed_credentials_act_only_as_that_edge(enroll_stack):
+    url = enroll_stack["url"]
+    token = issue(url, "narrow").json()["token"]
+    redis_url = redeem(url, "narrow", token).json()["redis_url"]
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    assert client.llen(keys.edge_queue("narrow")) == 0
+    for command in (("LPUSH", keys.edge_queue("enrolled"), b"x"),
+                    ("SET", keys.edge_info("someone"), b"{}"),
+                    ("ACL", "SETUSER", "evil", "on", ">pw", "allkeys", "+@all")):
+        with pytest.raises(NoPermissionError):
+            client.execute_command(*command)
+
+
+def test_issuing_needs_admin_and_valid_input(enroll_stack):
+    url = enroll_stack["url"]
+    assert issue(url, "x", token=None).status_code == 401
+    assert issue(url, "x", token="wrong").status_code == 401
+    bad = issue(url, "bad/name")
+    assert bad.status_code == 400 and "invalid edge name" in bad.json()["detail"]
+    r = httpx.post(f"{url}/edge/enroll", content=b"{", timeout=10,
+                   headers={"Authorization": f"Bearer {ADMIN}",
+                            "content-type": "application/json"})
+    assert r.status_code == 422 and "detail" in r.json()
+    r = httpx.post(f"{url}/edge/enroll/redeem", json={"name": "x"}, timeout=10)
+    assert r.status_code == 422 and "detail" in r.json()
+    r = redeem(url, "x", "not-a-real-token-at-all")
+    assert r.status_code == 403
+
+
+def test_cli_enroll_create_writes_a_private_file(enroll_stack, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "token"
+    env = {**os.environ, "RADICAL_EDGE_TOKEN": ADMIN}
+    r = subprocess.run([sys.executable, "-m", "radical.edge.cli", "enroll", "create", "--name",
+                        "clied", "--url", enroll_stack["url"], "--out", str(out)],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_mode & 0o077 == 0
+    token = out.read_text().strip()
+    assert token not in r.stdout
+    assert redeem(enroll_stack["url"], "clied", token).status_code == 200
