@@ -4,8 +4,12 @@
 #
 # Usage: radical-edge-wrapper.sh -n NAME [options] [other `radical-edge edge` options]
 #   -n, --name NAME       edge name (required; or $RADICAL_EDGE_EDGE_NAME)
-#   -r, --redis-url URL   Redis the edge joins (default $RADICAL_EDGE_REDIS_URL); --url is an
-#                         alias. Prefer the environment variable: argv is visible to `ps`.
+#   -r, --redis-url URL   Redis the edge joins (default $RADICAL_EDGE_REDIS_URL). Prefer the
+#                         environment variable: argv is visible to `ps`.
+#       --url URL         the bridge (http[s]://): the edge enrolls there with the one-time
+#                         token in $RADICAL_EDGE_ENROLL_TOKEN (or --enroll-file FILE) and gets
+#                         its own Redis credentials; no Redis URL needed. A redis[s]:// URL
+#                         here is taken as --redis-url (older job scripts).
 #   -p, --plugins LIST    plugins to load (default: all that import)
 #       --tunnel          reach Redis through the parent edge's reverse SSH tunnel: wait for
 #                         $RADICAL_EDGE_TUNNEL_FILE (default ~/.radical/edge/tunnels/NAME.port)
@@ -36,14 +40,24 @@ PASS=()
 say() { printf '%s [radical-edge-wrapper] %s\n' "$(date '+%F %T')" "$*" >&2; }
 die() { say "ERROR: $*"; exit 2; }
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
+BRIDGE=""
+set_url() {  # --url: the bridge (enrollment), or a Redis URL from older job scripts
+  case $1 in
+    redis://*|rediss://*|unix://*) export RADICAL_EDGE_REDIS_URL=$1 ;;
+    http://*|https://*) BRIDGE=$1 ;;
+    *) die "--url '$1' is neither a bridge (http[s]://) nor a Redis URL" ;;
+  esac
+}
 
 while (($#)); do
   case $1 in
     -n|--name)       NAME=${2:-}; shift 2 || die "$1 needs a value" ;;
     --name=*)        NAME=${1#*=}; shift ;;
     -n?*)            NAME=${1#-n}; shift ;;
-    -r|--redis-url|--url) export RADICAL_EDGE_REDIS_URL=${2:-}; shift 2 || die "$1 needs a value" ;;
-    --redis-url=*|--url=*) export RADICAL_EDGE_REDIS_URL=${1#*=}; shift ;;
+    -r|--redis-url)  export RADICAL_EDGE_REDIS_URL=${2:-}; shift 2 || die "$1 needs a value" ;;
+    --redis-url=*)   export RADICAL_EDGE_REDIS_URL=${1#*=}; shift ;;
+    --url)           set_url "${2:-}"; shift 2 || die "$1 needs a value" ;;
+    --url=*)         set_url "${1#*=}"; shift ;;
     --tunnel)        TUNNEL=1; shift ;;
     --tunnel-wait)   TUNNEL_WAIT=${2:-}; shift 2 || die "$1 needs a value" ;;
     --log)           LOG=${2:-}; shift 2 || die "$1 needs a value" ;;
@@ -56,11 +70,19 @@ done
 
 [[ -n $NAME ]] || die "no edge name: pass -n NAME"
 URL=${RADICAL_EDGE_REDIS_URL:-}
-[[ -n $URL ]] || die "no Redis URL: set RADICAL_EDGE_REDIS_URL (or pass --redis-url)"
-case $URL in
-  redis://*|rediss://*|unix://*) ;;
-  *) die "'${URL%%://*}://...' is not a Redis URL: edges join the broker (Redis), not the bridge" ;;
-esac
+if [[ -n $BRIDGE ]]; then
+  [[ -n ${RADICAL_EDGE_ENROLL_TOKEN:-} || " ${PASS[*]:-} " == *" --enroll"* ]] || \
+    die "--url $BRIDGE needs an enrollment token: set RADICAL_EDGE_ENROLL_TOKEN (or --enroll-file)"
+  PASS=(--url "$BRIDGE" "${PASS[@]}")  # the edge redeems its enrollment token there
+  unset RADICAL_EDGE_REDIS_URL
+else
+  [[ -n $URL ]] || die "no Redis URL: set RADICAL_EDGE_REDIS_URL (or pass --redis-url), or \
+pass --url BRIDGE with an enrollment token"
+  case $URL in
+    redis://*|rediss://*|unix://*) ;;
+    *) die "'${URL%%://*}://...' is not a Redis URL: use --url for the bridge" ;;
+  esac
+fi
 
 JOB_ID=${SLURM_JOB_ID:-${PBS_JOBID:-${LSB_JOBID:-}}}
 
@@ -121,6 +143,10 @@ if ((TUNNEL)); then
     (( $(date +%s) < deadline )) || die "no tunnel after ${TUNNEL_WAIT}s ($FILE)"
     sleep 0.2
   done
+  if [[ -n $BRIDGE ]]; then  # the enrolled URL arrives later: the edge swaps host:port
+    export RADICAL_EDGE_REDIS_VIA=127.0.0.1:$PORT
+    say "tunnel up: Redis via 127.0.0.1:$PORT"
+  else
   RADICAL_EDGE_REDIS_URL=$(REDGE_PORT=$PORT "$PY" - <<'EOF'
 import os
 from urllib.parse import urlsplit, urlunsplit
@@ -132,7 +158,9 @@ EOF
 )
   export RADICAL_EDGE_REDIS_URL
   say "tunnel up: Redis via 127.0.0.1:$PORT"
+  fi
 fi
 
-say "exec $PY -m radical.edge.cli edge --name $NAME ${PASS[*]:-}"
+SHOWN=$(printf '%s' "${PASS[*]:-}" | sed 's/--enroll [^ ]*/--enroll ***/')
+say "exec $PY -m radical.edge.cli edge --name $NAME $SHOWN"
 exec "$PY" -m radical.edge.cli edge --name "$NAME" "${PASS[@]}"

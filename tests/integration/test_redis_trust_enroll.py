@@ -135,3 +135,29 @@ def test_cli_enroll_create_writes_a_private_file(enroll_stack, tmp_path):
     token = out.read_text().strip()
     assert token not in r.stdout
     assert redeem(enroll_stack["url"], "clied", token).status_code == 200
+
+
+def test_batch_wrapper_takes_the_bridge_url_and_enrolls(enroll_stack, log_dir):
+    """The wrapper's `--url` is the bridge; the token comes from the job environment."""
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    url = enroll_stack["url"]
+    token = issue(url, "wrapped").json()["token"]
+    env = {k: v for k, v in os.environ.items() if k != "RADICAL_EDGE_REDIS_URL"}
+    env["RADICAL_EDGE_ENROLL_TOKEN"] = token
+    log = log_dir / "edge-wrapped.log"
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen([str(root / "scripts" / "radical-edge-wrapper.sh"), "-n",
+                                 "wrapped", "--url", url, "-p", "echo", "--log", "-"],
+                                stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+    svc = services.Service("edge-wrapped", proc, log)
+    enroll_stack["started"].append(svc)
+    services.wait_for_edge(url, "wrapped", 60, svc, ADMIN)
+    r = httpx.get(f"{url}/wrapped/echo/echo/w", headers={"Authorization": f"Bearer {ADMIN}"},
+                  timeout=30)
+    assert r.status_code == 200, r.text
+    assert token not in log.read_text(errors="replace")
+    assert redeem(url, "wrapped", token).status_code == 403

@@ -78,7 +78,8 @@ def test_default_log_file_and_python_env(tmp_path, fake_python):
 @pytest.mark.parametrize("args, env, words", [
     ([], {}, "no edge name"),
     (["-n", "x"], {}, "no Redis URL"),
-    (["-n", "x", "--url", "https://bridge:8000"], {}, "not a Redis URL"),
+    (["-n", "x", "--url", "https://bridge:8000"], {}, "needs an enrollment token"),
+    (["-n", "x", "--url", "ftp://bridge:8000"], {}, "neither a bridge"),
     (["-n", "x", "--python", "/no/python"], {"RADICAL_EDGE_REDIS_URL": "redis://h/0"},
      "no usable Python"),
 ])

@@ -70,7 +70,8 @@ def _enrolled(args: argparse.Namespace, settings: Settings) -> Settings:
     name = args.name or settings.edge_name or default_edge_name()
     os.environ.pop("RADICAL_EDGE_ENROLL_TOKEN", None)  # single use: not for child processes
     url = enrollment.redeem(args.url, name, token, settings.bridge_cert)
-    return settings.with_overrides(redis_url=url, enroll_token=None)
+    via = os.environ.get("RADICAL_EDGE_REDIS_VIA")  # the wrapper's tunnel: host:port
+    return settings.with_overrides(redis_url=enrollment.via(url, via) if via else url)
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:

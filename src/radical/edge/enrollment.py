@@ -69,6 +69,16 @@ def issue(bridge_url: str, name: str, admin_token: str | None, ttl: float | None
     return r.json()
 
 
+def via(url: str, host_port: str) -> str:
+    """`url` reaching Redis at `host_port` instead (e.g. a tunnel), credentials kept."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    u = urlsplit(url)
+    auth = u.netloc.rpartition("@")[0]
+    return urlunsplit((u.scheme, (auth + "@" if auth else "") + host_port, u.path, u.query,
+                       u.fragment))
+
+
 def write_secret(path: str, text: str) -> None:
     """Write `text` to a new 0600 file (the token must not be world-readable)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
