@@ -14,15 +14,12 @@ or a failed renewal does the check ask Redis.
 """
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 
 import redis.asyncio as aioredis
 
 from ..app import keys
-
-log = logging.getLogger(__name__)
 
 #: margin (s) kept below the TTL before a lease is considered possibly lost
 SAFETY = 0.5
