@@ -42,7 +42,8 @@ def call_strategy(task: Any, app: Any, consumer: Any, **_kw: Any):
             return
         call.received = time.time()
         if _host is not None and not _host.admit(call, getattr(message, "_raw", None)):
-            _stop_consuming(consumer)
+            if _host.exit_code:  # the name is someone else's now (not a Redis hiccup)
+                _stop_consuming(consumer)
             return
         submit(call)
 
