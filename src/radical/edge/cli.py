@@ -174,11 +174,11 @@ def _redis_configured(args: argparse.Namespace) -> bool:
 
 def _check_configured_redis(url: str) -> str:
     from . import services
-    from .app.redis_conn import redis_reachable
+    from .app.redis_conn import redacted, redis_reachable
 
     if not redis_reachable(url):
         raise services.ServiceError(
-            f"no Redis answers at the configured URL {_redact(url)}; omit --redis-url and "
+            f"no Redis answers at the configured URL {redacted(url)}; omit --redis-url and "
             "RADICAL_EDGE_REDIS_URL to run a private one")
     return url
 
@@ -207,13 +207,6 @@ def _clean_up(own_redis: object, configured_url: str, name: str) -> None:
         shutil.rmtree(own_redis.extra["workdir"], ignore_errors=True)  # type: ignore[attr-defined]
     elif configured_url:
         services.remove_edge_keys(configured_url, name)
-
-
-def _redact(url: str) -> str:
-    from urllib.parse import urlparse
-
-    u = urlparse(url)
-    return url.replace(f":{u.password}@", ":**@") if u.password else url
 
 
 def _interrupt(*_args: object) -> None:

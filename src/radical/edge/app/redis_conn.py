@@ -39,6 +39,14 @@ def async_redis(settings: Settings, *, pubsub: bool = False) -> aioredis.Redis:
     return aioredis.Redis(connection_pool=pool)
 
 
+def redacted(url: str) -> str:
+    """`url` with its password masked, for logs and error messages."""
+    from urllib.parse import urlsplit
+
+    password = urlsplit(url).password
+    return url.replace(f":{password}@", ":**@", 1) if password else url
+
+
 def redis_reachable(url: str, timeout: float = 1.0) -> bool:
     try:
         client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)

@@ -9,7 +9,7 @@ from typing import Any
 from ..app import keys
 from ..app.pipelined import Commands
 from ..app.pubsub import subscribe_forever
-from ..app.redis_conn import async_redis
+from ..app.redis_conn import async_redis, redacted
 from ..app.topology import TopologyWatcher, edge_summary
 from ..settings import Settings
 from .dispatcher import CallDispatcher
@@ -44,7 +44,8 @@ class BridgeState:
         try:  # a first view before serving; Redis may be down, the watcher keeps trying
             await asyncio.wait_for(self.watcher.ready.wait(), 3.0)
         except asyncio.TimeoutError:
-            log.warning("Redis at %s not answering yet; serving anyway", self.settings.redis_url)
+            log.warning("Redis at %s not answering yet; serving anyway",
+                        redacted(self.settings.redis_url))
 
     async def stop(self) -> None:
         for task in self._tasks:
