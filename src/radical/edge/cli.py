@@ -223,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radical-edge", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
 
-    p = sub.add_parser("up", help="run Redis (if needed), a bridge and a local edge")
+    p = sub.add_parser("up", help="run a private Redis (or join --redis-url), a bridge and "
+                                  "a local edge")
     _common(p)
     p.add_argument("--port", type=int, default=8000, help="bridge port (default 8000)")
     p.add_argument("--redis-port", type=int, help="port of the private Redis (default: free)")
