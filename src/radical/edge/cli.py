@@ -1,4 +1,4 @@
-"""`radical-edge up | bridge | edge | flower`."""
+"""`radical-edge up | bridge | edge | enroll | flower`."""
 from __future__ import annotations
 
 import argparse
