@@ -161,3 +161,69 @@ def test_batch_wrapper_takes_the_bridge_url_and_enrolls(enroll_stack, log_dir):
     assert r.status_code == 200, r.text
     assert token not in log.read_text(errors="replace")
     assert redeem(url, "wrapped", token).status_code == 403
+
+
+def test_parent_edge_launches_an_enrolling_child(enroll_stack, log_dir, tmp_path):
+    """Under ACLs a child cannot use its parent's credentials: the parent mints a token
+    for it (job environment, not arguments) and the child enrolls at the bridge."""
+    pytest.importorskip("psij")
+    from radical.edge import BridgeClient
+    from psij_helpers import child_env, child_log, wait_for
+
+    url = enroll_stack["url"]
+    token = issue(url, "parent1").json()["token"]
+    parent = services.start_enrolled_edge(
+        url, "parent1", token, "psij,sysinfo", log_dir, bridge_token=ADMIN,
+        env={"RADICAL_EDGE_PSIJ_DIR": str(tmp_path / "psij")})
+    enroll_stack["started"].append(parent)
+    bc = BridgeClient(url, token=ADMIN)
+    pj = bc.get_edge_client("parent1").get_plugin("psij")
+    try:
+        sub = pj.submit_tunneled({"arguments": ["-n", "kid1", "-p", "sysinfo"],
+                                  "environment": child_env(log_dir)}, "local")
+        assert sub["edge_name"] == "kid1"
+        wait_for(lambda: "kid1" in services.list_edges(url, ADMIN), 90,
+                 what=f"child joins\n{child_log(log_dir, 'kid1')}")
+        r = httpx.get(f"{url}/kid1/sysinfo/homedir",
+                      headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)
+        assert r.status_code == 200, r.text
+        log = child_log(log_dir, "kid1")
+        import re
+
+        assert not re.search(r"rediss?://[^:\s/]+:(?!\*\*@)[^@\s]+@", log), "password logged"
+        assert "--enroll " not in log
+        pj.cancel_job(sub["job_id"])
+        wait_for(lambda: "kid1" not in services.list_edges(url, ADMIN), 30, what="child leaves")
+    finally:
+        pj.close()
+        bc.close()
+
+
+def test_parent_minted_tokens_never_take_a_live_name(enroll_stack, log_dir):
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from radical.edge.hpc.launch import enroll as child_enroll
+
+    url = enroll_stack["url"]
+    token = issue(url, "liveone").json()["token"]
+    edge = services.start_enrolled_edge(url, "liveone", token, "echo", log_dir,
+                                        bridge_token=ADMIN)
+    enroll_stack["started"].append(edge)
+    parent_url = redeem(url, "rogueparent", issue(url, "rogueparent").json()["token"]).json()[
+        "redis_url"]
+
+    async def mint(parent: str, child: str) -> str:
+        client = aioredis.Redis.from_url(parent_url, socket_timeout=5)
+        try:
+            return await child_enroll.mint(client, parent, child)
+        finally:
+            await client.aclose()
+
+    minted = asyncio.run(mint("rogueparent", "liveone"))
+    r = httpx.post(f"{url}/edge/enroll/redeem",
+                   json={"name": "liveone", "token": minted, "parent": "rogueparent"}, timeout=10)
+    assert r.status_code == 409, r.text
+    with pytest.raises(NoPermissionError):  # nor mint under another edge's prefix
+        asyncio.run(mint("liveone", "freshname"))

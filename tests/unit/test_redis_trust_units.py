@@ -64,3 +64,18 @@ def test_enrollment_token_sources(tmp_path, monkeypatch):
     out = tmp_path / "secret"
     enrollment.write_secret(str(out), "x")
     assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_child_delegation_replaces_the_parents_redis_url():
+    from radical.edge.hpc.launch import enroll as child_enroll
+
+    assert child_enroll.uses_edge_acl_user("redis://redge-edge-p:pw@h:1/0", "p")
+    assert not child_enroll.uses_edge_acl_user("redis://h:1/0", "p")
+    assert not child_enroll.uses_edge_acl_user("redis://redge-edge-q:pw@h:1/0", "p")
+    spec = {"arguments": ["-n", "kid"], "environment": {"RADICAL_EDGE_REDIS_URL": "redis://x",
+                                                        "A": "1"}}
+    out = child_enroll.delegate(spec, "p", "tok", "https://bridge:8000")
+    assert out["environment"] == {"A": "1", "RADICAL_EDGE_ENROLL_TOKEN": "tok",
+                                  "RADICAL_EDGE_ENROLL_PARENT": "p"}
+    assert out["arguments"] == ["-n", "kid", "--url", "https://bridge:8000"]
+    assert "tok" not in out["arguments"]

@@ -69,9 +69,12 @@ def _enrolled(args: argparse.Namespace, settings: Settings) -> Settings:
 
     name = args.name or settings.edge_name or default_edge_name()
     os.environ.pop("RADICAL_EDGE_ENROLL_TOKEN", None)  # single use: not for child processes
-    url = enrollment.redeem(args.url, name, token, settings.bridge_cert)
+    parent = os.environ.pop("RADICAL_EDGE_ENROLL_PARENT", None)
+    url = enrollment.redeem(args.url, name, token, settings.bridge_cert, parent)
     via = os.environ.get("RADICAL_EDGE_REDIS_VIA")  # the wrapper's tunnel: host:port
-    return settings.with_overrides(redis_url=enrollment.via(url, via) if via else url)
+    # bridge_url: where this edge's own children enroll (psij submit_tunneled)
+    return settings.with_overrides(redis_url=enrollment.via(url, via) if via else url,
+                                   bridge_url=settings.bridge_url or args.url)
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -136,7 +139,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                                        env=enroll_env)
         started.append(bridge)
         edge = services.start_edge(edge_redis, name, args.plugins or settings.plugins, log_dir,
-                                   bridge_url=bridge.extra["url"], token=token)
+                                   bridge_url=bridge.extra["url"], token=token,
+                                   env={"RADICAL_BRIDGE_URL": bridge.extra["url"]})
         started.append(edge)
         print(f"\nradical.edge is up\n  bridge : {bridge.extra['url']}/\n  edge   : {name}\n"
               f"  redis  : {shown}\n  logs   : {log_dir}\n"

@@ -39,11 +39,13 @@ def read_token(value: str | None, path: str | None) -> str | None:
     return value or os.environ.get("RADICAL_EDGE_ENROLL_TOKEN") or None
 
 
-def redeem(bridge_url: str, name: str, token: str, cafile: str | None = None) -> str:
-    """Trade `token` for edge `name`'s Redis URL (with its credentials: never log it)."""
+def redeem(bridge_url: str, name: str, token: str, cafile: str | None = None,
+           parent: str | None = None) -> str:
+    """Trade `token` for edge `name`'s Redis URL (with its credentials: never log it);
+    `parent`: the edge that minted the token for this child."""
+    body = {"name": name, "token": token, **({"parent": parent} if parent else {})}
     try:
-        r = httpx.post(f"{bridge_url.rstrip('/')}/edge/enroll/redeem",
-                       json={"name": name, "token": token}, timeout=TIMEOUT,
+        r = httpx.post(f"{bridge_url.rstrip('/')}/edge/enroll/redeem", json=body, timeout=TIMEOUT,
                        verify=_verify(cafile))
     except httpx.HTTPError as exc:
         raise EnrollmentError(f"cannot reach the bridge at {bridge_url}: {exc}") from None

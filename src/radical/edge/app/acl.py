@@ -88,6 +88,7 @@ def edge_rules(name: str, db: int = 0) -> list[str]:
     rules += [f"~{k}" for k in own + shared_rw]
     rules += [f"%R~{keys.edge_info('*')}",  # topology: plugins see other edges
               f"%W~{keys.NOTIFICATIONS}",
+              f"%W~{keys.child_enroll_token(name, '*')}",  # tokens for children it launches
               f"%W~{UUID_GLOB}"]  # replies to remote-control tickets
     rules += [f"&{keys.reply_channel('*')}", f"&{keys.TOPOLOGY_CHANNEL}",
               *(f"&{c}" for c in CELERY_CHANNELS + tuple(celery_subscriptions(db)))]

@@ -74,3 +74,9 @@ def edge_lease(name: str) -> str:
 def enroll_token(digest: str) -> str:
     """One-time edge enrollment token, stored by its SHA-256 (never the token itself)."""
     return f"{PREFIX}:enroll:{digest}"
+
+
+def child_enroll_token(parent: str, digest: str) -> str:
+    """One-time enrollment token a parent edge minted for a child it launches (SHA-256);
+    only edge `parent` may write under its prefix (see app/acl.py)."""
+    return f"{PREFIX}:enroll:child:{parent}:{digest}"

@@ -8,7 +8,9 @@ it never grants more than one edge name.
 
 Tokens are stored in Redis only as their SHA-256 (`keys.enroll_token`), with the token's
 lifetime as TTL; redeeming is a GETDEL, so two edges racing with one token cannot both win.
-The bridge creates the edge's ACL user through a separate "enroller" Redis user
+A parent edge may mint tokens for the child edges it launches, under its own prefix
+(`keys.child_enroll_token`, hpc/launch/enroll.py); those redeem only for names no live edge
+holds. The bridge creates the edge's ACL user through a separate "enroller" Redis user
 (`enroll_redis_url`) that may only run ACL SETUSER: the bridge's own user stays unable to
 administer Redis, but whoever holds the enroller password is effectively Redis admin.
 """
@@ -45,6 +47,8 @@ class EnrollRequest(BaseModel):
 class RedeemRequest(BaseModel):
     name: str = Field(..., max_length=128)
     token: str = Field(..., min_length=16, max_length=256)
+    parent: str | None = Field(None, max_length=128,
+                               description="the edge that minted the token for its child")
 
 
 def require_admin(request: Request) -> None:
@@ -104,8 +108,10 @@ async def redeem(body: RedeemRequest, request: Request) -> dict[str, Any]:
     """Public (the edge has no bridge token): the enrollment token is the credential."""
     state = _state(request)
     name = _valid_name(body.name)
+    key = (keys.child_enroll_token(_valid_name(body.parent), digest(body.token)) if body.parent
+           else keys.enroll_token(digest(body.token)))
     try:
-        raw = await state.redis.getdel(keys.enroll_token(digest(body.token)))
+        raw = await state.redis.getdel(key)
     except RedisError as exc:
         raise HTTPException(503, f"cannot check the enrollment token: {exc}") from None
     if raw is None:
@@ -115,6 +121,10 @@ async def redeem(body: RedeemRequest, request: Request) -> dict[str, Any]:
         log.warning("enrollment token for '%s' presented for '%s' (now void)",
                     record.get("name"), name)
         raise HTTPException(403, "this enrollment token was issued for another edge name")
+    if body.parent and await state.redis.exists(keys.edge_lease(name)):
+        # a parent vouches for names nobody holds, never for a live edge's name
+        raise HTTPException(409, f"edge name '{name}' is in use; a parent edge cannot "
+                                 "enroll a child under it")
     creds = await _create_edge_user(state, name)
     log.warning("edge '%s' enrolled: Redis user %s (re)created", name, creds.user)
     return {"name": name, "redis_url": creds.url(public_redis_url(state)), "user": creds.user}
