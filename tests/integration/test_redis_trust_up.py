@@ -25,8 +25,8 @@ def _netns_available() -> bool:
     return r.returncode == 0
 
 
-pytestmark = pytest.mark.skipif(not _netns_available(),
-                                reason="needs `unshare -r -n` (network namespaces)")
+needs_netns = pytest.mark.skipif(not _netns_available(),
+                                 reason="needs `unshare -r -n` (network namespaces)")
 
 
 def run_probe(signal_name: str, background: bool = False) -> dict:
@@ -38,6 +38,7 @@ def run_probe(signal_name: str, background: bool = False) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+@needs_netns
 @pytest.mark.parametrize("signal_name,background", [("TERM", False), ("INT", True)],
                          ids=["sigterm-foreground", "sigint-background"])
 def test_up_runs_its_own_redis_and_leaves_nothing(signal_name, background):
@@ -51,3 +52,48 @@ def test_up_runs_its_own_redis_and_leaves_nothing(signal_name, background):
     assert res["up_exit"] == 0, res
     assert res["alive"] == [], f"left running: {res['alive']}"
     assert res["tmp_left"] == [], f"temp files left: {res['tmp_left']}"
+
+
+def test_up_with_an_explicit_redis_url_uses_it_and_cleans_its_keys(redis_url, tmp_path):
+    """`--redis-url` joins that Redis (no private one) and removes the edge's keys on exit."""
+    import os
+    import signal
+    import time
+
+    import redis as redis_py
+
+    from radical.edge import services
+    from radical.edge.app import keys
+
+    name = f"explicit{os.getpid()}"
+    port = services.free_port()
+    env = {k: v for k, v in os.environ.items() if k != "RADICAL_EDGE_REDIS_URL"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "radical.edge.cli", "up", "--port", str(port), "--name", name,
+         "--redis-url", redis_url, "--log-dir", str(tmp_path), "-p", "sysinfo"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("Ctrl-C"):
+                break
+        out = "".join(lines)
+        assert "radical.edge is up" in out and "private" not in out, out
+        client = redis_py.Redis.from_url(redis_url)
+        assert client.exists(keys.edge_info(name)) and client.exists(keys.edge_lease(name))
+        assert client.exists(f"_kombu.binding.{keys.edge_queue(name)}")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        left = [k for k in (keys.edge_info(name), keys.edge_lease(name), keys.edge_queue(name),
+                            f"_kombu.binding.{keys.edge_queue(name)}",
+                            f"_kombu.binding_permanent.{keys.edge_queue(name)}")
+                if client.exists(k)]
+        assert left == [], left
+    finally:
+        if proc.poll() is None:
+            proc.kill()
