@@ -6,7 +6,7 @@ Redis floor (LPUSH + BLPOP round trip) in the same run, then the bridge sequenti
 8 and 32 concurrent keep-alive connections. The load generator is a minimal asyncio
 HTTP/1.1 client so its own CPU cost stays small on a 2-core machine.
 
-    python bench/latency.py [--seconds 5] [--sequential 3000] [--markdown]
+    python bench/latency.py [--seconds 5] [--sequential 3000] [--markdown] [--secure]
 """
 from __future__ import annotations
 
@@ -121,15 +121,19 @@ def main() -> int:
     ap.add_argument("--named-token", action="store_true",
                     help="call as a named 'read' token (looked up in Redis, cached) instead "
                          "of the bridge's owner token")
+    ap.add_argument("--secure", action="store_true",
+                    help="Redis with ACL users (bridge and edge on their own credentials)")
     args = ap.parse_args()
     owner = secrets.token_urlsafe(32)  # the bridge is closed, as in production
 
     log_dir = ROOT / ".run" / "bench-logs"
-    redis_svc = services.start_redis(log_dir=log_dir)
+    redis_svc = services.start_redis(log_dir=log_dir, secure=args.secure)
     url = redis_svc.extra["url"]
-    bridge = services.start_bridge(url, log_dir=log_dir, token=owner)
-    edge = services.start_edge(url, "bench", "sysinfo", log_dir, bridge_url=bridge.extra["url"],
-                               token=owner)
+    bridge_url = redis_svc.extra["bridge_url"] if args.secure else url
+    edge_url = services.create_edge_user(url, "bench") if args.secure else url
+    bridge = services.start_bridge(bridge_url, log_dir=log_dir, token=owner)
+    edge = services.start_edge(edge_url, "bench", "sysinfo", log_dir,
+                               bridge_url=bridge.extra["url"], token=owner)
     token = owner
     if args.named_token:
         r = httpx.post(f"{bridge.extra['url']}/bridge/tokens", json={"user": "bench",

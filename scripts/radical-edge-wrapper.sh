@@ -6,10 +6,12 @@
 #   -n, --name NAME       edge name (required; or $RADICAL_EDGE_EDGE_NAME)
 #   -r, --redis-url URL   Redis the edge joins (default $RADICAL_EDGE_REDIS_URL). Prefer the
 #                         environment variable: argv is visible to `ps`.
-#   -u, --url URL         the BRIDGE url (as in the original); without a Redis URL the edge
-#                         asks the bridge for it (GET /bridge/broker; token from the URL's
-#                         user info or $RADICAL_EDGE_TOKEN). A redis:// URL here is taken as
-#                         --redis-url.
+#   -u, --url URL         the bridge (http[s]://, as in the original): the edge enrolls there
+#                         with the one-time token in $RADICAL_EDGE_ENROLL_TOKEN (or
+#                         --enroll-file FILE) and gets its own Redis credentials; without a
+#                         token it asks the bridge for its broker (GET /bridge/broker, admin
+#                         token from the URL's user info or $RADICAL_EDGE_TOKEN). A redis[s]://
+#                         URL here is taken as --redis-url (older job scripts).
 #   -p, --plugins LIST    plugins to load (default: all that import)
 #       --tunnel          reach Redis through the parent edge's reverse SSH tunnel: wait for
 #                         $RADICAL_EDGE_TUNNEL_FILE (default ~/.radical/edge/tunnels/NAME.port)
@@ -36,11 +38,18 @@ LOG=""
 TUNNEL=0
 TUNNEL_WAIT=${RADICAL_EDGE_TUNNEL_WAIT:-600}
 PASS=()
-BRIDGE=${RADICAL_BRIDGE_URL:-}
 
 say() { printf '%s [radical-edge-wrapper] %s\n' "$(date '+%F %T')" "$*" >&2; }
 die() { say "ERROR: $*"; exit 2; }
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
+BRIDGE=""
+set_url() {  # --url: the bridge (enrollment), or a Redis URL from older job scripts
+  case $1 in
+    redis://*|rediss://*|unix://*) export RADICAL_EDGE_REDIS_URL=$1 ;;
+    http://*|https://*) BRIDGE=$1 ;;
+    *) die "--url '$1' is neither a bridge (http[s]://) nor a Redis URL" ;;
+  esac
+}
 
 while (($#)); do
   case $1 in
@@ -49,8 +58,8 @@ while (($#)); do
     -n?*)            NAME=${1#-n}; shift ;;
     -r|--redis-url)  export RADICAL_EDGE_REDIS_URL=${2:-}; shift 2 || die "$1 needs a value" ;;
     --redis-url=*)   export RADICAL_EDGE_REDIS_URL=${1#*=}; shift ;;
-    -u|--url)        BRIDGE=${2:-}; shift 2 || die "$1 needs a value" ;;
-    --url=*)         BRIDGE=${1#*=}; shift ;;
+    -u|--url)        set_url "${2:-}"; shift 2 || die "$1 needs a value" ;;
+    --url=*)         set_url "${1#*=}"; shift ;;
     --tunnel)        TUNNEL=1; shift ;;
     --tunnel-wait)   TUNNEL_WAIT=${2:-}; shift 2 || die "$1 needs a value" ;;
     --log)           LOG=${2:-}; shift 2 || die "$1 needs a value" ;;
@@ -62,15 +71,21 @@ while (($#)); do
 done
 
 [[ -n $NAME ]] || die "no edge name: pass -n NAME"
-case $BRIDGE in  # the old meaning of --url (a Redis URL) still works
-  redis://*|rediss://*|unix://*) export RADICAL_EDGE_REDIS_URL=${RADICAL_EDGE_REDIS_URL:-$BRIDGE}; BRIDGE="" ;;
-esac
 URL=${RADICAL_EDGE_REDIS_URL:-}
-[[ -n $URL || -n $BRIDGE ]] || die "no Redis URL: set RADICAL_EDGE_REDIS_URL, or pass the bridge as --url"
-case $URL in
-  ""|redis://*|rediss://*|unix://*) ;;
-  *) die "'${URL%%://*}://...' is not a Redis URL: pass the bridge as --url instead" ;;
-esac
+LOOKUP_BROKER=0
+if [[ -n $BRIDGE && ( -n ${RADICAL_EDGE_ENROLL_TOKEN:-} || " ${PASS[*]:-} " == *" --enroll"* ) ]]; then
+  PASS=(--url "$BRIDGE" "${PASS[@]}")  # the edge redeems its enrollment token there
+  unset RADICAL_EDGE_REDIS_URL
+elif [[ -n $BRIDGE && -z $URL ]]; then
+  LOOKUP_BROKER=1  # no enrollment token: ask the bridge for its broker (admin token, as 0.2.0)
+else
+  [[ -n $URL ]] || die "no Redis URL: set RADICAL_EDGE_REDIS_URL (or pass --redis-url), or \
+pass --url BRIDGE with an enrollment token"
+  case $URL in
+    redis://*|rediss://*|unix://*) ;;
+    *) die "'${URL%%://*}://...' is not a Redis URL: use --url for the bridge" ;;
+  esac
+fi
 
 JOB_ID=${SLURM_JOB_ID:-${PBS_JOBID:-${LSB_JOBID:-}}}
 
@@ -114,8 +129,9 @@ if ! "$PY" -c 'import radical.edge.cli' 2>/dev/null; then
 fi
 say "python $PY ($("$PY" -c 'import sys; print(sys.version.split()[0])'))"
 
-# -- bridge: ask it for the broker when no Redis URL was given ----------------------------------------
-if [[ -z ${RADICAL_EDGE_REDIS_URL:-} ]]; then
+# -- bridge without enrollment: ask it for the broker (needs the admin token: URL user info or
+# $RADICAL_EDGE_TOKEN), as radical.edge 0.2.0 job scripts expect ----------------------------
+if ((LOOKUP_BROKER)); then
   RADICAL_EDGE_REDIS_URL=$(REDGE_BRIDGE=$BRIDGE "$PY" -c '
 import os, sys
 from radical.edge.app.broker import BrokerLookupError, resolve_redis_url
@@ -123,7 +139,7 @@ try:
     print(resolve_redis_url(os.environ["REDGE_BRIDGE"]))
 except BrokerLookupError as exc:
     sys.exit(f"{exc}")
-') || die "could not get the broker from the bridge"
+') || die "could not get the broker from the bridge (no enrollment token given either)"
   export RADICAL_EDGE_REDIS_URL
   say "broker from the bridge"
 fi
@@ -145,6 +161,10 @@ if ((TUNNEL)); then
     (( $(date +%s) < deadline )) || die "no tunnel after ${TUNNEL_WAIT}s ($FILE)"
     sleep 0.2
   done
+  if [[ -n $BRIDGE ]]; then  # the enrolled URL arrives later: the edge swaps host:port
+    export RADICAL_EDGE_REDIS_VIA=127.0.0.1:$PORT
+    say "tunnel up: Redis via 127.0.0.1:$PORT"
+  else
   RADICAL_EDGE_REDIS_URL=$(REDGE_PORT=$PORT "$PY" - <<'EOF'
 import os
 from urllib.parse import urlsplit, urlunsplit
@@ -156,7 +176,9 @@ EOF
 )
   export RADICAL_EDGE_REDIS_URL
   say "tunnel up: Redis via 127.0.0.1:$PORT"
+  fi
 fi
 
-say "exec $PY -m radical.edge.cli edge --name $NAME ${PASS[*]:-}"
+SHOWN=$(printf '%s' "${PASS[*]:-}" | sed 's/--enroll [^ ]*/--enroll ***/')
+say "exec $PY -m radical.edge.cli edge --name $NAME $SHOWN"
 exec "$PY" -m radical.edge.cli edge --name "$NAME" "${PASS[@]}"

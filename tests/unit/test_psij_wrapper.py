@@ -81,6 +81,7 @@ def test_default_log_file_and_python_env(tmp_path, fake_python):
     (["-n", "x", "--redis-url", "https://bridge:8000"], {}, "not a Redis URL"),
     # --url is the bridge again (as in the original); an unreachable one is reported
     (["-n", "x", "--url", "http://127.0.0.1:9"], {}, "could not get the broker"),
+    (["-n", "x", "--url", "ftp://bridge:8000"], {}, "neither a bridge"),
     (["-n", "x", "--python", "/no/python"], {"RADICAL_EDGE_REDIS_URL": "redis://h/0"},
      "no usable Python"),
 ])

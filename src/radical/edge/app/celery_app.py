@@ -17,7 +17,7 @@ from celery import Celery
 from celery.app.amqp import AMQP
 
 from ..settings import Settings
-from . import keys, sentinel
+from . import keys, sentinel, tls
 
 
 class EdgeAMQP(AMQP):
@@ -32,9 +32,12 @@ def make_celery(settings: Settings, main: str = "radical.edge") -> Celery:
     broker, sentinel_options = settings.redis_url, {}
     if sentinel.is_sentinel(broker):  # kombu's own sentinel form (see app/sentinel.py)
         broker, sentinel_options = sentinel.parse(broker).kombu_broker()
+    broker_ssl = tls.celery_broker_ssl(broker)  # rediss://: kombu wants it apart
+    broker = tls.strip_query(broker) if broker_ssl else broker
     app = Celery(main, broker=broker, amqp=EdgeAMQP, set_as_current=False)
     timeout = settings.redis_timeout
     app.conf.update(
+        broker_use_ssl=broker_ssl,
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",

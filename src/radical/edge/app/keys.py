@@ -126,3 +126,20 @@ def blob(ref: str) -> str:
 def blob_stop(ref_key: str) -> str:
     """Flag a reader sets when it abandons a blob, so its writer stops pushing chunks."""
     return f"{ref_key}:stop"
+
+# -- redis --
+def edge_lease(name: str) -> str:
+    """Lease key owning an edge name: value = the owner id of the one process that may
+    consume `edge_queue(name)`; set with NX, renewed by heartbeat (see workers/lease.py)."""
+    return f"{PREFIX}:lease:{name}"
+
+
+def enroll_token(digest: str) -> str:
+    """One-time edge enrollment token, stored by its SHA-256 (never the token itself)."""
+    return f"{PREFIX}:enroll:{digest}"
+
+
+def child_enroll_token(parent: str, digest: str) -> str:
+    """One-time enrollment token a parent edge minted for a child it launches (SHA-256);
+    only edge `parent` may write under its prefix (see app/acl.py)."""
+    return f"{PREFIX}:enroll:child:{parent}:{digest}"

@@ -5,7 +5,7 @@ client each costs a pool checkout, a lock and a round trip; here commands are wr
 into a buffer flushed once per event-loop iteration (concurrent commands share one write and
 one round trip), and replies, parsed by hiredis, resolve futures in FIFO order. A connection
 that fails or times out fails every command in flight and is replaced on the next call.
-Only `redis://` URLs take this path; others (TLS, unix sockets) use redis-py.
+`redis://` and `rediss://` (TLS, see tls.py) URLs take this path; unix sockets use redis-py.
 """
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from . import tls
 
 
 class NotSent(RedisConnectionError):
@@ -47,6 +49,11 @@ def auth_commands(conf: dict[str, Any]) -> list[tuple]:
     if conf["user"]:
         return [("AUTH", conf["user"], conf["password"])]
     return [("AUTH", conf["password"])]
+
+
+def lean_url(url: str) -> bool:
+    """TCP URLs (plain or TLS) take the lean path; unix sockets do not."""
+    return url.startswith(("redis://", "rediss://"))
 
 
 class _Protocol(asyncio.Protocol):
@@ -89,6 +96,7 @@ class PipelinedRedis:
 
     def __init__(self, url: str, timeout: float) -> None:
         self._conf = parse_url(url)
+        self._ssl = tls.context(url)
         self._timeout = timeout
         self._proto: _Protocol | None = None
         self._connecting: asyncio.Future | None = None
@@ -110,7 +118,9 @@ class PipelinedRedis:
         loop = asyncio.get_running_loop()
         try:
             _, proto = await asyncio.wait_for(
-                loop.create_connection(_Protocol, self._conf["host"], self._conf["port"]),
+                loop.create_connection(_Protocol, self._conf["host"], self._conf["port"],
+                                       ssl=self._ssl,
+                                       server_hostname=self._conf["host"] if self._ssl else None),
                 self._timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             raise NotSent(f"cannot connect to redis at {self._conf['host']}:"
@@ -194,11 +204,11 @@ def _keep(task: asyncio.Future) -> None:
 
 
 class Commands:
-    """Hot-path commands: lean for `redis://`, redis-py otherwise (TLS, unix sockets)."""
+    """Hot-path commands: lean for `redis://` and `rediss://`, redis-py otherwise."""
 
     def __init__(self, redis: aioredis.Redis, url: str, timeout: float) -> None:
         self._redis = redis
-        self._lean = PipelinedRedis(url, timeout) if url.startswith("redis://") else None
+        self._lean = PipelinedRedis(url, timeout) if lean_url(url) else None
 
     async def call(self, *args: Any) -> Any:
         if self._lean is not None:

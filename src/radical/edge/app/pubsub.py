@@ -1,9 +1,9 @@
 """A resilient pub/sub subscription: one connection, re-subscribed after Redis restarts.
 
-Replies to plugin calls arrive here, so this is on the hot path. For plain `redis://` URLs a
-lean asyncio protocol feeds the socket straight into hiredis and dispatches each message from
-`data_received`, skipping redis-py's per-message timeouts, locks and dicts (about 0.2 ms per
-message on this kind of machine). `rediss://` and unix sockets use redis-py's PubSub.
+Replies to plugin calls arrive here, so this is on the hot path. For `redis://` and
+`rediss://` (TLS) URLs a lean asyncio protocol feeds the socket straight into hiredis and
+dispatches each message from `data_received`, skipping redis-py's per-message timeouts, locks
+and dicts (about 0.2 ms per message on this kind of machine). Unix sockets use redis-py.
 A PING every `KEEPALIVE` seconds detects a dead connection; every wait has a timeout.
 """
 from __future__ import annotations
@@ -16,7 +16,8 @@ import hiredis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .pipelined import auth_commands, encode, parse_url
+from . import tls
+from .pipelined import auth_commands, encode, lean_url, parse_url
 from .retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,12 @@ async def _lean_session(url: str, channels: list[str], handler: Handler,
                         on_connect: Callable[[], None] | None) -> None:
     """One connection's life: connect, AUTH/SUBSCRIBE, dispatch, keep alive, until lost."""
     conf = parse_url(url)
+    ssl_ctx = tls.context(url)
     loop = asyncio.get_running_loop()
     _, proto = await asyncio.wait_for(
         loop.create_connection(lambda: _Subscriber(handler, len(channels), on_connect),
-                               conf["host"], conf["port"]),
+                               conf["host"], conf["port"],
+                               ssl=ssl_ctx, server_hostname=conf["host"] if ssl_ctx else None),
         CONNECT_TIMEOUT)
     try:
         for args in auth_commands(conf):
@@ -127,7 +130,7 @@ async def subscribe_forever(redis: aioredis.Redis, url: str, channels: list[str]
     runs when an established subscription drops: whoever waits for a message on it (a
     call's reply) learns at once that it may never come.
     """
-    lean = url.startswith("redis://")
+    lean = lean_url(url)
     backoff = Backoff(f"subscription to {', '.join(channels)}", logger=log)
     connected = False
 

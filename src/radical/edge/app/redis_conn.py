@@ -79,6 +79,14 @@ def sync_redis(settings: Settings) -> redis.Redis:
                                 socket_connect_timeout=timeout, health_check_interval=2)
 
 
+def redacted(url: str) -> str:
+    """`url` with its password masked, for logs and error messages."""
+    from urllib.parse import urlsplit
+
+    password = urlsplit(url).password
+    return url.replace(f":{password}@", ":**@", 1) if password else url
+
+
 def redis_reachable(url: str, timeout: float = 1.0) -> bool:
     try:
         if sentinel.is_sentinel(url):

@@ -20,6 +20,7 @@ from .compat_routes import router as compat_router
 from .envelope import error_body
 from .calls import router as calls_router
 from .events import serve_events
+from .enroll import router as enroll_router
 from .management import router as management_router
 from .portal import mount_portal
 from .proxy import is_proxy_path, proxy
@@ -66,6 +67,7 @@ def create_app(settings: Settings, local_factory: LocalHostFactory | None = None
     app.include_router(compat_router)
     app.include_router(calls_router)
     app.include_router(access_router)
+    app.include_router(enroll_router)
     mount_portal(app)
 
     @app.exception_handler(StarletteHTTPException)

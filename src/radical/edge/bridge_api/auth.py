@@ -50,6 +50,8 @@ _READ_GETS = frozenset({"/edge/list", "/edges", "/events", "/docs", "/redoc", "/
 #: prefixes of the bridge's own read routes (`GET /calls/{id}`: a call's outcome)
 _READ_GET_PREFIXES = ("/docs/", "/calls/")
 _READ_POSTS = frozenset({"/edge/list", "/events/ticket", "/bridge/login-ticket"})
+#: edges redeem a one-time enrollment token here; they hold no bridge token (enroll.py)
+ENROLL_REDEEM = "/edge/enroll/redeem"
 
 
 def allowed_hosts(settings: Settings) -> frozenset[str] | None:
@@ -93,8 +95,8 @@ def needed_scope(method: str, path: str, hosted: frozenset[str] = frozenset()) -
 def is_public(method: str, path: str) -> bool:
     """The static portal shell and plugin UI modules (hold no data, run nothing here: the
     browser imports them as ES modules, which cannot carry a header) and the ticket exchange."""
-    if method == "POST":
-        return path == "/bridge/login"
+    if method == "POST":  # their bodies hold a one-time credential
+        return path in ("/bridge/login", ENROLL_REDEEM)
     return method in ("GET", "HEAD") and (path in ("/", "/portal")
                                           or path.startswith(("/portal/", "/plugins/")))
 

@@ -9,7 +9,7 @@ from typing import Any, Awaitable, Callable
 from ..app import keys
 from ..app.pipelined import Commands
 from ..app.pubsub import subscribe_forever
-from ..app.redis_conn import async_redis
+from ..app.redis_conn import async_redis, redacted
 from ..app.topology import TopologyWatcher, edge_summary
 from ..settings import Settings
 from .audit import AuditLog
@@ -61,7 +61,8 @@ class BridgeState:
             await asyncio.wait_for(asyncio.gather(self.watcher.ready.wait(),
                                                   self.dispatcher.subscribed.wait()), 3.0)
         except asyncio.TimeoutError:
-            log.warning("Redis at %s not answering yet; serving anyway", self.settings.redis_url)
+            log.warning("Redis at %s not answering yet; serving anyway",
+                        redacted(self.settings.redis_url))
         if self._local_factory is not None:
             self.local = await self._local_factory(self.settings, self.redis)
             self.hub.topology(self.topology())

@@ -1,12 +1,14 @@
-"""An edge announcing itself in Redis and keeping its heartbeat.
+"""An edge announcing itself in Redis and keeping its heartbeat (and its name lease).
 
 The announcement key expires `heartbeat_ttl` seconds after the last beat, which is how
-bridges see a `kill -9`ed edge disappear. Every beat rewrites the key and the set
-membership, so after a Redis restart (no persistence) the edge reappears within a beat.
+bridges see a `kill -9`ed edge disappear. Every beat renews the name lease and rewrites the
+key and the set membership in one script that first checks the lease owner (see lease.py),
+so after a Redis restart (no persistence) the edge re-claims and reappears within a beat,
+and an edge that lost its name never overwrites its successor's announcement.
 
-The heartbeat runs on its own thread with its own Redis connection, not on the plugin loop:
-a handler that blocks the loop (a `time.sleep`, a long decode) must not make a live edge
-vanish from the topology and fail every call in flight with "edge lost".
+The heartbeat runs on its own thread with its own (synchronous) Redis connection, not on the
+plugin loop: a handler that blocks the loop (a `time.sleep`, a long decode) must not make a
+live edge vanish from the topology and fail every call in flight with "edge lost".
 """
 from __future__ import annotations
 
@@ -22,24 +24,28 @@ from redis.exceptions import RedisError
 
 from ..app import keys
 from ..app.retry import Backoff
+from .lease import NameLease
 
 log = logging.getLogger(__name__)
 
 
 class Announcer:
-    def __init__(self, client: redis.Redis, name: str, describe: Callable[[], dict[str, Any]],
-                 interval: float, ttl: float) -> None:
+    def __init__(self, client: redis.Redis, lease: NameLease,
+                 describe: Callable[[], dict[str, Any]], interval: float,
+                 on_lost: Callable[[], bool]) -> None:
         self._redis = client
-        self._name = name
+        self._lease = lease
+        self._name = lease.name
         self._describe = describe
         self._interval = interval
-        self._ttl_ms = int(ttl * 1000)
+        self._on_lost = on_lost  # (this thread) True: the name was re-claimed, keep beating
         self._last_stable: bytes | None = None
         self._last_info: dict[str, Any] | None = None
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one beat at a time (thread and `beat()` callers)
+        self.visible = False  # announce (True) or only keep the lease (before worker_ready)
 
     def start(self) -> None:
         if self._thread is None or not self._thread.is_alive():  # worker_ready may fire again
@@ -59,24 +65,26 @@ class Announcer:
             self._last_stable = b""
         self._wake.set()
 
-    async def beat(self) -> None:
-        await asyncio.to_thread(self.beat_now)
+    async def beat(self) -> bool:
+        return await asyncio.to_thread(self.beat_now)
 
-    def beat_now(self) -> None:
+    def beat_now(self) -> bool:
+        """Renew the lease (and the announcement once visible); False if the lease is lost."""
         with self._lock:
+            if not self.visible:
+                return self._lease.renew_and_announce_sync(self._redis)
             info = self._snapshot()
             info["heartbeat"] = time.time()
             stable = orjson.dumps({k: v for k, v in info.items() if k != "heartbeat"})
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.set(keys.edge_info(self._name), orjson.dumps(info), px=self._ttl_ms)
-            pipe.sadd(keys.EDGES, self._name)
+            if not self._lease.renew_and_announce_sync(self._redis, orjson.dumps(info)):
+                return False
             existed_before = self._last_stable is not None
             if stable != self._last_stable:
-                pipe.publish(keys.TOPOLOGY_CHANNEL, f"join:{self._name}")
-            pipe.execute()
+                self._redis.publish(keys.TOPOLOGY_CHANNEL, f"join:{self._name}")
             if not existed_before:
-                log.warning("edge '%s' announced", self._name)
+                log.info("edge '%s' announced", self._name)
             self._last_stable = stable
+            return True
 
     def _snapshot(self) -> dict[str, Any]:
         """The edge's description; read from this thread while the plugin loop runs, so a
@@ -93,8 +101,15 @@ class Announcer:
         while not self._stop.is_set():
             wait = self._interval
             try:
-                self.beat_now()
+                held = self.beat_now()
                 backoff.succeeded()
+                if not held:
+                    log.error("edge '%s' lost its name lease (paused or partitioned past %g s)",
+                              self._name, self._lease.ttl)
+                    if not self._on_lost():
+                        return
+                    self._last_stable = b""
+                    continue
             except (RedisError, OSError) as exc:
                 self._last_stable = b""  # force a topology ping once Redis is back
                 # re-announce as soon as Redis is back, not a whole interval later
@@ -111,14 +126,12 @@ class Announcer:
     def _withdraw(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
         try:
-            with self._lock:
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.delete(keys.edge_info(self._name))
-                pipe.publish(keys.TOPOLOGY_CHANNEL, f"leave:{self._name}")
-                pipe.execute()
+            with self._lock:  # only what is still ours: a successor's announcement stays
+                if self._lease.release_sync(self._redis):
+                    self._redis.publish(keys.TOPOLOGY_CHANNEL, f"leave:{self._name}")
         except (RedisError, OSError) as exc:
             log.warning("could not withdraw edge '%s': %s", self._name, exc)
         finally:

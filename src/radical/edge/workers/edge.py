@@ -8,7 +8,7 @@ from typing import Any
 
 from celery.signals import worker_ready
 
-from ..app import keys
+from ..app import acl, keys
 from ..app.keys import validate_name
 from ..app.celery_app import make_celery
 from ..plugins import loader
@@ -36,6 +36,8 @@ def detect_batch() -> Any:
 
 def build_worker(settings: Settings, name: str) -> Any:
     app = make_celery(settings)
+    # kombu's unacked bookkeeping under this edge's own names: its Redis ACL covers them
+    app.conf.broker_transport_options.update(acl.kombu_unacked_options(name))
 
     @app.task(name=keys.CALL_TASK, Strategy="radical.edge.workers.strategy:call_strategy",
               ignore_result=True, acks_late=False, bind=False)
@@ -75,4 +77,4 @@ def run_edge(settings: Settings, name: str | None = None, plugins: str | None = 
         bind_host(None)
         host.stop()
         log.warning("edge '%s' stopped", name)
-    return int(worker.exitcode or 0)
+    return int(host.exit_code or worker.exitcode or 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -33,6 +34,7 @@ from ..settings import Settings
 from ..version import __version__
 from .announcer import Announcer
 from .call_runner import run_call
+from .lease import NameLease
 from .notifier import Notifier
 from .records import RecordWriter
 from .reply_sender import ReplySender
@@ -110,6 +112,7 @@ class PluginHost:
         self._seen = SeenCalls()
         self._background: list[asyncio.Task] = []
         self._started = time.time()
+        self.exit_code = 0  # non-zero once the name lease is lost to a successor
 
     # -- PluginHostAPI ----------------------------------------------------------------------
     @property
@@ -152,7 +155,11 @@ class PluginHost:
         self.sender = ReplySender(self.replies, self.redis,
                                   chunk=self.settings.payload_chunk_bytes,
                                   window=self.settings.payload_window_chunks)
+        self.lease = NameLease(self.redis, self.edge_name, self.settings.heartbeat_ttl)
         await self._claim_name()
+        self.announcer = Announcer(sync_redis(self.settings), self.lease, self.describe,
+                                   self.settings.heartbeat_seconds, self._lease_lost_from_thread)
+        self.announcer.start()  # keeps the lease from now on; announces once visible
         self.notifier = Notifier(self.redis, self.edge_name, self._loop,
                                  maxlen=self.settings.events_maxlen,
                                  hard_maxlen=self.settings.events_hard_maxlen,
@@ -160,8 +167,6 @@ class PluginHost:
         self.notifier.start()
         for cls in plugin_classes:
             await self._start_plugin(cls)
-        self.announcer = Announcer(sync_redis(self.settings), self.edge_name, self.describe,
-                                   self.settings.heartbeat_seconds, self.settings.heartbeat_ttl)
         self.watcher = TopologyWatcher(self.redis, 5.0, self._on_topology)
         spawn = self._loop.create_task
         self._background += [
@@ -212,28 +217,26 @@ class PluginHost:
         self._run(self._announce(), timeout)
 
     async def _announce(self) -> None:
-        await self.announcer.beat()
+        self.announcer.visible = True
+        if not await self.announcer.beat():
+            raise RuntimeError(f"edge '{self.edge_name}' lost its name before announcing")
         self.announcer.start()
 
     async def _claim_name(self) -> None:
-        """Take over the name: wait out a dead predecessor, refuse a live one, purge its queue.
+        """Take the name's lease: wait out a dead predecessor, refuse a live one, purge.
 
-        After a `kill -9` the old announcement lingers until its TTL runs out; a restart waits
-        for that instead of failing. Messages still queued were meant for the previous
+        After a `kill -9` the old lease lingers until its TTL runs out; a restart waits for
+        that instead of failing. Messages still queued were meant for the previous
         incarnation (whose callers got 503/504 already) and must never run now.
         """
-        key = keys.edge_info(self.edge_name)
-        first = await self.redis.get(key)
         deadline = time.monotonic() + self.settings.heartbeat_ttl + 1
-        while first is not None:
-            await asyncio.sleep(0.25)
-            current = await self.redis.get(key)
-            if current is None:
-                break
-            if current != first or time.monotonic() > deadline:
-                info = orjson.loads(current)
+        while not await self.lease.try_claim():
+            if time.monotonic() > deadline:
+                raw = await self.redis.get(keys.edge_info(self.edge_name))
+                info = orjson.loads(raw) if raw else {}
                 raise RuntimeError(f"edge '{self.edge_name}' is already running "
                                    f"(host {info.get('host')}, pid {info.get('pid')})")
+            await asyncio.sleep(0.25)
         purged = await self.redis.delete(keys.edge_queue_key(self.edge_name))
         if purged:
             log.warning("discarded calls queued for a previous edge '%s'", self.edge_name)
@@ -288,6 +291,10 @@ class PluginHost:
         if not self._seen.first_time(call.id, call.deadline):
             log.warning("dropped duplicate delivery of call %s", call.id)
             return
+        if not (self.lease.certainly_held() or await self._lease_still_ours()):
+            log.error("dropped call %s %s without running it: edge name '%s' is no longer "
+                      "ours", call.method, call.path, self.edge_name)
+            return
         if self.draining:
             reply = CallReply.error(call.id, 503, self.draining)
         else:
@@ -317,6 +324,65 @@ class PluginHost:
             await self.redis.delete(key)
         except (RedisError, OSError):
             pass  # its TTL removes it
+
+    # -- the name lease ---------------------------------------------------------------------
+    def admit(self, call: CallRequest, raw: Any, timeout: float = 10.0) -> bool:
+        """Consumer thread: may this process take `call`? Free while the lease is certainly
+        ours; otherwise asks Redis, and if the name now belongs to a successor hands a call
+        meant for it back to the queue's head (or drops one meant for us) and shuts down."""
+        if self.lease.certainly_held():
+            return True
+        try:
+            return bool(self._run(self._admit_in_doubt(call, raw), timeout))
+        except Exception as exc:  # Redis unreachable: not provably ours, do not run it
+            log.error("cannot verify the lease of edge '%s' (%s); dropping call %s",
+                      self.edge_name, exc, call.id)
+            return False
+
+    async def _admit_in_doubt(self, call: CallRequest, raw: Any) -> bool:
+        if await self._lease_still_ours():
+            return True
+        if raw is not None and self.lease.expired_before(call.sent):
+            await self.redis.rpush(keys.edge_queue_key(self.edge_name), orjson.dumps(raw))
+            log.warning("handed call %s back to edge '%s''s successor", call.id,
+                        self.edge_name)
+        else:
+            log.error("dropped call %s without running it: edge name '%s' is no longer ours",
+                      call.id, self.edge_name)
+        return False
+
+    async def _lease_still_ours(self) -> bool:
+        try:
+            if await self.lease.holds():
+                return True
+        except (RedisError, OSError) as exc:
+            log.error("cannot verify the lease of edge '%s': %s", self.edge_name, exc)
+            return False
+        return await self._on_lease_lost()
+
+    def _lease_lost_from_thread(self) -> bool:
+        """The heartbeat thread found the lease lost: decide on the plugin loop (re-claim or
+        stop). If the loop is busy past a TTL, keep beating: the next beat asks again."""
+        future = asyncio.run_coroutine_threadsafe(self._on_lease_lost(), self._loop)
+        try:
+            return bool(future.result(self.settings.heartbeat_ttl))
+        except Exception:  # timed out (the loop is blocked) or the check itself failed
+            return True
+
+    async def _on_lease_lost(self) -> bool:
+        """Re-claim the name if it is free (True); otherwise stop this edge (False)."""
+        if self.exit_code == 0:
+            try:
+                if await self.lease.try_claim():
+                    log.warning("edge '%s' re-claimed its free name", self.edge_name)
+                    return True
+            except (RedisError, OSError) as exc:
+                log.error("re-claiming edge '%s' failed: %s", self.edge_name, exc)
+            self.exit_code = 3
+            self.draining = f"edge '{self.edge_name}' lost its name to another process"
+            log.error("%s; stopping without running further calls", self.draining)
+            os.kill(os.getpid(), signal.SIGTERM)  # Celery's warm shutdown, in the main thread
+        return False
 
     # -- background -------------------------------------------------------------------------
     def _on_redis_reconnect(self) -> None:

@@ -4,7 +4,8 @@ A Celery "strategy" is the function the worker's consumer calls for each message
 type. The default one builds a Request, applies rate limits and ETAs, and runs the task in
 the pool under the tracer; for a plugin call that only needs handing to an asyncio loop that
 is pure overhead (about half of the edge's CPU per call here). This strategy decodes the
-JSON body, drops calls whose deadline passed, and submits the rest to the plugin host.
+JSON body, drops calls whose deadline passed, and submits the rest to the plugin host —
+unless the host no longer holds its name lease (then it stops consuming at once).
 """
 from __future__ import annotations
 
@@ -40,9 +41,22 @@ def call_strategy(task: Any, app: Any, consumer: Any, **_kw: Any):
             log.error("discarding malformed call message: %s", exc)
             return
         call.received = time.time()
+        if _host is not None and not _host.admit(call, getattr(message, "_raw", None)):
+            if _host.exit_code:  # the name is someone else's now (not a Redis hiccup)
+                _stop_consuming(consumer)
+            return
         submit(call)
 
     return on_message
+
+
+def _stop_consuming(consumer: Any) -> None:
+    """This process lost its edge name: take nothing more from the queue."""
+    for queue in list(consumer.task_consumer.queues if consumer.task_consumer else []):
+        try:
+            consumer.cancel_task_queue(queue.name)
+        except Exception as exc:  # shutting down anyway (SIGTERM is on its way)
+            log.warning("could not cancel consuming %s: %s", queue.name, exc)
 
 
 def submit(call: CallRequest) -> None:

@@ -9,7 +9,9 @@ Redis as its parent (or, with a tunnel, a port the parent forwards over SSH, see
 
 What the job gets in its environment (explicit values in the client's job_spec win):
 
-``RADICAL_EDGE_REDIS_URL``   the parent's Redis URL (never on the command line: ps shows it)
+``RADICAL_EDGE_REDIS_URL``   the parent's Redis URL (never on the command line: ps shows it),
+                             unless the client's spec holds ``RADICAL_EDGE_ENROLL_TOKEN`` (then
+                             the child enrolls at the bridge given as ``--url``)
 ``RADICAL_EDGE_REDIS_PREFIX`` the parent's Redis key prefix (its deployment)
 ``RADICAL_EDGE_PYTHON``      the parent's interpreter (its venv), so the child runs the same code
 ``RADICAL_EDGE_PYTHONPATH``  the directory `radical.edge` was imported from, for source trees
@@ -145,7 +147,8 @@ def child_job_spec(job_spec: dict, edge_name: str, redis_url: str, *,
         args.append("--tunnel")
     spec["arguments"] = args
     env = dict(spec.get("environment") or {})
-    env.setdefault("RADICAL_EDGE_REDIS_URL", redis_url)
+    if "RADICAL_EDGE_ENROLL_TOKEN" not in env:  # an enrolling child gets its own credentials
+        env.setdefault("RADICAL_EDGE_REDIS_URL", redis_url)
     env.setdefault(REDIS_PREFIX_ENV, keys.PREFIX)  # the child joins this deployment
     env.setdefault("RADICAL_EDGE_PYTHON", python or sys.executable)
     env.setdefault("RADICAL_EDGE_PYTHONPATH", source_root())

@@ -205,6 +205,7 @@ class PsijPlugin(Plugin):
             if tunnel:
                 plan = self.tunnels.plan(name).plan()
             child = launch.child_job_spec(spec, name, self._redis_url, tunnel=plan)
+            child = await self._delegate_enrollment(child, name)
             result = await session.submit(child, executor, edge_name=name,
                                           on_change=self._child_hook(name))
         except launch.LaunchError as exc:
@@ -229,11 +230,28 @@ class PsijPlugin(Plugin):
             self.tunnels.job_state(name, record.state, record.native_id, job_id)
         answer = {**result, "edge_name": name, "tunnel": tunnel}
         if not tunnel and record.executor != "local" and launch.is_loopback_url(
-                child["environment"]["RADICAL_EDGE_REDIS_URL"]):
+                child["environment"].get("RADICAL_EDGE_REDIS_URL") or ""):
             answer["warning"] = ("the child edge gets a loopback Redis URL: it can only "
                                  "connect when its job runs on this host; use tunnel=true or "
                                  "set RADICAL_EDGE_REDIS_URL in job_spec.environment")
         return answer
+
+    async def _delegate_enrollment(self, child: dict, name: str) -> dict:
+        """Under Redis ACLs the child enrolls at the bridge with a token this edge mints."""
+        from radical.edge.hpc.launch import enroll as child_enroll
+
+        env = child.get("environment") or {}
+        if "RADICAL_EDGE_ENROLL_TOKEN" in env or not child_enroll.uses_edge_acl_user(
+                self._redis_url, self.app.edge_name):
+            return child
+        bridge = getattr(getattr(self.app, "settings", None), "bridge_url", None)
+        if not bridge:
+            raise launch.LaunchError(
+                "this edge uses its own Redis ACL user, so a child edge must enroll at the "
+                "bridge: start this edge with --url BRIDGE (or set RADICAL_BRIDGE_URL), or "
+                "pass RADICAL_EDGE_ENROLL_TOKEN and --url in job_spec", status=422)
+        token = await child_enroll.mint(self.app.redis, self.app.edge_name, name)
+        return child_enroll.delegate(child, self.app.edge_name, token, bridge)
 
     async def _check_name_free(self, name: str) -> None:
         if name == self.app.edge_name:
