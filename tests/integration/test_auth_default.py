@@ -19,9 +19,10 @@ from radical.edge import BridgeClient, services
 
 def _start_up(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, list[str], int, dict]:
     port, redis_port = services.free_port(), services.free_port()
-    env = {k: v for k, v in os.environ.items() if k != "RADICAL_EDGE_TOKEN"}
-    env.update(RADICAL_EDGE_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
-               RADICAL_EDGE_TOKEN_FILE=str(tmp_path / "home" / ".radical" / "edge" / "token"))
+    # no Redis configured: `up` starts a private one (on `redis_port`)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RADICAL_EDGE_TOKEN", "RADICAL_EDGE_REDIS_URL")}
+    env.update(RADICAL_EDGE_TOKEN_FILE=str(tmp_path / "home" / ".radical" / "edge" / "token"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "radical.edge.cli", "up", "--port", str(port), "--name", "upedge",
          "--redis-port", str(redis_port), "--log-dir", str(tmp_path / "logs"), *extra],
@@ -49,7 +50,7 @@ def test_up_is_closed_by_default_and_the_sdk_finds_the_token(tmp_path, monkeypat
     proc, lines, port, env = _start_up(tmp_path)
     try:
         out = "".join(lines)
-        assert "starting an embedded one" in out and "Ctrl-C" in out, out
+        assert "starting a private Redis" in out and "Ctrl-C" in out, out
         url = f"http://127.0.0.1:{port}"
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 3  # redis, bridge, edge
