@@ -125,7 +125,7 @@ def test_embedded_redis_runs_a_secure_stack(monkeypatch, tmp_path):
         edge_url = services.create_edge_user(rs.extra["admin_url"], "emb")
         started.append(services.start_edge(edge_url, "emb", "sysinfo", tmp_path,
                                            bridge_url=bridge.extra["url"]))
-        r = httpx.get(f"{bridge.extra['url']}/emb/sysinfo/homedir", timeout=30)
+        r = authed.get(f"{bridge.extra['url']}/emb/sysinfo/homedir", timeout=30)
         assert r.status_code == 200, r.text
         other = redis.Redis.from_url(edge_url, socket_timeout=5)
         with pytest.raises(redis.exceptions.NoPermissionError):

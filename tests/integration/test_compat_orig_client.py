@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 
+import authed
 from compat import orig_client as orig
 from radical.edge import services
 
@@ -21,9 +22,15 @@ def edge(module_edges):
     return module_edges(name=EDGE, plugins="sysinfo,queue_info,psij,rhapsody")
 
 
+def with_token(url: str) -> str:
+    """The session's bridge is closed: the original client passes the token as URL user
+    info (HTTP Basic), the only way it has."""
+    return url.replace("://", f"://:{authed.TOKEN}@")
+
+
 @pytest.fixture
 def bc(bridge_url, edge):
-    client = orig.BridgeClient(bridge_url)
+    client = orig.BridgeClient(with_token(bridge_url))
     yield client
     client.close()
 
@@ -35,7 +42,7 @@ def test_discovery_uses_namespace_and_endpoint_type(bc, bridge_url):
     for name, info in plugins.items():
         assert info["namespace"] == f"/{EDGE}/{name}"
         assert info["enabled"] is True and info["version"]
-    data = httpx.post(f"{bridge_url}/edge/list").json()["data"]
+    data = authed.post(f"{bridge_url}/edge/list").json()["data"]
     assert data["edges"][EDGE]["endpoint"]["type"] == "radical.edge"
 
 
@@ -152,7 +159,7 @@ def test_errors_raise_runtime_error_with_status_and_detail(bc):
     ("POST", "/edges", 405),
 ])
 def test_bridge_errors_carry_the_original_envelope(bridge_url, edge, method, path, status):
-    r = httpx.request(method, f"{bridge_url}{path}", timeout=10)
+    r = authed.request(method, f"{bridge_url}{path}", timeout=10)
     assert r.status_code == status, r.text
     body = r.json()
     assert body["error"] is True and body["status_code"] == status
@@ -160,12 +167,12 @@ def test_bridge_errors_carry_the_original_envelope(bridge_url, edge, method, pat
 
 
 def test_plugin_answers_are_relayed_untouched(bridge_url, edge):
-    r = httpx.get(f"{bridge_url}/{EDGE}/sysinfo/metrics/session.nope", timeout=10)
+    r = authed.get(f"{bridge_url}/{EDGE}/sysinfo/metrics/session.nope", timeout=10)
     assert r.status_code == 404 and "session.nope" in r.json()["detail"]
 
 
 def test_edges_route(bridge_url, edge):
-    body = httpx.get(f"{bridge_url}/edges", timeout=10).json()
+    body = authed.get(f"{bridge_url}/edges", timeout=10).json()
     assert body["total"] == len(body["edges"])
     mine = next(e for e in body["edges"] if e["name"] == EDGE)
     assert mine["connected"] is True
@@ -175,9 +182,9 @@ def test_edges_route(bridge_url, edge):
 
 def test_docs_redoc_openapi_and_ui_modules(bridge_url):
     for path in ("/docs", "/redoc"):
-        r = httpx.get(f"{bridge_url}{path}", timeout=10)
+        r = authed.get(f"{bridge_url}{path}", timeout=10)
         assert r.status_code == 200 and "text/html" in r.headers["content-type"]
-    assert "/edges" in httpx.get(f"{bridge_url}/openapi.json", timeout=10).json()["paths"]
+    assert "/edges" in authed.get(f"{bridge_url}/openapi.json", timeout=10).json()["paths"]
     r = httpx.get(f"{bridge_url}/plugins/sysinfo.js", timeout=10, follow_redirects=True)
     assert r.status_code == 200 and "javascript" in r.headers["content-type"]
     assert str(r.url).endswith("/portal/js/sysinfo.js")  # relative imports resolve there

@@ -173,7 +173,10 @@ def test_client_hanging_up_stops_a_streamed_reply(bridge_url, bulk_edge, redis_u
 
 
 def test_body_of_a_call_that_will_not_run_is_freed(bridge_url, make_edge, redis_url):
-    """A stopped edge is lost mid-call: the 503 caller's spooled body leaves Redis at once."""
+    """A stopped edge is lost mid-call. Its pending BRPOP may already have taken one call
+    (502, outcome unknown: that body stays for the edge, until its TTL); every call answered
+    503 (withdrawn from the queue, it will never run) has its spooled body removed at once."""
+    import concurrent.futures as cf
     import signal
 
     client = redis.Redis.from_url(redis_url)
@@ -182,9 +185,12 @@ def test_body_of_a_call_that_will_not_run_is_freed(bridge_url, make_edge, redis_
     name = edge.extra["name"]
     edge.proc.send_signal(signal.SIGSTOP)
     try:
-        r = authed.post(f"{bridge_url}/{name}/bulk/digest", content=b"z" * (2 * MB), timeout=60)
+        with cf.ThreadPoolExecutor(3) as pool:
+            calls = [pool.submit(authed.post, f"{bridge_url}/{name}/bulk/digest",
+                                 content=b"z" * (2 * MB), timeout=60) for _ in range(3)]
+            statuses = sorted(c.result().status_code for c in calls)
         left = [k for k in client.scan_iter("redge:blob:*") if not k.endswith(b":stop")]
     finally:
         edge.proc.send_signal(signal.SIGCONT)
-    assert r.status_code == 503, r.text
-    assert left == []
+    assert statuses.count(503) >= 2 and set(statuses) <= {502, 503}, statuses
+    assert len(left) == statuses.count(502), (statuses, left)

@@ -16,6 +16,7 @@ import pytest
 import redis
 from redis.exceptions import AuthenticationError, NoPermissionError
 
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge import services
 from radical.edge.app import acl, keys
 from radical.edge.app.pipelined import encode
@@ -60,7 +61,7 @@ def fake_call() -> bytes:
 
 def test_edges_work_through_the_bridge_under_acls(stack):
     for name in ("alpha", "beta"):
-        r = httpx.get(f"{stack.bridge.extra['url']}/{name}/echo/echo/hi", timeout=30)
+        r = authed.get(f"{stack.bridge.extra['url']}/{name}/echo/echo/hi", timeout=30)
         assert r.status_code == 200, r.text
     assert stack.client(stack.redis_svc.extra["admin_url"]).acl_log() == []
 
@@ -119,12 +120,12 @@ def test_bridge_credentials_cannot_administer_redis(stack):
 def test_a_bridge_without_credentials_cannot_drive_edges(stack, make_bridge):
     rogue = make_bridge(redis_url=stack.base_url)
     url = rogue.extra["url"]
-    r = httpx.post(f"{url}/edge/list", timeout=10)
+    r = authed.post(f"{url}/edge/list", timeout=10)
     assert r.status_code == 200 and r.json()["data"]["edges"] == {}
-    r = httpx.get(f"{url}/alpha/echo/echo/hi", timeout=30)
+    r = authed.get(f"{url}/alpha/echo/echo/hi", timeout=30)
     assert r.status_code in (404, 503), r.text
     # the real bridge is unaffected
-    r = httpx.get(f"{stack.bridge.extra['url']}/alpha/echo/echo/hi", timeout=30)
+    r = authed.get(f"{stack.bridge.extra['url']}/alpha/echo/echo/hi", timeout=30)
     assert r.status_code == 200
 
 

@@ -16,6 +16,7 @@ import pytest
 import redis
 from redis.exceptions import NoPermissionError
 
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge import services
 from radical.edge.app import keys
 
@@ -40,12 +41,12 @@ def enroll_stack(log_dir: Path) -> Iterator[dict]:
 
 def issue(url: str, name: str, token: str | None = ADMIN, **body) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.post(f"{url}/edge/enroll", json={"name": name, **body}, headers=headers,
+    return authed.post(f"{url}/edge/enroll", json={"name": name, **body}, headers=headers,
                       timeout=10)
 
 
 def redeem(url: str, name: str, token: str) -> httpx.Response:
-    return httpx.post(f"{url}/edge/enroll/redeem", json={"name": name, "token": token},
+    return authed.post(f"{url}/edge/enroll/redeem", json={"name": name, "token": token},
                       timeout=10)
 
 
@@ -55,7 +56,7 @@ def test_enrolled_edge_runs_without_a_redis_password_on_argv(enroll_stack, log_d
     edge = services.start_enrolled_edge(url, "enrolled", token, "echo", log_dir,
                                         bridge_token=ADMIN)
     enroll_stack["started"].append(edge)
-    r = httpx.get(f"{url}/enrolled/echo/echo/x", headers={"Authorization": f"Bearer {ADMIN}"},
+    r = authed.get(f"{url}/enrolled/echo/echo/x", headers={"Authorization": f"Bearer {ADMIN}"},
                   timeout=30)
     assert r.status_code == 200, r.text
     argv = " ".join(psutil.Process(edge.pid).cmdline())
@@ -110,11 +111,11 @@ def test_issuing_needs_admin_and_valid_input(enroll_stack):
     assert issue(url, "x", token="wrong").status_code == 401
     bad = issue(url, "bad/name")
     assert bad.status_code == 400 and "invalid edge name" in bad.json()["detail"]
-    r = httpx.post(f"{url}/edge/enroll", content=b"{", timeout=10,
+    r = authed.post(f"{url}/edge/enroll", content=b"{", timeout=10,
                    headers={"Authorization": f"Bearer {ADMIN}",
                             "content-type": "application/json"})
     assert r.status_code == 422 and "detail" in r.json()
-    r = httpx.post(f"{url}/edge/enroll/redeem", json={"name": "x"}, timeout=10)
+    r = authed.post(f"{url}/edge/enroll/redeem", json={"name": "x"}, timeout=10)
     assert r.status_code == 422 and "detail" in r.json()
     r = redeem(url, "x", "not-a-real-token-at-all")
     assert r.status_code == 403
@@ -156,7 +157,7 @@ def test_batch_wrapper_takes_the_bridge_url_and_enrolls(enroll_stack, log_dir):
     svc = services.Service("edge-wrapped", proc, log)
     enroll_stack["started"].append(svc)
     services.wait_for_edge(url, "wrapped", 60, svc, ADMIN)
-    r = httpx.get(f"{url}/wrapped/echo/echo/w", headers={"Authorization": f"Bearer {ADMIN}"},
+    r = authed.get(f"{url}/wrapped/echo/echo/w", headers={"Authorization": f"Bearer {ADMIN}"},
                   timeout=30)
     assert r.status_code == 200, r.text
     assert token not in log.read_text(errors="replace")
@@ -184,7 +185,7 @@ def test_parent_edge_launches_an_enrolling_child(enroll_stack, log_dir, tmp_path
         assert sub["edge_name"] == "kid1"
         wait_for(lambda: "kid1" in services.list_edges(url, ADMIN), 90,
                  what=f"child joins\n{child_log(log_dir, 'kid1')}")
-        r = httpx.get(f"{url}/kid1/sysinfo/homedir",
+        r = authed.get(f"{url}/kid1/sysinfo/homedir",
                       headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)
         assert r.status_code == 200, r.text
         log = child_log(log_dir, "kid1")
@@ -222,7 +223,7 @@ def test_parent_minted_tokens_never_take_a_live_name(enroll_stack, log_dir):
             await client.aclose()
 
     minted = asyncio.run(mint("rogueparent", "liveone"))
-    r = httpx.post(f"{url}/edge/enroll/redeem",
+    r = authed.post(f"{url}/edge/enroll/redeem",
                    json={"name": "liveone", "token": minted, "parent": "rogueparent"}, timeout=10)
     assert r.status_code == 409, r.text
     with pytest.raises(NoPermissionError):  # nor mint under another edge's prefix

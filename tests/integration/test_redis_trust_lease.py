@@ -14,13 +14,14 @@ from pathlib import Path
 
 import httpx
 
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge import services
 
 FAST = {"RADICAL_EDGE_HEARTBEAT_TTL": "3", "RADICAL_EDGE_HEARTBEAT_SECONDS": "0.5"}
 
 
 def touch(bridge_url: str, edge: str, path: Path, timeout: float = 30) -> httpx.Response:
-    return httpx.post(f"{bridge_url}/{edge}/echo/touch", json={"path": str(path)},
+    return authed.post(f"{bridge_url}/{edge}/echo/touch", json={"path": str(path)},
                       headers={"x-radical-timeout": "60"}, timeout=timeout)
 
 
@@ -35,9 +36,9 @@ def test_paused_edge_never_runs_or_steals_calls_after_losing_its_name(
             pending = [pool.submit(touch, bridge_url, "twin", p) for p in held]
             services.wait_for_edge(bridge_url, "twin", 20, present=False)
             statuses = [f.result().status_code for f in pending]
-        assert set(statuses) <= {503, 504}, statuses
+        assert set(statuses) <= {502, 503, 504}, statuses  # not answered; outcome checked below
         second = make_edge("echo", name="twin", env=FAST)
-        http = httpx.Client(base_url=bridge_url, timeout=30)
+        http = httpx.Client(base_url=bridge_url, timeout=30, headers=authed.AUTH)
         sid = http.post("/twin/echo/register_session", json={"greeting": "hi"}).json()["sid"]
     finally:
         os.kill(first.pid, signal.SIGCONT)

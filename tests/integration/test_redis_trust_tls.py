@@ -15,6 +15,7 @@ import httpx
 import pytest
 import redis
 
+import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge import services
 from radical.edge.app import tls
 from radical.edge.app.pipelined import Commands
@@ -42,7 +43,7 @@ def tls_stack(log_dir: Path, tmp_path_factory) -> Iterator[dict]:
 def test_calls_sessions_and_notifications_over_tls(tls_stack):
     url = tls_stack["bridge"].extra["url"]
     assert tls_stack["edge_url"].startswith("rediss://")
-    with httpx.Client(base_url=url, timeout=30) as http:
+    with httpx.Client(base_url=url, timeout=30, headers=authed.AUTH) as http:
         for i in range(20):
             r = http.get(f"/tlsedge/echo/echo/{i}")
             assert r.status_code == 200 and r.json()["rest"] == str(i), r.text

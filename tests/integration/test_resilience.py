@@ -31,7 +31,7 @@ def test_kill9_mid_call_gives_unknown_outcome_and_edge_leaves(make_edge, bridge_
     # the handler was running: the bridge cannot know it did not finish, so no 503
     assert r.status_code == 502, r.text
     assert "lost mid-call" in r.json()["detail"] and r.json()["outcome"] == "unknown"
-    record = httpx.get(f"{bridge_url}/calls/{r.json()['call_id']}", timeout=5).json()
+    record = authed.get(f"{bridge_url}/calls/{r.json()['call_id']}", timeout=5).json()
     assert record["state"] == "running"  # it started and never finished
     assert waited < 10, f"the answer took {waited:.1f} s"
     assert "victim" not in services.list_edges(bridge_url)

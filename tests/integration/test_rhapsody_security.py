@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+import authed
 import msgpack
 import pytest
 
@@ -50,7 +52,7 @@ def token_url(redis_url, log_dir, edges):
 
 @pytest.fixture
 def http(bridge_url):
-    with httpx.Client(base_url=bridge_url, timeout=60) as client:
+    with httpx.Client(base_url=bridge_url, timeout=60, headers=authed.AUTH) as client:
         yield client
 
 
@@ -148,7 +150,7 @@ def test_pickle_loads_with_a_bin_argument_is_refused_and_bins_stay_bytes(http, e
 
 
 def test_pickled_functions_need_opt_in_and_an_authorised_caller(http, edges, token_url,
-                                                                 tmp_path):
+                                                                 tmp_path, bridge_url):
     import base64
     import functools
 
@@ -156,22 +158,26 @@ def test_pickled_functions_need_opt_in_and_an_authorised_caller(http, edges, tok
     func = functools.partial(os.system, f"touch {marker}")
     blob = "pickle::" + base64.b64encode(pickle.dumps(func)).decode()
     sid = session(http, "rs-p")
-    r = submit(http, "rs-p", sid, [{"function": blob}])
-    assert r.status_code == 403 and "token" in r.json()["detail"]
+    # a caller without the 'submit' scope gets nothing submitted, pickles included
+    reader = http.post("/bridge/tokens", json={"user": "reader", "scope": "read"}).json()["token"]
+    with httpx.Client(base_url=bridge_url, timeout=60,
+                      headers={"Authorization": f"Bearer {reader}"}) as read_only:
+        r = read_only.post(f"/rs-p/rhapsody/submit/{sid}", json={"tasks": [{"function": blob}]})
+    assert r.status_code == 403 and "submit" in r.json()["detail"]
     with httpx.Client(base_url=token_url, timeout=60,
-                      headers={"Authorization": f"Bearer {TOKEN}"}) as authed:
-        sid_a = session(authed, "rs-a")
-        r = submit(authed, "rs-a", sid_a, [{"function": blob}])
+                      headers={"Authorization": f"Bearer {TOKEN}"}) as admin:
+        sid_a = session(admin, "rs-a")
+        r = submit(admin, "rs-a", sid_a, [{"function": blob}])
         assert r.status_code == 403 and "disabled" in r.json()["detail"]
         assert not marker.exists()
         # opted in and authorised: it runs, in a worker process (the edge never unpickles)
-        sid_p = session(authed, "rs-p")
+        sid_p = session(admin, "rs-p")
         edge_pid = edges["rs-p"].pid
-        done = run(authed, "rs-p", sid_p, [{"uid": "p", "function": blob}])
+        done = run(admin, "rs-p", sid_p, [{"uid": "p", "function": blob}])
         assert done["p"]["state"] == "DONE" and done["p"]["return_value"] == 0
         assert marker.exists()
         garbage = "pickle::" + base64.b64encode(b"not a pickle").decode()
-        done = run(authed, "rs-p", sid_p, [{"uid": "g", "function": garbage}])
+        done = run(admin, "rs-p", sid_p, [{"uid": "g", "function": garbage}])
         assert done["g"]["state"] == "FAILED" and "UnpicklingError" in done["g"]["exception"]
         assert pid_alive(edge_pid)
 

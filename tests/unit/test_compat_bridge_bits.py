@@ -2,6 +2,8 @@
 topology namespaces, ui_config models and the original module paths."""
 from __future__ import annotations
 
+import pytest
+
 import base64
 
 import orjson
@@ -36,6 +38,7 @@ def test_namespaces_are_edge_qualified():
 
 
 def test_original_module_paths_are_aliases():
+    pytest.importorskip("psij", reason="the psij plugin class needs the hpc extra (psij-python)")
     from radical.edge import client, plugin_base, plugin_session_base, ui_schema
     from radical.edge.plugin_psij import PSIJClient, PSIJSession, PluginPSIJ
     from radical.edge.plugin_sysinfo import PluginSysInfo, SysInfoClient

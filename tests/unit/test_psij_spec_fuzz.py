@@ -2,6 +2,10 @@
 `JobSpecError` (-> 422) or a valid request, never another exception (-> 500)."""
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("psij", reason="needs the hpc extra (psij-python)")
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
