@@ -36,7 +36,7 @@ def test_listed_as_edge_bridge(url):
 
 
 def test_original_client_drives_a_bridge_plugin(url):
-    bc = orig.BridgeClient(url)
+    bc = orig.BridgeClient(url.replace("://", f"://:{authed.TOKEN}@"))  # the 0.2.0 way
     try:
         assert "bridge" in bc.list_edges()
         si = bc.get_edge_client("bridge").get_plugin("sysinfo")

@@ -88,7 +88,7 @@ def test_on_topology_change_is_called(bc):
 
 def test_found_the_original_way(bridge_url, edge):
     """The original client resolved `client_class` through `Plugin.get_plugin_class`."""
-    ob = orig.BridgeClient(bridge_url)
+    ob = orig.BridgeClient(bridge_url.replace("://", f"://:{authed.TOKEN}@"))
     try:
         ctr = ob.get_edge_client(EDGE).get_plugin("counter")
         assert type(ctr).__name__ == "CounterClient"

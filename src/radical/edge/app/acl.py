@@ -4,7 +4,8 @@ Why: whoever can write to Redis can drive every edge (LPUSH a call), steal calls
 or announce a fake edge. With these users Redis stops being the trust boundary:
 
 - an **edge** `N` may consume only its queue `edge.N`, write only its own announcement and
-  name lease, publish replies and topology pings, append notifications, and touch what
+  name lease, publish replies and topology pings, append (and trim) notifications, write
+  call outcome records, read and write out-of-band bodies, and touch what
   kombu/Celery's worker needs (its bindings, its pidbox queue, remote-control replies,
   the pidbox/event fan-out channels). It cannot LPUSH into another edge's queue, BRPOP from
   it, or announce another name.
@@ -87,7 +88,13 @@ def edge_rules(name: str, db: int = 0) -> list[str]:
     rules = ["resetkeys", "resetchannels", *COMMANDS]
     rules += [f"~{k}" for k in own + shared_rw]
     rules += [f"%R~{keys.edge_info('*')}",  # topology: plugins see other edges
-              f"%W~{keys.NOTIFICATIONS}",
+              # the notification stream: append, and the retention script the notifier runs
+              # with its appends (reads the stream and the bridges' read positions, trims,
+              # records the trimmed id); see app/event_stream.py
+              f"~{keys.NOTIFICATIONS}", f"~{keys.NOTIFICATIONS_READERS}",
+              f"~{keys.NOTIFICATIONS_TRIMMED}", f"~{keys.NOTIFICATIONS_EPOCH}",
+              f"%W~{keys.call_record('*')}",  # outcome records of the calls it runs
+              f"~{keys.blob('*')}",  # big request bodies it reads, big replies it writes
               f"%W~{keys.child_enroll_token(name, '*')}",  # tokens for children it launches
               f"%W~{UUID_GLOB}"]  # replies to remote-control tickets
     rules += [f"&{keys.reply_channel('*')}", f"&{keys.TOPOLOGY_CHANNEL}",
