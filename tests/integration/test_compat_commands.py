@@ -90,7 +90,7 @@ def test_bridge_command(redis_url, log_dir):
 
 def test_original_child_edge_job_spec_via_psij(bridge_url, log_dir, module_edges, tmp_path):
     parent = module_edges(name=f"par{uuid.uuid4().hex[:6]}", plugins="psij",
-                          env={**NO_REDIS_ENV, "PATH": f"{BIN}:{os.environ['PATH']}"})
+                          env={"PATH": f"{BIN}:{os.environ['PATH']}"})
     child = f"{parent.extra['name']}.child"
     bc = BridgeClient(bridge_url)
     pj = bc.get_edge_client(parent.extra["name"]).get_plugin("psij")
@@ -99,6 +99,9 @@ def test_original_child_edge_job_spec_via_psij(bridge_url, log_dir, module_edges
             "executable": "radical-edge-service.py",
             "arguments": ["--url", bridge_url, "--name", child, "-p", "sysinfo"],
             "directory": str(tmp_path),
+            # the parent's own Redis URL (in its environment) must not be what the child uses:
+            # it finds the broker through the bridge, as in the original
+            "environment": NO_REDIS_ENV,
         }
         job = pj.submit_job(job_spec, executor="local")
         try:
