@@ -82,3 +82,13 @@ def test_every_status_error_is_one_class() -> None:
         (503, "b"), (422, "l"), (422, "j"), (404, "u"), (500, "q"), (413, "t"), (410, "s"),
         (405, "r")]
     assert isinstance(JobSpecError("x"), ValueError)  # old bases kept for callers' excepts
+
+
+def test_a_plugin_named_by_import_path_loads_without_an_entry_point():
+    """`--plugins package.module:Class`: the edge admin allows that class explicitly."""
+    from radical.edge.plugins import loader
+    from radical.edge.plugins.sysinfo.plugin import SysInfoPlugin
+
+    assert loader.select("radical.edge.plugins.sysinfo.plugin:SysInfoPlugin") == [SysInfoPlugin]
+    with pytest.raises(loader.PluginLoadError, match="cannot be loaded"):
+        loader.select("radical.edge.no_such_module:Plugin")

@@ -62,7 +62,8 @@ def available(include_tests: bool | None = None) -> dict[str, str]:
 
 
 def select_with_reasons(spec: str | list[str]) -> tuple[list[type], dict[str, str]]:
-    """Plugin classes for `all` or a list/comma-separated string of names, and the plugins
+    """Plugin classes for `all` or a list/comma-separated string of names (or of import
+    paths `package.module:Class`, which the edge admin thereby allows), and the plugins
     `all` skipped (name -> why)."""
     names = spec.split(",") if isinstance(spec, str) else list(spec)
     names = [n.strip() for n in names if n.strip()]
@@ -70,6 +71,9 @@ def select_with_reasons(spec: str | list[str]) -> tuple[list[type], dict[str, st
     known = registry(None if want_all else True)  # an explicit name may be a fixture
     if want_all:
         names = known.names()
+    for name in names:
+        if ":" in name:  # `package.module:Class`: the edge admin names a plugin by its path
+            known.register(name, name)
     unknown = [n for n in names if n not in known]
     if unknown:
         raise PluginLoadError(f"unknown plugin(s) {', '.join(unknown)}; "
