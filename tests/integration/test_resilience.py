@@ -21,9 +21,12 @@ def runs(bridge_url: str, edge: str, tag: str) -> int:
 
 def test_kill9_mid_call_gives_unknown_outcome_and_edge_leaves(make_edge, bridge_url):
     svc = make_edge("echo", name="victim")
+    tag = uuid.uuid4().hex[:8]
     with cf.ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(authed.get, f"{bridge_url}/victim/echo/sleep/60", timeout=30)
-        time.sleep(0.5)
+        pending = pool.submit(authed.get, f"{bridge_url}/victim/echo/sleep/60",
+                              params={"tag": tag}, timeout=30)
+        services.wait_until(lambda: runs(bridge_url, "victim", tag) == 1, 10,
+                            "the handler to be running")
         t0 = time.monotonic()
         svc.kill9()
         r = pending.result()
@@ -48,7 +51,7 @@ def test_call_for_a_dead_edge_never_runs_later(make_edge, bridge_url):
                           timeout=30).status_code for _ in range(3)]
     assert set(statuses) <= {503}, statuses
     make_edge("echo", name="phoenix")  # same name comes back
-    time.sleep(1.5)
+    # `runs` is itself a call: it is consumed after anything still queued for the old edge
     assert runs(bridge_url, "phoenix", tag) == 0
 
 
@@ -65,7 +68,7 @@ def test_call_answered_504_is_withdrawn_and_never_runs(make_edge, bridge_url):
     finally:
         os.kill(svc.pid, signal.SIGCONT)
     services.wait_for_edge(bridge_url, "frozen", 15)
-    time.sleep(1.0)
+    # `runs` is itself a call: the queue is FIFO, so an unwithdrawn call would run first
     assert runs(bridge_url, "frozen", tag) == 0
 
 

@@ -221,8 +221,8 @@ def test_cancel_kills_the_process_and_its_children(rh, tmp_path):
     script = f"sleep 300 & echo $! > {tmp_path}/child; wait"
     rh.submit_tasks([{"uid": "sleeper", "executable": "/bin/sh", "arguments": ["-c", script]}])
     task = _wait_for(lambda: (t := rh.get_task("sleeper")).get("pid")
-                     and (tmp_path / "child").exists() and t)
-    time.sleep(0.05)
+                     and (tmp_path / "child").exists() and (tmp_path / "child").read_text()
+                     .strip() and t)
     leader, child = task["pid"], int((tmp_path / "child").read_text())
     assert task["state"] == "RUNNING" and pid_alive(leader) and pid_alive(child)
     t0 = time.monotonic()
@@ -239,7 +239,9 @@ def test_cancel_all_and_the_bound_on_running_executables(rh, http):
     rh.submit_tasks(tasks)
     stats = _wait_for(lambda: (s := http.get("/rh-a/rhapsody/stats").json())
                       ["running_processes"] == MAX_RUNNING and s)
-    time.sleep(0.3)
+    # the other tasks wait for a slot: they are queued, never started beyond the bound
+    queued = [t for t in rh.list_tasks()["tasks"] if t["state"] != "RUNNING"]
+    assert len(queued) == 12 - MAX_RUNNING
     stats = http.get("/rh-a/rhapsody/stats").json()
     assert stats["running_processes"] == MAX_RUNNING  # never more, although 12 were sent
     running = [t for t in rh.list_tasks()["tasks"] if t["state"] == "RUNNING"]

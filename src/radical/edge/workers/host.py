@@ -36,13 +36,13 @@ from .announcer import Announcer
 from .call_runner import run_call
 from .lease import NameLease
 from .notifier import Notifier
+from .plugin_fanout import reap_sessions_forever, tell_topology
 from .records import RecordWriter
 from .reply_sender import ReplySender
 from .router import Router
 
 log = logging.getLogger(__name__)
 
-REAP_SECONDS = 5.0
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -175,7 +175,7 @@ class PluginHost:
                                     [keys.TOPOLOGY_CHANNEL],
                                     lambda _c, _d: self.watcher.ping(),
                                     self._on_redis_reconnect)),
-            spawn(self._reap_sessions()),
+            spawn(reap_sessions_forever(lambda: self.plugins.values())),
             spawn(self.records.run()),
         ]
         if self.walltime_end:
@@ -390,15 +390,6 @@ class PluginHost:
         self.watcher.ping()
         self.announcer.reannounce()
 
-    async def _reap_sessions(self) -> None:
-        while True:
-            await asyncio.sleep(REAP_SECONDS)
-            for plugin in list(self.plugins.values()):
-                try:
-                    await plugin.reap_expired()
-                except Exception:
-                    log.exception("reaping sessions of %s failed", plugin.instance_name)
-
     async def _watch_walltime(self) -> None:
         assert self.walltime_end is not None
         stop_at = self.walltime_end - self.settings.walltime_margin
@@ -411,11 +402,7 @@ class PluginHost:
 
     async def _on_topology(self, edges: dict, joined: set, left: set) -> None:
         view = {name: edge_summary(info) for name, info in edges.items()}
-        for plugin in list(self.plugins.values()):
-            try:
-                await plugin.on_topology_change(view)
-            except Exception:
-                log.exception("on_topology_change of %s failed", plugin.instance_name)
+        await tell_topology(self.plugins.values(), view)
 
     # -- announcement -----------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

@@ -25,13 +25,13 @@ from ..settings import Settings
 from ..version import __version__
 from .call_runner import run_call
 from .notifier import Notifier
+from .plugin_fanout import reap_sessions_forever, tell_topology
 from .router import Router
 
 log = logging.getLogger(__name__)
 
 #: the reserved edge name bridge-hosted plugins are listed under
 BRIDGE_EDGE = "bridge"
-REAP_SECONDS = 5.0
 
 
 class LocalPluginHost:
@@ -77,7 +77,8 @@ class LocalPluginHost:
             self.plugins[plugin.instance_name] = plugin
         for plugin in self.plugins.values():
             await plugin.startup()
-        self._reaper = self._loop.create_task(self._reap())
+        self._reaper = self._loop.create_task(
+            reap_sessions_forever(lambda: self.plugins.values()))
         log.warning("bridge hosts plugins: %s", ", ".join(self.plugins) or "none")
 
     async def stop(self) -> None:
@@ -92,26 +93,13 @@ class LocalPluginHost:
             await self._notifier.flush()
             await self._notifier.stop()
 
-    async def _reap(self) -> None:
-        while True:
-            await asyncio.sleep(REAP_SECONDS)
-            for plugin in list(self.plugins.values()):
-                try:
-                    await plugin.reap_expired()
-                except Exception:
-                    log.exception("reaping sessions of %s failed", plugin.instance_name)
-
     # -- calls ------------------------------------------------------------------------------
     async def call(self, call: CallRequest) -> CallReply:
         """Run one call on this loop (no Redis hop); never raises."""
         return await run_call(self.router, call, {"edge": BRIDGE_EDGE, "host": self})
 
     async def on_topology_change(self, edges: dict) -> None:
-        for plugin in list(self.plugins.values()):
-            try:
-                await plugin.on_topology_change(edges)
-            except Exception:
-                log.exception("on_topology_change of %s failed", plugin.instance_name)
+        await tell_topology(self.plugins.values(), edges)
 
     # -- description ------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
