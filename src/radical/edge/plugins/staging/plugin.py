@@ -33,7 +33,7 @@ from . import files, transfer
 from .policy import PathPolicy, StagingError
 
 #: the original `get` returns the file base64-encoded in JSON: refuse files above this
-INLINE_GET_LIMIT = 256 * 1024 * 1024
+INLINE_GET_LIMIT = 64 * 1024 * 1024
 
 
 class StagingSession(PluginSession):
