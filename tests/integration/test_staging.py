@@ -267,9 +267,22 @@ def test_sha256_mismatch_is_422_and_discarded(st, bridge_url: str, root: Path) -
                     params={"path": str(target), "offset": 5, "sha256": bad}, content=b"second")
     assert r.status_code == 422 and "sha256 mismatch" in r.json()["detail"]
     assert target.read_bytes() == b"first"  # cut back: the chunk can be sent again
+    # a damaged first chunk leaves no file behind: sending it again needs no overwrite
+    fresh = root / "sha-fresh.bin"
+    r = authed.post(url(bridge_url, f"upload/{st.sid}"),
+                    params={"path": str(fresh), "offset": 0, "sha256": bad}, content=b"first")
+    assert r.status_code == 422 and not fresh.exists()
+    r = authed.post(url(bridge_url, f"upload/{st.sid}"),
+                    params={"path": str(fresh), "offset": 0, "sha256": good}, content=b"first")
+    assert r.status_code == 200 and fresh.read_bytes() == b"first"
     r = authed.post(url(bridge_url, f"upload/{st.sid}"),
                     params={"path": str(target), "offset": 0, "sha256": "xyz"}, content=b"a")
     assert r.status_code == 400
+    for bad_offset in ("-1", "x"):
+        r = authed.post(url(bridge_url, f"upload/{st.sid}"),
+                        params={"path": str(target), "offset": bad_offset}, content=b"a")
+        assert r.status_code == 400, r.text
+    assert target.read_bytes() == b"first"
 
 
 def test_download_range_header(st, bridge_url: str, root: Path) -> None:

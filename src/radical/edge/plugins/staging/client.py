@@ -29,6 +29,8 @@ DOWNLOAD_CHUNK = 256 * 1024 * 1024
 READ_BLOCK = 1024 * 1024
 #: per-request deadline of transfer calls (s); the bridge caps it at its max_call_timeout
 TRANSFER_TIMEOUT = 600.0
+#: sends of one upload chunk before a sha256 mismatch (422) is given up on
+CHUNK_ATTEMPTS = 3
 
 
 class StagingIntegrityError(EdgeError):
@@ -139,11 +141,7 @@ class StagingClient(PluginClient):
             while first or offset < total:
                 chunk = fh.read(chunk_size)
                 whole.update(chunk)
-                self._request("POST", f"upload/{sid}", content=chunk, timeout=TRANSFER_TIMEOUT,
-                              headers={"Content-Type": "application/octet-stream"},
-                              params={"path": tgt, "offset": offset,
-                                      "overwrite": overwrite if offset == 0 else None,
-                                      "sha256": hashlib.sha256(chunk).hexdigest()})
+                self._send_chunk(sid, tgt, offset, chunk, overwrite)
                 offset += len(chunk)
                 sent += len(chunk)
                 first = False
@@ -225,6 +223,22 @@ class StagingClient(PluginClient):
                 if progress is not None:
                     progress(offset + got, total)
         return got
+
+    def _send_chunk(self, sid: str, tgt: str, offset: int, chunk: bytes,
+                    overwrite: bool) -> None:
+        """One upload request; a chunk the edge received damaged (422: it kept nothing of
+        it) is sent again, up to CHUNK_ATTEMPTS times."""
+        params = {"path": tgt, "offset": offset, "overwrite": overwrite if offset == 0 else None,
+                  "sha256": hashlib.sha256(chunk).hexdigest()}
+        for attempt in range(1, CHUNK_ATTEMPTS + 1):
+            try:
+                self._request("POST", f"upload/{sid}", content=chunk, params=params,
+                              headers={"Content-Type": "application/octet-stream"},
+                              timeout=TRANSFER_TIMEOUT)
+                return
+            except EdgeError as exc:
+                if exc.status != 422 or attempt == CHUNK_ATTEMPTS:
+                    raise
 
     def _resume_offset(self, tgt: str, total: int) -> int:
         try:

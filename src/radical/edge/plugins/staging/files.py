@@ -163,6 +163,14 @@ def open_for_upload(path: str, offset: int, overwrite: bool) -> Any:
         return fh
 
 
-def truncate(path: str, size: int) -> None:
-    with open(path, "r+b") as fh:
-        fh.truncate(size)
+def undo_upload(path: str, offset: int) -> None:
+    """Forget a failed chunk: cut the file back to `offset`; a file the chunk at offset 0
+    started is removed (so sending it again needs no `overwrite`)."""
+    try:
+        if offset == 0:
+            os.unlink(path)
+        else:
+            with open(path, "r+b") as fh:
+                fh.truncate(offset)
+    except OSError:
+        pass

@@ -41,30 +41,41 @@ async def upload(request: Request, path: str, offset: int, overwrite: bool,
     digest = hashlib.sha256()
     written = 0
     try:
-        pending: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            if not chunk:
-                continue
-            digest.update(chunk)
-            pending.append(chunk)
-            size += len(chunk)
-            if size >= files.BLOCK:  # write in ~1 MiB blocks, each off the loop
-                await asyncio.to_thread(fh.write, b"".join(pending))
-                written += size
-                pending, size = [], 0
-        if pending:
-            await asyncio.to_thread(fh.write, b"".join(pending))
-            written += size
-    finally:
-        await asyncio.to_thread(fh.close)
-    got = digest.hexdigest()
-    if expected is not None and got != expected:
-        await asyncio.to_thread(files.truncate, path, offset)
-        raise StagingError(f"sha256 mismatch: the body's digest is {got}, expected {expected};"
-                           f" {path} was cut back to {offset} bytes", 422)
+        try:
+            written = await _write_body(request, fh, digest)
+        finally:
+            await asyncio.to_thread(fh.close)
+        got = digest.hexdigest()
+        if expected is not None and got != expected:
+            raise StagingError(f"sha256 mismatch: the body's digest is {got}, expected "
+                               f"{expected}; {path} is back at {offset} bytes", 422)
+    except BaseException:
+        # a damaged or incomplete chunk leaves no trace: the same chunk can be sent again
+        await asyncio.shield(asyncio.to_thread(files.undo_upload, path, offset))
+        raise
     return {"path": path, "offset": offset, "written": written, "size": offset + written,
             "sha256": got}
+
+
+async def _write_body(request: Request, fh: Any, digest: Any) -> int:
+    """Copy the request body into `fh` in ~1 MiB writes, each off the loop."""
+    written = 0
+    pending: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        if not chunk:
+            continue
+        digest.update(chunk)
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= files.BLOCK:
+            await asyncio.to_thread(fh.write, b"".join(pending))
+            written += size
+            pending, size = [], 0
+    if pending:
+        await asyncio.to_thread(fh.write, b"".join(pending))
+        written += size
+    return written
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
