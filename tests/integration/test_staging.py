@@ -122,6 +122,34 @@ def test_client_put_get_list(st, root: Path, tmp_path: Path) -> None:
         st.list(str(root / "c" / "p.txt"))
 
 
+def test_original_client_stand_in(bridge_url: str, edge, root: Path, tmp_path: Path) -> None:
+    """The original client's StagingClient, unchanged, against this plugin."""
+    from compat import orig_client as orig
+
+    bc = orig.BridgeClient(bridge_url.replace("://", f"://:{authed.TOKEN}@"))
+    try:
+        st = bc.get_edge_client(EDGE).get_plugin("staging")
+        src = tmp_path / "o.txt"
+        src.write_bytes(b"original client")
+        assert st.put(str(src), str(root / "o" / "o.txt")) == {"path": str(root / "o" / "o.txt"),
+                                                               "size": 15}
+        with pytest.raises(FileExistsError):
+            st.put(str(src), str(root / "o" / "o.txt"))
+        assert st.get(str(root / "o" / "o.txt"), str(tmp_path / "back.txt"))["size"] == 15
+        assert (tmp_path / "back.txt").read_bytes() == b"original client"
+        with pytest.raises(FileNotFoundError):
+            st.get(str(root / "o" / "none"), str(tmp_path / "none"))
+        assert st.list(str(root / "o"))["entries"][0]["name"] == "o.txt"
+        with pytest.raises(NotADirectoryError):
+            st.list(str(root / "o" / "o.txt"))
+        with pytest.raises(RuntimeError) as err:  # outside the roots: the HTTP error text
+            st.list("/etc")
+        assert "HTTP 403" in str(err.value)
+        st.close()
+    finally:
+        bc.close()
+
+
 # -- path policy ----------------------------------------------------------------------------
 def test_outside_roots_is_403(st, outside: Path, root: Path, tmp_path: Path) -> None:
     for call in (lambda: st.stat(str(outside / "secret.txt")),
@@ -299,3 +327,26 @@ def test_download_range_header(st, bridge_url: str, root: Path) -> None:
     assert r.status_code == 416
     r = authed.get(url(bridge_url, f"download/{st.sid}"), params={"path": str(root / "nope")})
     assert r.status_code == 404
+
+
+def test_hosted_on_the_bridge(make_bridge, root: Path, tmp_path: Path) -> None:
+    """`radical-edge bridge --plugins staging`: the same API under /bridge/staging/."""
+    hosting = make_bridge(env={"RADICAL_EDGE_BRIDGE_PLUGINS": "staging",
+                               "RADICAL_EDGE_STAGING_ROOTS": str(root)})
+    client = BridgeClient(hosting.extra["url"])
+    try:
+        st = client.get_edge_client("bridge").get_plugin("staging")
+        data = os.urandom(3 * 1024 * 1024 + 1)
+        src = tmp_path / "hosted.bin"
+        src.write_bytes(data)
+        up = st.upload(str(src), str(root / "hosted" / "h.bin"), chunk_size=1024 * 1024)
+        assert up["size"] == len(data) and (root / "hosted" / "h.bin").read_bytes() == data
+        got = st.download(str(root / "hosted" / "h.bin"), str(tmp_path / "h.bin"))
+        assert got["sha256"] == hashlib.sha256(data).hexdigest()
+        assert [e["name"] for e in st.list(str(root / "hosted"))["entries"]] == ["h.bin"]
+        with pytest.raises(EdgeError) as err:
+            st.list("/etc")
+        assert err.value.status == 403
+        st.close()
+    finally:
+        client.close()
