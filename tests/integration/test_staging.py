@@ -350,3 +350,33 @@ def test_hosted_on_the_bridge(make_bridge, root: Path, tmp_path: Path) -> None:
         st.close()
     finally:
         client.close()
+
+
+def test_file_io_stays_off_the_plugin_loop(st, bridge_url: str, root: Path) -> None:
+    """An upload whose open() hangs (a FIFO without a reader stands in for a hung NFS
+    mount) must not stop the edge answering other calls."""
+    import threading
+
+    fifo = root / "hung-fifo"
+    os.mkfifo(fifo)
+    result: dict = {}
+
+    def send() -> None:
+        result["r"] = authed.post(url(bridge_url, f"upload/{st.sid}"),
+                                  params={"path": str(fifo), "offset": 0, "overwrite": "true"},
+                                  content=b"through the fifo", timeout=120)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        for _ in range(5):  # answered while the upload hangs in its thread
+            assert st.stat(str(root))["type"] == "dir"
+        assert sender.is_alive()
+    finally:
+        with open(fifo, "rb") as fh:  # un-hang the "file system"
+            data = fh.read()
+        sender.join(120)
+    assert data == b"through the fifo"
+    assert result["r"].status_code == 200, result["r"].text
+    r = authed.get(url(bridge_url, f"download/{st.sid}"), params={"path": str(fifo)})
+    assert r.status_code == 400
