@@ -73,9 +73,10 @@ def test_file_browser(portal, bridge_url, fs_edge, files_root: Path, tmp_path: P
     row(page, "fresh").wait_for(state="detached")
     assert not (files_root / "fresh").exists()
 
+    portal.shot("staging")
+
     # a path outside the allowed roots: the server's 403 shows, nothing breaks
     page.fill("[data-testid=staging-path]", "/etc")
     page.press("[data-testid=staging-path]", "Enter")
     listing.locator(".error-box").wait_for()
     assert "outside the allowed directories" in listing.inner_text()
-    portal.shot("staging")
