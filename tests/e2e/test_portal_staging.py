@@ -53,6 +53,19 @@ def test_file_browser(portal, bridge_url, fs_edge, files_root: Path, tmp_path: P
     row(page, "upload.bin").wait_for()
     assert (files_root / "upload.bin").read_bytes() == data
 
+    # the same name again: replacing needs a confirmation
+    local.write_bytes(b"second version")
+    page.set_input_files("[data-testid=staging-file]", str(local))
+    page.click("[data-testid=staging-upload]")
+    page.click("[data-testid=confirm-cancel]")
+    assert (files_root / "upload.bin").read_bytes() == data
+    page.click("[data-testid=staging-upload]")
+    page.click("[data-testid=confirm-ok]")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=staging-progress-text]').textContent"
+        ".startsWith('uploaded upload.bin (14 B)')", timeout=60_000)
+    assert (files_root / "upload.bin").read_bytes() == b"second version"
+
     # download
     with page.expect_download() as info:
         row(page, "readme.txt").locator("[data-testid=staging-download]").click()

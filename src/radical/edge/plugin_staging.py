@@ -1,4 +1,5 @@
-"""Original module path of the staging plugin: `PluginStaging`, `StagingClient`, `StagingSession`."""
+"""Original module path of the staging plugin: `PluginStaging`, `StagingClient`,
+`StagingSession`."""
 from typing import Any
 
 from ._aliases import resolve

@@ -90,6 +90,13 @@ export default async function mount(ctx) {
     const file = fileInput.files && fileInput.files[0];
     if (!file || !state.path) { toast('choose a file first', 'info'); return; }
     const target = joinPath(state.path, file.name);
+    let overwrite = false;
+    if (Array.from(listing.querySelectorAll('tr[data-name]')).some((tr) => tr.dataset.name === file.name)) {
+      overwrite = await confirmDialog({ title: 'Replace file?',
+        message: `${target} exists on edge '${ctx.edge}'. Replace it with the chosen file?`,
+        confirmLabel: 'Replace' });
+      if (!overwrite) return;
+    }
     progress.hidden = false;
     progress.value = 0;
     try {
@@ -97,7 +104,7 @@ export default async function mount(ctx) {
       do {
         const chunk = await file.slice(offset, offset + UPLOAD_CHUNK).arrayBuffer();
         const sha256 = await sha256Hex(chunk);
-        await raw('POST', 'upload', { path: target, offset, sha256, overwrite: offset === 0 ? 'false' : undefined },
+        await raw('POST', 'upload', { path: target, offset, sha256, overwrite: offset === 0 ? String(overwrite) : undefined },
           { body: chunk, headers: { 'Content-Type': 'application/octet-stream' } });
         offset += chunk.byteLength;
         progress.value = file.size ? Math.round((100 * offset) / file.size) : 100;
