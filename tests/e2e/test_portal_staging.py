@@ -93,3 +93,25 @@ def test_file_browser(portal, bridge_url, fs_edge, files_root: Path, tmp_path: P
     page.press("[data-testid=staging-path]", "Enter")
     listing.locator(".error-box").wait_for()
     assert "outside the allowed directories" in listing.inner_text()
+
+
+def test_psij_job_paths_link_to_the_file_browser(portal, bridge_url, module_edges,
+                                                 tmp_path_factory) -> None:
+    pytest.importorskip("psij")
+    psij_dir = tmp_path_factory.mktemp("portal-staging-psij")
+    module_edges(name="fsjob", plugins="psij,staging", env={"RADICAL_EDGE_PSIJ_DIR": str(psij_dir)})
+    page = portal.open(bridge_url, "/e/fsjob/psij")
+    form = page.locator("[data-form=submit]")
+    form.locator("[data-field=executable]").wait_for()
+    form.locator("[data-field=executable]").fill("/bin/echo")
+    form.locator("[data-field=arguments]").fill("hello")
+    form.locator("[data-field=executor]").select_option("local")
+    page.click("[data-testid=submit-submit]")
+    link = page.locator("[data-testid=job-detail] [data-testid=browse-link]", has_text=".out")
+    link.wait_for(timeout=30_000)
+    out_name = link.inner_text().rsplit("/", 1)[1]
+    link.click()
+    # the staging page opens at the job's output directory, listing its stdout file
+    page.locator("[data-testid=staging-listing] tr[data-name='%s']" % out_name).wait_for()
+    assert page.locator("[data-testid=staging-path]").input_value().startswith(
+        os.path.realpath(str(psij_dir)))

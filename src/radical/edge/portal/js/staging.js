@@ -1,5 +1,6 @@
 // staging: a file browser of the edge's allowed directories -- browse, upload (chunked, with
 // progress and a sha256 per chunk), download, new folder, delete (after confirmation).
+// `#/e/EDGE/staging?path=/abs/dir` opens that directory (psij job pages link here).
 import { h, add, replace, card, table, fmtBytes, fmtTime, button } from './dom.js';
 import { pluginHeader } from './pages.js';
 import { url, authHeaders, ApiError } from './api.js';
@@ -7,6 +8,11 @@ import { loading, errorBox, toast, confirmDialog } from './ui.js';
 
 // Below the bridge's default 64 MiB body limit; small enough for a smooth progress bar.
 const UPLOAD_CHUNK = 8 * 1024 * 1024;
+
+// A link to this page opened at `path` on `edge` (for other pages, e.g. psij jobs).
+export function browseHref(edge, path, plugin = 'staging') {
+  return `#/e/${encodeURIComponent(edge)}/${encodeURIComponent(plugin)}?${new URLSearchParams({ path })}`;
+}
 
 function joinPath(dir, name) {
   return dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`;
@@ -164,5 +170,5 @@ export default async function mount(ctx) {
   } catch (e) { /* shown by the API layer */ }
   replace(rootsBar, 'Allowed: ', state.roots.map((root, i) => [i ? ', ' : '',
     h('a', { href: '#', dataset: { testid: 'staging-root' }, onclick: (ev) => { ev.preventDefault(); open(root); } }, root)]));
-  await open(state.roots[0] || '/');
+  await open((ctx.query && ctx.query.path) || state.roots[0] || '/');
 }
