@@ -251,6 +251,10 @@ def test_upload_download_round_trip_with_progress(st, root: Path, tmp_path: Path
     assert buf.getvalue() == data
     st.upload(io.BytesIO(b""), str(root / "up" / "empty"))
     assert (root / "up" / "empty").read_bytes() == b""
+    assert st.download(str(root / "up" / "empty"), str(tmp_path / "empty"))["size"] == 0
+    with pytest.raises(EdgeError) as err:  # a directory is no file to download
+        st.download(str(root / "up"), str(tmp_path / "dir"))
+    assert err.value.status == 400 and not (tmp_path / "dir").exists()
 
 
 def test_upload_resumes_after_interruption(st, root: Path, tmp_path: Path) -> None:

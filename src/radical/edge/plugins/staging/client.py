@@ -166,7 +166,11 @@ class StagingClient(PluginClient):
         (continue from its size). Returns ``{"path", "size", "sha256", "received"}``.
         """
         sid = self._require_sid()
-        total = int(self.stat(src)["size"] or 0)
+        info = self.stat(src)
+        if info.get("type") != "file":
+            raise EdgeError(400, f"not a regular file: {src} ({info.get('type')})",
+                            edge=self._edge_id, plugin=self._plugin_name)
+        total = int(info["size"] or 0)
         own = isinstance(tgt, (str, os.PathLike))
         whole = hashlib.sha256()
         offset = 0
