@@ -105,7 +105,9 @@ def main() -> None:
                                env={"RADICAL_EDGE_STAGING_ROOTS": str(work)},
                                bridge_url=bridge.extra["url"], token=owner)
     rows: dict[str, list[float]] = {"cp": [], "redis LPUSH/BRPOP 1 MiB": [],
-                                    "staging upload": [], "staging download": []}
+                                    "staging upload (1 chunk in flight)": [],
+                                    "staging upload (2 chunks in flight)": [],
+                                    "staging download": []}
     client = BridgeClient(bridge.extra["url"], token=owner)
     try:
         st = client.get_edge_client("benchstage").get_plugin("staging")
@@ -115,9 +117,12 @@ def main() -> None:
                                                            check=True)))
             dst.unlink()
             rows["redis LPUSH/BRPOP 1 MiB"].append(timed(lambda: redis_transfer(url, src)))
-            tgt = work / "root" / f"up-{i}.bin"
-            rows["staging upload"].append(timed(lambda: st.upload(str(src), str(tgt),
-                                                                  verify=False)))
+            for n in (1, 2):
+                tgt = work / "root" / f"up-{i}-{n}.bin"
+                rows[f"staging upload ({n} chunk{'s' if n > 1 else ''} in flight)"].append(
+                    timed(lambda: st.upload(str(src), str(tgt), parallel=n, verify=False)))
+                if n == 1:
+                    tgt.unlink()
             back = work / f"down-{i}.bin"
             rows["staging download"].append(timed(lambda: st.download(str(tgt), str(back),
                                                                       verify=False)))

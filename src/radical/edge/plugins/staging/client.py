@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any, Callable
 
 from radical.edge.sdk.errors import EdgeError
@@ -29,12 +31,20 @@ DOWNLOAD_CHUNK = 256 * 1024 * 1024
 READ_BLOCK = 1024 * 1024
 #: per-request deadline of transfer calls (s); the bridge caps it at its max_call_timeout
 TRANSFER_TIMEOUT = 600.0
-#: sends of one upload chunk before a sha256 mismatch (422) is given up on
+#: damaged chunks (422) an upload recovers from before it gives up
 CHUNK_ATTEMPTS = 3
 
 
 class StagingIntegrityError(EdgeError):
     """The file's sha256 on one side differs from the other's after a transfer."""
+
+
+class _Damaged(Exception):
+    """A chunk reached the edge damaged (422); the upload can continue from the edge's size."""
+
+    def __init__(self, error: EdgeError, sent: int) -> None:
+        super().__init__(str(error))
+        self.error, self.sent = error, sent
 
 
 class StagingClient(PluginClient):
@@ -118,14 +128,17 @@ class StagingClient(PluginClient):
 
     # -- streamed transfers -----------------------------------------------------------------
     def upload(self, src: str | IO[bytes], tgt: str, *, overwrite: bool = False,
-               resume: bool = False, chunk_size: int = UPLOAD_CHUNK,
+               resume: bool = False, chunk_size: int = UPLOAD_CHUNK, parallel: int = 2,
                progress: Progress | None = None, verify: bool = True) -> dict[str, Any]:
-        """Send a local file (a path or a binary file object) to `tgt` on the edge.
+        """Send a local file (a path or a seekable binary file object) to `tgt` on the edge.
 
-        Each chunk is one request carrying its sha256 (the edge answers 422 and discards a
-        chunk that arrived damaged). `resume` continues a file the edge already has part of
-        (from its current size); `verify` compares the whole file's digest at the end.
-        Returns ``{"path", "size", "sha256", "sent"}`` (`sent`: bytes sent by this call).
+        Each chunk is one request carrying its sha256; `parallel` chunks are in flight at
+        once (the edge writes them in order), so the bridge takes in one while the edge
+        writes another. A chunk the edge got damaged (422: it kept nothing of it) makes the
+        upload continue from the size the edge has, up to CHUNK_ATTEMPTS times. `resume`
+        continues a file the edge already has part of; `verify` compares the whole file's
+        digest at the end. Returns ``{"path", "size", "sha256", "sent"}`` (`sent`: bytes
+        sent by this call; `sha256` None without `verify`).
         """
         sid = self._require_sid()
         own = isinstance(src, (str, os.PathLike))
@@ -133,29 +146,68 @@ class StagingClient(PluginClient):
         try:
             total = _size_of(fh)
             offset = self._resume_offset(tgt, total) if resume else 0
-            whole = hashlib.sha256()
-            if offset:
-                _hash_prefix(fh, offset, whole)
-            fh.seek(offset)
-            sent, first = 0, True
-            while first or offset < total:
-                chunk = fh.read(chunk_size)
-                whole.update(chunk)
-                self._send_chunk(sid, tgt, offset, chunk, overwrite)
-                offset += len(chunk)
-                sent += len(chunk)
-                first = False
-                if progress is not None:
-                    progress(offset, total)
-                if not chunk:
+            sent = failures = 0
+            while True:
+                try:
+                    sent += self._pump(sid, fh, tgt, offset, total, overwrite,
+                                       max(1, chunk_size), max(1, parallel), progress)
                     break
+                except _Damaged as exc:
+                    failures += 1
+                    if failures >= CHUNK_ATTEMPTS:
+                        raise exc.error from None
+                    sent += exc.sent
+                    offset = self._resume_offset(tgt, total)
+            digest = _hash_prefix(fh, total, hashlib.sha256()).hexdigest() if verify else None
         finally:
             if own:
                 fh.close()
-        digest = whole.hexdigest()
-        if verify:
+        if digest is not None:
             self._verify(tgt, digest)
-        return {"path": tgt, "size": offset, "sha256": digest, "sent": sent}
+        return {"path": tgt, "size": total, "sha256": digest, "sent": sent}
+
+    def _pump(self, sid: str, fh: IO[bytes], tgt: str, offset: int, total: int,
+              overwrite: bool, chunk_size: int, parallel: int,
+              progress: Progress | None) -> int:
+        """Send the file from `offset` with up to `parallel` chunks in flight; returns the
+        bytes sent. Raises `_Damaged` when a chunk arrived damaged (recoverable)."""
+        fh.seek(offset)
+        pending: deque[tuple[Future, int]] = deque()
+        pos, sent, first = offset, 0, True
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            try:
+                while first or pos < total:
+                    while len(pending) >= parallel:
+                        sent += self._settle(pending, total, progress)
+                    chunk = fh.read(chunk_size)
+                    pending.append((pool.submit(self._send_chunk, sid, tgt, pos, chunk,
+                                                overwrite), len(chunk)))
+                    pos += len(chunk)
+                    if first:  # alone: a failure the edge remembers must not refuse others
+                        sent += self._settle(pending, total, progress)
+                    first = False
+                    if not chunk:
+                        break
+                while pending:
+                    sent += self._settle(pending, total, progress)
+            except BaseException as exc:
+                errors = [exc] + [f.exception() for f, _ in pending]  # let them all end
+                damaged = next((e for e in errors if isinstance(e, EdgeError)
+                                and e.status == 422), None)
+                if damaged is not None:
+                    raise _Damaged(damaged, sent) from None
+                raise
+        return sent
+
+    @staticmethod
+    def _settle(pending: deque, total: int, progress: Progress | None) -> int:
+        """Wait for the oldest chunk in flight; report progress; its size."""
+        future, size = pending[0]
+        end = future.result()
+        pending.popleft()
+        if progress is not None:
+            progress(end, total)
+        return size
 
     def download(self, src: str, tgt: str | IO[bytes], *, resume: bool = False,
                  overwrite: bool = False, chunk_size: int = DOWNLOAD_CHUNK,
@@ -229,20 +281,14 @@ class StagingClient(PluginClient):
         return got
 
     def _send_chunk(self, sid: str, tgt: str, offset: int, chunk: bytes,
-                    overwrite: bool) -> None:
-        """One upload request; a chunk the edge received damaged (422: it kept nothing of
-        it) is sent again, up to CHUNK_ATTEMPTS times."""
+                    overwrite: bool) -> int:
+        """One upload request (runs in a pool thread); the file's size after it."""
         params = {"path": tgt, "offset": offset, "overwrite": overwrite if offset == 0 else None,
                   "sha256": hashlib.sha256(chunk).hexdigest()}
-        for attempt in range(1, CHUNK_ATTEMPTS + 1):
-            try:
-                self._request("POST", f"upload/{sid}", content=chunk, params=params,
-                              headers={"Content-Type": "application/octet-stream"},
-                              timeout=TRANSFER_TIMEOUT)
-                return
-            except EdgeError as exc:
-                if exc.status != 422 or attempt == CHUNK_ATTEMPTS:
-                    raise
+        self._request("POST", f"upload/{sid}", content=chunk, params=params,
+                      headers={"Content-Type": "application/octet-stream"},
+                      timeout=TRANSFER_TIMEOUT)
+        return offset + len(chunk)
 
     def _resume_offset(self, tgt: str, total: int) -> int:
         try:
@@ -273,7 +319,8 @@ def _size_of(fh: IO[bytes]) -> int:
     return size
 
 
-def _hash_prefix(fh: IO[bytes], length: int, digest: Any) -> None:
+def _hash_prefix(fh: IO[bytes], length: int, digest: Any) -> Any:
+    """Feed the first `length` bytes of `fh` to `digest`; returns it."""
     fh.seek(0)
     left = length
     while left > 0:
@@ -282,3 +329,4 @@ def _hash_prefix(fh: IO[bytes], length: int, digest: Any) -> None:
             break
         digest.update(block)
         left -= len(block)
+    return digest

@@ -30,6 +30,7 @@ from starlette.responses import StreamingResponse
 
 from ..base import Plugin, PluginHostAPI, PluginSession, json_body
 from . import files, transfer
+from .gate import UploadGate
 from .policy import PathPolicy, StagingError
 
 #: the original `get` returns the file base64-encoded in JSON: refuse files above this
@@ -66,6 +67,7 @@ class StagingPlugin(Plugin):
     def __init__(self, app: PluginHostAPI, instance_name: str | None = None) -> None:
         super().__init__(app, instance_name)
         self.policy = PathPolicy(getattr(app.settings, "staging_roots", "") or None)
+        self.gate = UploadGate()
         self.add_route_get("roots", self.roots_endpoint)
         self.add_route_post("put/{sid}", self.put_endpoint)
         self.add_route_post("get/{sid}", self.get_endpoint)
@@ -172,7 +174,7 @@ class StagingPlugin(Plugin):
         offset = transfer.int_arg(request, "offset", 0) or 0
         return await transfer.upload(request, path, offset,
                                      _flag(q.get("overwrite"), "overwrite", False),
-                                     q.get("sha256"))
+                                     q.get("sha256"), self.gate)
 
     async def download_endpoint(self, request: Request) -> StreamingResponse:
         self.get_session(request)

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from . import files
+from .gate import UploadGate
 from .policy import StagingError
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -34,10 +35,24 @@ def check_digest(value: str | None) -> str | None:
 
 
 async def upload(request: Request, path: str, offset: int, overwrite: bool,
-                 sha256: str | None) -> dict[str, Any]:
-    """Write the request body into `path` at `offset`; answer the new size and digest."""
+                 sha256: str | None, gate: UploadGate) -> dict[str, Any]:
+    """Write the request body into `path` at `offset` once the chunks before it are written
+    (`gate`); answer the new size and digest."""
     expected = check_digest(sha256)
-    fh = await asyncio.to_thread(files.open_for_upload, path, offset, overwrite)
+    await gate.enter(path, offset)
+    outcome = "refused"
+    try:
+        fh = await asyncio.to_thread(files.open_for_upload, path, offset, overwrite)
+        outcome = "failed"
+        out = await _upload(request, fh, path, offset, expected)
+        outcome = "ok"
+        return out
+    finally:
+        await asyncio.shield(gate.leave(path, offset, outcome))
+
+
+async def _upload(request: Request, fh: Any, path: str, offset: int,
+                  expected: str | None) -> dict[str, Any]:
     digest = hashlib.sha256()
     written = 0
     try:
