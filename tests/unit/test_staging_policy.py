@@ -83,3 +83,32 @@ def test_original_module_path() -> None:
 
     assert PluginStaging.plugin_name == "staging" and issubclass(StagingSession, PluginSession)
     assert {"put", "get", "list", "upload", "download"} <= set(dir(StagingClient))
+
+
+def test_upload_gate_orders_chunks_and_refuses_after_a_failure(tmp_path: Path) -> None:
+    import asyncio
+
+    from radical.edge.plugins.staging.gate import UploadGate
+
+    path = str(tmp_path / "f")
+
+    async def main() -> None:
+        gate = UploadGate(wait_seconds=30)
+        await gate.enter(path, 0)  # chunk 0 writes
+        second = asyncio.ensure_future(gate.enter(path, 4))  # chunk 1 came early: waits
+        await asyncio.sleep(0)
+        assert not second.done()
+        Path(path).write_bytes(b"abcd")
+        await gate.leave(path, 0, "ok")
+        await asyncio.wait_for(second, 10)  # now it may write
+        third = asyncio.ensure_future(gate.enter(path, 8))
+        await asyncio.sleep(0)
+        Path(path).write_bytes(b"abcd")  # chunk 1 was cut back
+        await gate.leave(path, 4, "failed")
+        with pytest.raises(StagingError) as err:  # refused at once, not after the wait
+            await asyncio.wait_for(third, 10)
+        assert err.value.status == 409 and "resume from there" in err.value.detail
+        await gate.enter(path, 4)  # the retry of chunk 1 goes ahead
+        await gate.leave(path, 4, "ok")
+
+    asyncio.run(main())
