@@ -302,7 +302,51 @@ class RhapsodyClient(PluginClient):
 
 
 #: the original found these through its Plugin class registry, keyed by plugin name
+class StagingClient(PluginClient):
+    """The original's wire: whole files base64-encoded in JSON; 409/404/400 mapped to the
+    exceptions its callers catch."""
+
+    def put(self, src: str, tgt: str, overwrite: bool = False) -> dict:
+        import base64
+
+        with open(src, "rb") as fh:
+            content = base64.b64encode(fh.read()).decode("ascii")
+        resp = self._http.post(self._url(f"put/{self.sid}"), json={
+            "filename": tgt, "content": content, "overwrite": overwrite})
+        if resp.status_code == 409:
+            raise FileExistsError(resp.json().get("detail", "Target exists"))
+        self._raise(resp, f"staging put {src!r} -> {tgt!r}")
+        return resp.json()
+
+    def get(self, src: str, tgt: str) -> dict:
+        import base64
+
+        if os.path.exists(tgt):
+            raise FileExistsError(f"Local target already exists: {tgt}")
+        resp = self._http.post(self._url(f"get/{self.sid}"), json={"filename": src})
+        if resp.status_code == 404:
+            raise FileNotFoundError(resp.json().get("detail", "File not found"))
+        self._raise(resp, f"staging get {src!r} -> {tgt!r}")
+        data = resp.json()
+        os.makedirs(os.path.dirname(tgt) or ".", exist_ok=True)
+        with open(tgt, "wb") as fh:
+            fh.write(base64.b64decode(data["content"]))
+        return {"path": tgt, "size": data["size"]}
+
+    def list(self, path: str) -> dict:
+        resp = self._http.post(self._url(f"list/{self.sid}"), json={"path": path})
+        if resp.status_code == 404:
+            raise FileNotFoundError(resp.json().get("detail", "Not found"))
+        if resp.status_code == 400:
+            detail = resp.json().get("detail", "")
+            if "not a directory" in detail.lower():
+                raise NotADirectoryError(detail)
+            raise ValueError(detail)
+        self._raise(resp, f"staging list {path!r}")
+        return resp.json()
+
+
 CLIENTS: dict[str, type[PluginClient]] = {
     "sysinfo": SysInfoClient, "queue_info": QueueInfoClient, "psij": PSIJClient,
-    "rhapsody": RhapsodyClient,
+    "rhapsody": RhapsodyClient, "staging": StagingClient,
 }

@@ -152,6 +152,11 @@ class Settings(BaseSettings):
     enroll_token: SecretStr | None = Field(
         None, description="edge: one-time enrollment token to redeem at the bridge (--url)")
 
+    # -- staging --
+    staging_roots: str = Field(
+        "", description="staging: directories files may be read/written under, separated by "
+                        "os.pathsep ('' = $HOME and the temporary directory)")
+
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None
 

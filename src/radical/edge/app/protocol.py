@@ -25,7 +25,8 @@ import orjson
 from . import keys
 
 #: headers a plugin handler may care about; everything else (cookies, auth) stays at the bridge
-FORWARDED_HEADERS = frozenset({"content-type", "accept", "user-agent", "x-request-id"})
+FORWARDED_HEADERS = frozenset({"content-type", "accept", "user-agent", "x-request-id",
+                               "range"})  # range: resumable downloads (staging)
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ const MODULES = {
   queue_info: () => import('./queue_info.js'),
   psij: () => import('./psij.js'),
   rhapsody: () => import('./rhapsody.js'),
+  staging: () => import('./staging.js'),
 };
 const generic = () => import('./generic.js');
 
@@ -32,11 +33,14 @@ window.radicalEdge = { events, state };  // for debugging and the browser tests
 const $ = (id) => document.getElementById(id);
 
 function parseRoute() {
-  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map((p) => {
+  // `#/e/EDGE/PLUGIN?k=v`: the query is the page's own (e.g. the staging page's start path)
+  const [where, search] = location.hash.replace(/^#\/?/, '').split('?', 2);
+  const parts = where.split('/').filter(Boolean).map((p) => {
     try { return decodeURIComponent(p); } catch (e) { return p; }
   });
-  if (parts[0] === 'e' && parts[1]) return { edge: parts[1], plugin: parts[2] || null };
-  return { edge: null, plugin: null };
+  const query = Object.fromEntries(new URLSearchParams(search || ''));
+  if (parts[0] === 'e' && parts[1]) return { edge: parts[1], plugin: parts[2] || null, query };
+  return { edge: null, plugin: null, query };
 }
 
 function edgeInfo(name) {
@@ -74,7 +78,7 @@ function disposePage() {
 }
 
 function pageKey(route) {
-  return `${route.edge || ''}/${route.plugin || ''}`;
+  return `${route.edge || ''}/${route.plugin || ''}?${new URLSearchParams(route.query || {})}`;
 }
 
 // (Re)render the page of the current route.
@@ -129,6 +133,7 @@ async function renderPage(force = false) {
     edge: route.edge,
     plugin: route.plugin,
     info: pinfo,
+    query: route.query || {},
     el: body,
     api: new PluginApi(route.edge, route.plugin),
     events,

@@ -7,6 +7,7 @@ import { LiveTable, OutputPane, isTerminal } from './livetable.js';
 import { pluginHeader } from './pages.js';
 import { confirmDialog, toast } from './ui.js';
 import { launchCard, jobSpec } from './launch.js';
+import { browseHref } from './staging.js';
 
 const POLL_MS = 1000;
 
@@ -63,6 +64,15 @@ export default async function mount(ctx) {
     } catch (e) { /* toast shown */ }
   };
 
+  // Paths on this edge become links into its file browser when it runs the staging plugin.
+  const browse = (path, isDir) => {
+    const edge = (ctx.topology() || {}).edges ? ctx.topology().edges[ctx.edge] : null;
+    if (!path || !(edge && edge.plugins && edge.plugins.staging)) return path;
+    const dir = isDir ? path : String(path).replace(/\/[^/]*$/, '') || '/';
+    return h('a', { href: browseHref(ctx.edge, dir), dataset: { testid: 'browse-link' },
+      title: `browse ${dir} on ${ctx.edge}` }, `📁 ${path}`);
+  };
+
   const showDetail = (job) => {
     if (stream && stream.jobId === job.job_id) return;
     if (stream) stream.stop();
@@ -78,7 +88,8 @@ export default async function mount(ctx) {
         ['Job ID', rec.job_id], ['Native ID', rec.native_id], ['Executor', rec.executor],
         ['Submitted', rec.submitted ? fmtTime(rec.submitted) : null],
         ['Command', [rec.executable, ...(rec.arguments || [])].filter(Boolean).join(' ')],
-        ['Directory', rec.directory], ['Queue', rec.queue_name], ['Account', rec.account],
+        ['Directory', browse(rec.directory, true)], ['Stdout', browse(rec.stdout_path, false)],
+        ['Stderr', browse(rec.stderr_path, false)], ['Queue', rec.queue_name], ['Account', rec.account],
         ['Nodes', rec.node_count], ['Duration', rec.duration], ['Exit code', rec.exit_code],
         ['Message', rec.message], ['Child edge', rec.edge_name],
       ].filter(([, v]) => v !== undefined && v !== null && v !== '')));
