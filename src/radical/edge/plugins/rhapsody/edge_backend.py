@@ -47,9 +47,9 @@ log = logging.getLogger("radical.edge.sdk.rhapsody.backend")
 REGISTRY_NAME = "edge"
 #: the fields of a rhapsody task that travel to the edge (the rest is local bookkeeping:
 #: futures, asyncflow's dependency metadata, telemetry fields, ...)
-_SPEC_FIELDS = ("uid", "executable", "arguments", "function", "args", "kwargs",
-                "task_backend_specific_kwargs", "input_files", "output_files", "name",
-                "cwd", "env", "shell", "timeout", "ranks", "type")
+_SPEC_FIELDS = frozenset({"uid", "executable", "arguments", "function", "args", "kwargs",
+                          "task_backend_specific_kwargs", "input_files", "output_files",
+                          "name", "cwd", "env", "shell", "timeout", "ranks", "type"})
 #: result fields copied from the edge's record into the caller's task
 _RESULT_FIELDS = ("stdout", "stderr", "exit_code", "return_value", "error", "traceback")
 #: a refused submit: the same request would be refused again (retry task by task)
@@ -148,6 +148,8 @@ class EdgeExecutionBackend(BaseBackend):
             raise RhapsodyError(f"plugin {self.plugin!r} of edge {self.edge!r} is not a "
                                 f"rhapsody plugin ({type(client).__name__})")
         for topic in ("task_status", "task_status_batch"):
+            # this backend tracks completion itself: the client need not keep copies
+            client.unregister_notification_callback(client._on_notification, topic)
             client.register_notification_callback(self._on_notification, topic)
         return client
 
@@ -183,8 +185,11 @@ class EdgeExecutionBackend(BaseBackend):
         await asyncio.gather(*(self._submit(chunk) for chunk in chunks))
 
     async def _submit(self, chunk: list[dict], split: bool = True) -> None:
+        client = self._client
+        assert client is not None
         try:
-            acks = await asyncio.to_thread(self._client.submit_tasks, chunk)
+            acks = await asyncio.to_thread(client.submit_tasks, chunk)
+            client.forget([t["uid"] for t in chunk])  # inline results: kept by us, not it
         except EdgeError as exc:
             if exc.status in _REFUSED and split and len(chunk) > 1:
                 # one refused task refuses the request: find out which ones
@@ -318,8 +323,6 @@ class EdgeExecutionBackend(BaseBackend):
         task["exception"] = None
         if state == "FAILED":
             task["exception"] = _failure(task["uid"], record)
-        if self._client is not None:
-            self._client.forget([task["uid"]])
         self._callback_func(task, state)
 
     async def _finish_full(self, uid: str) -> None:
@@ -362,7 +365,7 @@ class EdgeExecutionBackend(BaseBackend):
 
 def _spec(task: dict) -> dict:
     """The plain dict sent to the edge for one rhapsody task (the edge's default backend)."""
-    out = {k: task[k] for k in _SPEC_FIELDS if task.get(k) is not None}
+    out = {k: v for k, v in task.items() if v is not None and k in _SPEC_FIELDS}
     if isinstance(out.get("args"), tuple):
         out["args"] = list(out["args"])
     if not out.get("task_backend_specific_kwargs"):
