@@ -81,22 +81,29 @@ def test_session_runs_executables_and_allowed_functions(bridge_url, wf_edge):
     assert shout["state"] == "DONE" and shout["return_value"] == "QUIET"
 
 
-def test_refused_function_fails_only_its_task_with_the_403_detail(bridge_url, wf_edge):
+def test_refused_tasks_fail_alone_with_the_edge_detail(bridge_url, wf_edge):
     async def main():
-        good = rhapsody.ComputeTask(function=functions.add, args=(1, 2))
-        bad = {"uid": "refused", "function": "os:getcwd"}
+        good = [rhapsody.ComputeTask(function=functions.add, args=(i, 2)) for i in range(5)]
+        bad = {"uid": "refused", "function": "os:getcwd"}              # not allowed: 403
+        bad2 = {"uid": "refused-too", "function": "subprocess:getoutput", "args": ["id"]}
+        wrong = {"uid": "bad-spec", "executable": "/bin/true", "arguments": "a b"}  # 422
+        tasks = good[:2] + [bad] + good[2:4] + [wrong, bad2] + good[4:]
         async with rhapsody.Session(backends=[backend(bridge_url)]) as session:
-            await session.submit_tasks([good, bad])
-            await session.wait_tasks([good, bad], timeout=90)
-        return good, bad
+            await session.submit_tasks(tasks)
+            await session.wait_tasks(tasks, timeout=90)
+        return good, bad, bad2, wrong
 
-    good, bad = run(main())
-    assert good["state"] == "DONE" and good["return_value"] == 3
-    assert bad["state"] == "FAILED"
-    exc = bad["exception"]
-    assert isinstance(exc, EdgeTaskError) and exc.status == 403
-    assert "os:getcwd" in str(exc) and "not allowed on this edge" in str(exc)
-    assert "not allowed on this edge" in bad["error"]
+    good, bad, bad2, wrong = run(main())
+    assert [(t["state"], t["return_value"]) for t in good] == [("DONE", i + 2)
+                                                               for i in range(5)]
+    for task, path in ((bad, "os:getcwd"), (bad2, "subprocess:getoutput")):
+        assert task["state"] == "FAILED"
+        exc = task["exception"]
+        assert isinstance(exc, EdgeTaskError) and exc.status == 403
+        assert path in str(exc) and "not allowed on this edge" in str(exc)
+        assert "not allowed on this edge" in task["error"]
+    assert wrong["state"] == "FAILED" and wrong["exception"].status == 422
+    assert "must be a list" in wrong["error"]
 
 
 def test_cancel_reaches_the_edge(bridge_url, wf_edge):

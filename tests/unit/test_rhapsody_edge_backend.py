@@ -13,7 +13,7 @@ from rhapsody.api.errors import TaskExecutionError
 
 from radical.edge.plugins.rhapsody import functions
 from radical.edge.plugins.rhapsody.edge_backend import (EdgeExecutionBackend, EdgeTaskError,
-                                                        _failure, _spec)
+                                                        _failure, _same_function, _spec)
 
 
 def test_client_side_only():
@@ -63,3 +63,10 @@ def test_needs_an_edge_and_registers_by_name():
     assert backend.state() == "INITIALIZED"
     assert set(backend.get_task_states_map().terminal_states) == {"DONE", "FAILED",
                                                                    "CANCELED"}
+
+
+def test_a_batch_of_one_function_is_not_bisected():
+    assert _same_function([{"function": "os:getcwd"}, {"function": "os:getcwd"}])
+    assert _same_function([{"function": functions.add}, {"function": functions.add}])
+    assert not _same_function([{"function": "os:getcwd"}, {"function": functions.add}])
+    assert not _same_function([{"function": "os:getcwd"}, {"executable": "/bin/true"}])

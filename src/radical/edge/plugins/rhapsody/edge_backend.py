@@ -15,8 +15,8 @@ loses it.
 
 A batch the edge refuses (403 for a function outside its allow-list or a pickle it does not
 accept, 422 for a bad spec) fails its tasks with the edge's detail instead of raising out of
-``Session.submit_tasks``: the refused request is retried task by task, so only the tasks
-that are really refused fail.
+``Session.submit_tasks``: the refused request is bisected until the refused tasks are
+isolated, so only they fail (a batch naming one function only is refused as a whole).
 
 Importing this module registers the class with rhapsody's `BackendRegistry` as ``"edge"``,
 so ``rhapsody.get_backend("edge", bridge_url=..., edge=...)`` works as well.
@@ -52,8 +52,8 @@ _SPEC_FIELDS = frozenset({"uid", "executable", "arguments", "function", "args", 
                           "name", "cwd", "env", "shell", "timeout", "ranks", "type"})
 #: result fields copied from the edge's record into the caller's task
 _RESULT_FIELDS = ("stdout", "stderr", "exit_code", "return_value", "error", "traceback")
-#: a refused submit: the same request would be refused again (retry task by task)
-_REFUSED = frozenset({400, 403, 409, 413, 422})
+#: a submit refused because of some of its tasks (bisected to find them)
+_REFUSED = frozenset({403, 422})
 
 
 class EdgeTaskError(RhapsodyError):
@@ -103,6 +103,7 @@ class EdgeExecutionBackend(BaseBackend):
         self._start_lock: asyncio.Lock | None = None
         self._kick: asyncio.Event | None = None
         self._poller: asyncio.Task | None = None
+        self._fetches: set[asyncio.Task] = set()  # full records of cut notifications
         self._last_news = time.monotonic()
         self._state = "INITIALIZED"
         StateMapper.register_backend_states_with_defaults(backend=self)
@@ -184,16 +185,18 @@ class EdgeExecutionBackend(BaseBackend):
                                                                self.submit_chunk)]
         await asyncio.gather(*(self._submit(chunk) for chunk in chunks))
 
-    async def _submit(self, chunk: list[dict], split: bool = True) -> None:
+    async def _submit(self, chunk: list[dict]) -> None:
         client = self._client
         assert client is not None
         try:
             acks = await asyncio.to_thread(client.submit_tasks, chunk)
             client.forget([t["uid"] for t in chunk])  # inline results: kept by us, not it
         except EdgeError as exc:
-            if exc.status in _REFUSED and split and len(chunk) > 1:
-                # one refused task refuses the request: find out which ones
-                await asyncio.gather(*(self._submit([t], split=False) for t in chunk))
+            if exc.status in _REFUSED and len(chunk) > 1 and \
+                    not (exc.status == 403 and _same_function(chunk)):
+                # one refused task refuses the whole request: bisect to find which
+                half = len(chunk) // 2
+                await asyncio.gather(self._submit(chunk[:half]), self._submit(chunk[half:]))
                 return
             self._refuse(chunk, exc.detail if exc.detail is not None else str(exc),
                          exc.status)
@@ -312,7 +315,9 @@ class EdgeExecutionBackend(BaseBackend):
             return
         if record.get("stdout_truncated") or record.get("stderr_truncated"):
             # the notification cut a huge output: fetch the whole record first
-            asyncio.get_running_loop().create_task(self._finish_full(uid))
+            fetch = asyncio.get_running_loop().create_task(self._finish_full(uid))
+            self._fetches.add(fetch)
+            fetch.add_done_callback(self._fetches.discard)
             return
         task = self._pending.pop(uid)
         record = decode_record(record)
@@ -373,6 +378,20 @@ def _spec(task: dict) -> dict:
     if task.get("capture_stdio"):
         out["capture_stdio"] = True
     return out
+
+
+def _same_function(chunk: list[dict]) -> bool:
+    """True if every task names the same function (refused alike: no point bisecting)."""
+    names = set()
+    for spec in chunk:
+        fn = spec.get("function")
+        if fn is None:
+            return False
+        names.add(fn if isinstance(fn, str) else
+                  (getattr(fn, "__module__", None), getattr(fn, "__qualname__", id(fn))))
+        if len(names) > 1:
+            return False
+    return True
 
 
 def _failure(uid: str, record: dict) -> BaseException:
