@@ -107,18 +107,30 @@ def test_refused_tasks_fail_alone_with_the_edge_detail(bridge_url, wf_edge):
 
 
 def test_cancel_reaches_the_edge(bridge_url, wf_edge):
+    def sleeper():
+        return rhapsody.ComputeTask(executable="/bin/sleep", arguments=["300"])
+
     async def main():
-        slow = rhapsody.ComputeTask(executable="/bin/sleep", arguments=["300"])
+        one, many, left = sleeper(), [sleeper(), sleeper()], sleeper()
         be = backend(bridge_url)
         async with rhapsody.Session(backends=[be]) as session:
-            await session.submit_tasks([slow])
-            assert await be.cancel_task(slow["uid"]) is True
-            await session.wait_tasks([slow], timeout=60)
-            assert await be.cancel_task(slow["uid"]) is False  # no longer outstanding
-        return slow
+            await session.submit_tasks([one] + many)
+            assert await be.cancel_task(one["uid"]) is True
+            await session.wait_tasks([one], timeout=60)
+            assert one["state"] == "CANCELED"
+            assert await be.cancel_task(one["uid"]) is False  # no longer outstanding
+            assert all(t["state"] != "CANCELED" for t in many)
+            assert await be.cancel_all_tasks() == 2
+            await session.wait_tasks(many, timeout=60)
+            await session.submit_tasks([left])
+            remote = be._client
+        # closing the session closed the edge session: what ran there was canceled
+        return one, many, left, remote
 
-    slow = run(main())
-    assert slow["state"] == "CANCELED"
+    one, many, left, remote = run(main())
+    assert [t["state"] for t in many] == ["CANCELED", "CANCELED"]
+    assert left["state"] == "CANCELED"
+    assert remote.sid is None
 
 
 def test_a_stream_gap_repolls_lost_completions(bridge_url, wf_edge):
