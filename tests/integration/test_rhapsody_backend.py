@@ -157,6 +157,16 @@ def test_a_stream_gap_repolls_lost_completions(bridge_url, wf_edge):
     assert task["state"] == "DONE" and task["stdout"].strip() == "after gap"
 
 
+def test_an_unknown_edge_fails_the_submit_clearly(bridge_url, wf_edge):
+    async def main():
+        be = EdgeExecutionBackend(bridge_url=bridge_url, edge="no-such-edge")
+        async with rhapsody.Session(backends=[be]) as session:
+            await session.submit_tasks([rhapsody.ComputeTask(executable="/bin/true")])
+
+    with pytest.raises(rhapsody.BackendError, match="'no-such-edge' is not connected"):
+        run(main())
+
+
 def test_registered_by_name(bridge_url, wf_edge):
     be = rhapsody.get_backend("edge", bridge_url=bridge_url, edge=EDGE)
     assert isinstance(be, EdgeExecutionBackend) and be.name == "edge"

@@ -70,3 +70,18 @@ def test_a_batch_of_one_function_is_not_bisected():
     assert _same_function([{"function": functions.add}, {"function": functions.add}])
     assert not _same_function([{"function": "os:getcwd"}, {"function": functions.add}])
     assert not _same_function([{"function": "os:getcwd"}, {"executable": "/bin/true"}])
+
+
+def test_an_unreachable_bridge_is_a_backend_error():
+    import asyncio
+
+    from rhapsody.api.errors import BackendError
+
+    backend = EdgeExecutionBackend(bridge_url="http://127.0.0.1:9", edge="e1", token="t")
+
+    async def main():
+        await asyncio.wait_for(backend._start(), 60)
+
+    with pytest.raises(BackendError, match="cannot open a rhapsody session on edge 'e1'"):
+        asyncio.run(main())
+    assert backend._bc is None and backend._client is None  # nothing left running

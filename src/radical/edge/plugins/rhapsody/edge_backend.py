@@ -28,7 +28,7 @@ import logging
 import time
 from typing import Any, Callable
 
-from rhapsody.api.errors import RhapsodyError, TaskExecutionError
+from rhapsody.api.errors import BackendError, RhapsodyError, TaskExecutionError
 from rhapsody.backends.base import BaseBackend
 from rhapsody.backends.constants import StateMapper
 from rhapsody.backends.discovery import BackendRegistry
@@ -132,7 +132,12 @@ class EdgeExecutionBackend(BaseBackend):
             if self._client is None:
                 self._loop = asyncio.get_running_loop()
                 self._kick = asyncio.Event()
-                self._client = await asyncio.to_thread(self._open)
+                try:
+                    self._client = await asyncio.to_thread(self._open)
+                except Exception as exc:
+                    await asyncio.to_thread(self._abandon)
+                    raise BackendError(self.name, f"cannot open a rhapsody session on edge "
+                                                  f"{self.edge!r}: {exc}") from exc
                 self._poller = asyncio.create_task(self._poll_loop(),
                                                    name=f"{self.name}-poller")
         return self
@@ -153,6 +158,15 @@ class EdgeExecutionBackend(BaseBackend):
             client.unregister_notification_callback(client._on_notification, topic)
             client.register_notification_callback(self._on_notification, topic)
         return client
+
+    def _abandon(self) -> None:
+        """Worker thread: undo a failed `_open` (a bridge client we made is closed)."""
+        if self._bc is None:
+            return
+        self._bc.unregister_gap_callback(self._on_gap)
+        if self._own_bc:
+            self._bc.close()
+            self._bc = None
 
     # -- rhapsody interface -----------------------------------------------------------------
     def register_callback(self, func: Callable[[dict, str], None]) -> None:
