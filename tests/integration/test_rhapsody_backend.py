@@ -157,6 +157,22 @@ def test_a_stream_gap_repolls_lost_completions(bridge_url, wf_edge):
     assert task["state"] == "DONE" and task["stdout"].strip() == "after gap"
 
 
+def test_silence_while_tasks_are_outstanding_polls_the_edge(bridge_url, wf_edge):
+    async def main():
+        be = await backend(bridge_url, poll_idle=0.5)
+        for topic in ("task_status", "task_status_batch"):  # lose every notification
+            be._client.unregister_notification_callback(be._on_notification, topic)
+        tasks = [rhapsody.ComputeTask(executable="/bin/echo", arguments=[str(i)])
+                 for i in range(3)]
+        async with rhapsody.Session(backends=[be]) as session:
+            await session.submit_tasks(tasks)
+            await session.wait_tasks(tasks, timeout=60)  # no gap: the idle poll finds them
+        return tasks
+
+    tasks = run(main())
+    assert [t["stdout"].strip() for t in tasks] == ["0", "1", "2"]
+
+
 def test_an_unknown_edge_fails_the_submit_clearly(bridge_url, wf_edge):
     async def main():
         be = EdgeExecutionBackend(bridge_url=bridge_url, edge="no-such-edge")
