@@ -218,6 +218,19 @@ class RhapsodyClient(CompletionMixin, WireMixin, PluginClient):
         """``{"tasks": [task dicts]}`` for every task of the session."""
         return self._get(f"list_tasks/{self._require_sid()}")
 
+    def snapshot(self, uids: list[str]) -> list[dict]:
+        """The current dicts of `uids` in one request (finished or not; no waiting).
+
+        For callers that track completion themselves (the rhapsody execution backend).
+        """
+        out: list[dict] = []
+        sid = self._require_sid()
+        for i in range(0, len(uids), self.poll_chunk):
+            answer = self._post(f"wait/{sid}", {"uids": uids[i:i + self.poll_chunk]})
+            if isinstance(answer, list):
+                out.extend(decode_record(r) for r in answer if isinstance(r, dict))
+        return out
+
     def get_task(self, uid: str) -> dict:
         """The current dict of one task (``return_value`` bytes restored)."""
         return decode_record(self._get(f"task/{self._require_sid()}/{uid}"))
