@@ -12,6 +12,7 @@ import pytest
 from authed import AUTH
 
 from radical.edge import BridgeClient, EdgeError, services
+from radical.edge.plugins.lucid.session import session_processes
 
 pytest.importorskip("radical.pilot")
 
@@ -68,18 +69,6 @@ def lc(bc, edge):
     client.close()
 
 
-def rp_processes(edge_pid: int) -> list[psutil.Process]:
-    """Descendants of the edge that belong to RADICAL-Pilot (bridges, agent, tasks)."""
-    out = []
-    for proc in psutil.Process(edge_pid).children(recursive=True):
-        try:
-            if "rp.session." in " ".join(proc.cmdline()) or "radical-pilot" in proc.name():
-                out.append(proc)
-        except psutil.Error:
-            continue
-    return out
-
-
 def test_tasks_run_and_report_stdout(lc):
     tids = [lc.task_submit({"executable": "/bin/echo", "arguments": ["hello", str(i)]})["tid"]
             for i in range(3)]
@@ -131,7 +120,7 @@ def test_bad_input_is_4xx(bridge_url, lc):
         ("post", f"task_cancel/{lc.sid}/nope", None, 404),
         ("get", "task_list/session.nope", None, 404),
     ]
-    with httpx.Client(auth=AUTH, timeout=60) as http:
+    with httpx.Client(headers=AUTH, timeout=60) as http:
         for method, path, body, status in cases:
             r = getattr(http, method)(f"{base}/{path}", **({"json": body} if body else {}))
             assert r.status_code == status, (path, body, r.text)
@@ -146,18 +135,17 @@ def test_task_before_pilot_is_409(bc, edge):
 
 
 def test_close_leaves_no_processes(bc, edge):
-    before = {p.pid for p in psutil.Process(edge.pid).children(recursive=True)}
     client = bc.get_edge_client(EDGE).get_plugin("lucid")
     client.pilot_submit({"cores": 1, "runtime": 10})
     tid = client.task_submit({"executable": "/bin/sleep", "arguments": ["300"]})["tid"]
     end = time.monotonic() + 240
     while client.task_wait(tid, timeout=5)["task"]["state"] != "AGENT_EXECUTING":
         assert time.monotonic() < end, "task never started"
-    sid = client.sid
-    started = [p for p in rp_processes(edge.pid) if p.pid not in before]
-    assert started, "the session runs no RP processes under the edge?"
+    where = edge.extra["root"] / EDGE / client.sid
+    running = session_processes(where)
+    names = " ".join(" ".join(p.cmdline()) for p in running)
+    assert "rp.agent.0" in names and "rp.client_queue" in names and "sleep 300" in names, names
     client.close()
-    left = [p for p in psutil.Process(edge.pid).children(recursive=True)
-            if p.pid not in before and p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert not left, [(p.pid, p.cmdline()) for p in left]
-    assert not (edge.extra["root"] / EDGE / sid).exists()
+    left = [p for p in running if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not left and not session_processes(where), [p.cmdline() for p in left]
+    assert not where.exists()

@@ -189,19 +189,32 @@ class LucidSession(PluginSession):
             self._rp.close(download=False, terminate=True)
         except Exception:
             log.exception("closing RP session %s failed", uid)
-        kill_leftovers(uid)
+        killed = kill_leftovers(self._dir)
+        if killed:
+            log.warning("RP session %s left %d process(es) behind; killed them", uid, killed)
 
 
-def kill_leftovers(rp_uid: str) -> int:
-    """Kill descendants of this process still naming RP session `rp_uid` (a close that
-    raised half way must not leave pilots or bridges behind); returns how many."""
+def session_processes(path: Path) -> list[psutil.Process]:
+    """Processes of this user working in or named after `path` (RP daemonises its bridges
+    and the pilot agent, so they are not children of the edge; all of them, and the tasks,
+    run with a command line or working directory under the session's directory)."""
+    mark = str(path)
     found = []
-    for proc in psutil.Process().children(recursive=True):
+    for proc in psutil.process_iter():
         try:
-            if any(rp_uid in arg for arg in proc.cmdline()):
+            if proc.pid == psutil.Process().pid:
+                continue
+            if mark in " ".join(proc.cmdline()) or proc.cwd().startswith(mark):
                 found.append(proc)
         except psutil.Error:
             continue
+    return found
+
+
+def kill_leftovers(path: Path) -> int:
+    """Kill what still runs for a session after RP's close (a close that failed half way
+    must not leave pilots, bridges or tasks behind); returns how many."""
+    found = session_processes(path)
     for proc in found:
         try:
             proc.kill()
