@@ -16,6 +16,7 @@ const MODULES = {
   queue_info: () => import('./queue_info.js'),
   psij: () => import('./psij.js'),
   rhapsody: () => import('./rhapsody.js'),
+  lucid: () => import('./lucid.js'),
 };
 const generic = () => import('./generic.js');
 
