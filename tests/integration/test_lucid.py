@@ -149,3 +149,18 @@ def test_close_leaves_no_processes(bc, edge):
     left = [p for p in running if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not left and not session_processes(where), [p.cmdline() for p in left]
     assert not where.exists()
+
+
+def test_edge_stop_leaves_no_processes(bc, make_edge, tmp_path):
+    svc = make_edge("lucid", name="lucid-stop", env={"RADICAL_EDGE_LUCID_DIR": str(tmp_path)})
+    client = bc.get_edge_client("lucid-stop").get_plugin("lucid")
+    client.pilot_submit({"cores": 1, "runtime": 10})
+    tid = client.task_submit({"executable": "/bin/sleep", "arguments": ["300"]})["tid"]
+    end = time.monotonic() + 240
+    while client.task_wait(tid, timeout=5)["task"]["state"] != "AGENT_EXECUTING":
+        assert time.monotonic() < end, "task never started"
+    assert session_processes(tmp_path)
+    svc.stop(timeout=60)
+    assert svc.proc.returncode == 0
+    left = session_processes(tmp_path)
+    assert not left, [p.cmdline() for p in left]

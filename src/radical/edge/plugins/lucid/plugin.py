@@ -87,6 +87,12 @@ class LucidPlugin(Plugin):
     async def create_session(self, sid: str, **kwargs: Any) -> LucidSession:
         return LucidSession(sid, root=self._root, loop=asyncio.get_running_loop(), **kwargs)
 
+    async def shutdown(self) -> None:
+        """Close every session at once: each RP close takes seconds and the edge's stop
+        is bounded, so closing them one after the other could leave pilots running."""
+        gone = [s for s in (self._sessions.pop(sid) for sid in self._sessions.ids()) if s]
+        await asyncio.gather(*(self._close_session(s) for s in gone))
+
     def _session(self, request: Request) -> LucidSession:
         session = self.get_session(request)
         assert isinstance(session, LucidSession)
