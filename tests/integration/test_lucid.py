@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import psutil
@@ -142,6 +143,7 @@ def test_close_leaves_no_processes(bc, edge):
     while client.task_wait(tid, timeout=5)["task"]["state"] != "AGENT_EXECUTING":
         assert time.monotonic() < end, "task never started"
     where = edge.extra["root"] / EDGE / client.sid
+    rp_uid = next((where).glob("rp.session.*")).name
     running = session_processes(where)
     names = " ".join(" ".join(p.cmdline()) for p in running)
     assert "rp.agent.0" in names and "rp.client_queue" in names and "sleep 300" in names, names
@@ -149,6 +151,7 @@ def test_close_leaves_no_processes(bc, edge):
     left = [p for p in running if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not left and not session_processes(where), [p.cmdline() for p in left]
     assert not where.exists()
+    assert not list((Path.home() / ".radical" / "utils").glob(f"{rp_uid}*"))
 
 
 def test_edge_stop_leaves_no_processes(bc, make_edge, tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -189,9 +190,23 @@ class LucidSession(PluginSession):
             self._rp.close(download=False, terminate=True)
         except Exception:
             log.exception("closing RP session %s failed", uid)
+        _drop_id_counters(uid)
         killed = kill_leftovers(self._dir)
         if killed:
             log.warning("RP session %s left %d process(es) behind; killed them", uid, killed)
+
+
+def _drop_id_counters(rp_uid: str) -> None:
+    """radical.utils keeps per-session id counters in ``~/.radical/utils/<rp uid>/`` (its
+    `RADICAL_BASE`) and never removes them; a closed session's are of no further use."""
+    try:
+        from radical.utils import ids
+
+        base = getattr(ids, "_BASE", None)
+    except Exception:
+        return
+    if base and rp_uid.startswith("rp.session."):
+        shutil.rmtree(os.path.join(base, rp_uid), ignore_errors=True)
 
 
 def session_processes(path: Path) -> list[psutil.Process]:
