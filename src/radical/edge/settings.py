@@ -227,3 +227,17 @@ class LaunchSettings(BaseSettings):
 
     #: ``RADICAL_EDGE_WRAPPER``: the wrapper script to use (see `find_wrapper`)
     wrapper: str | None = None
+
+
+# -- lucid --
+class LucidSettings(BaseSettings):
+    """Settings of the lucid plugin (RADICAL-Pilot sessions on an edge)."""
+
+    model_config = SettingsConfigDict(env_prefix="RADICAL_EDGE_", extra="ignore")
+
+    #: ``RADICAL_EDGE_LUCID_DIR``: RP session dirs and pilot sandboxes, one per edge and
+    #: session, removed when the session closes
+    lucid_dir: str = "~/.radical/edge/lucid"
+    #: ``RADICAL_EDGE_LUCID_MAX_WAIT``: longest a `task_wait` call waits before answering
+    #: with the task's current state (s; keep it below the call timeout)
+    lucid_max_wait: float = 30.0
