@@ -17,7 +17,6 @@ const MODULES = {
   psij: () => import('./psij.js'),
   rhapsody: () => import('./rhapsody.js'),
   staging: () => import('./staging.js'),
-
   lucid: () => import('./lucid.js'),
 };
 const generic = () => import('./generic.js');
