@@ -9,7 +9,10 @@ import subprocess
 import sys
 
 import pytest
-from rhapsody.api.errors import TaskExecutionError
+
+pytest.importorskip("rhapsody", reason="needs the hpc extra (rhapsody-py)")
+
+from rhapsody.api.errors import TaskExecutionError  # noqa: E402
 
 from radical.edge.plugins.rhapsody import functions
 from radical.edge.plugins.rhapsody.edge_backend import (EdgeExecutionBackend, EdgeTaskError,

@@ -113,6 +113,7 @@ class PluginHost:
         self._background: list[asyncio.Task] = []
         self._started = time.time()
         self.exit_code = 0  # non-zero once the name lease is lost to a successor
+        self._lease_lock = asyncio.Lock()  # one re-claim decision at a time
 
     # -- PluginHostAPI ----------------------------------------------------------------------
     @property
@@ -371,6 +372,10 @@ class PluginHost:
 
     async def _on_lease_lost(self) -> bool:
         """Re-claim the name if it is free (True); otherwise stop this edge (False)."""
+        async with self._lease_lock:  # the heartbeat thread and a call may both ask at once
+            return await self._reclaim_or_stop()
+
+    async def _reclaim_or_stop(self) -> bool:
         if self.exit_code == 0:
             try:
                 if await self.lease.try_claim():

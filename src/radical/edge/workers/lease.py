@@ -62,9 +62,12 @@ class NameLease:
         self.lost = False
 
     async def try_claim(self) -> bool:
-        """SET NX: True if the name was free and is now ours."""
+        """SET NX: True if the name was free and is now ours (or is ours already)."""
         sent, wall = time.monotonic(), time.time()
         ok = await self._redis.set(self.key, self.owner, nx=True, px=int(self.ttl * 1000))
+        if not ok:  # already ours? (two handlers of one lost lease race to re-claim it)
+            current = await self._redis.get(self.key)
+            ok = current is not None and current.decode() == self.owner
         if ok:
             self._renewed_at, self.renewed_wall, self.lost = sent, wall, False
         return bool(ok)
