@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
 import sys
 from typing import Any
@@ -54,12 +56,31 @@ def build_worker(settings: Settings, name: str) -> Any:
     )
 
 
+def die_with_parent() -> None:
+    """Inside a batch job: get SIGTERM when the job's shell dies, so the edge never outlives
+    its job. Schedulers find a job's processes by their process tree and environment; a
+    process title library (setproctitle, which Celery uses when installed) overwrites what
+    /proc shows of the environment, and an orphan is no longer in the tree. Linux only."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, signal.SIGTERM, 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+        if os.getppid() == 1:  # the parent died before we asked: act on it now
+            os.kill(os.getpid(), signal.SIGTERM)
+    except (OSError, AttributeError) as exc:
+        log.warning("cannot tie the edge to its batch job's shell: %s", exc)
+
+
 def run_edge(settings: Settings, name: str | None = None, plugins: str | None = None) -> int:
     """Run until stopped (SIGTERM/SIGINT or Celery remote-control shutdown)."""
     name = validate_name(name or settings.edge_name or default_edge_name())
     sys.setswitchinterval(SWITCH_INTERVAL)
     classes, skipped = loader.select_with_reasons(plugins or settings.plugins)
     host = PluginHost(settings, name, detect_batch())
+    if host.role == "compute":
+        die_with_parent()
     host.start(classes, skipped=skipped)
     bind_host(host)
     log.warning("edge '%s' up: plugins %s, role %s, queue %s", name,
