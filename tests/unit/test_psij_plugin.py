@@ -20,6 +20,8 @@ pytest.importorskip("psij")
 from radical.edge.app import keys  # noqa: E402
 from radical.edge.app.protocol import CallRequest  # noqa: E402
 from radical.edge.plugins.psij.plugin import PsijPlugin  # noqa: E402
+from radical.edge.plugins.psij.executors import missing_tool  # noqa: E402
+from radical.edge.plugins.psij.spec import EXECUTOR_ALIASES  # noqa: E402
 from radical.edge.hpc import launch  # noqa: E402
 from radical.edge.workers.call_runner import run_call  # noqa: E402
 from radical.edge.hpc.launch import ssh as ssh_mod  # noqa: E402
@@ -106,7 +108,13 @@ def test_plugin_description():
         assert not PsijPlugin.is_enabled(SimpleNamespace(role="bridge"))
         assert PsijPlugin.session_ttl == 86400
         answer = await edge.ok("GET", "executors")
-        assert {"local", "slurm", "pbs", "pbspro"} <= set(answer["executors"])
+        offered = set(answer["executors"]) | set(answer["unavailable"])
+        assert {"local", "slurm", "pbs", "pbspro", "lsf"} <= offered
+        assert "local" in answer["executors"]
+        for name in answer["executors"]:  # usable: its submit tool is on PATH
+            assert missing_tool(EXECUTOR_ALIASES.get(name, name)) is None, name
+        for name, why in answer["unavailable"].items():
+            assert name not in answer["executors"] and "PATH" in why, (name, why)
         assert answer["default"] == "local"  # the fake host has no batch system
     run(main())
 

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     call_record_max_bytes: int = Field(1024 * 1024, description="replies larger than this are "
                                        "recorded as status + note, without the body")
     idempotency_ttl: float = Field(3600.0, description="remember an Idempotency-Key this long (s)")
+    work_retention: float = Field(30 * 86400.0, description="keep an entry of the work index "
+                                  "(GET /work) this long after its last change (s)")
+    work_max_items: int = Field(10_000, description="newest work items kept per identity")
 
     # -- events --
     events_maxlen: int = Field(

@@ -28,7 +28,8 @@ NOTIFICATIONS_MAXLEN = 20_000
 
 #: first path segments of the bridge's own routes: no edge may be named like them
 RESERVED_EDGE_NAMES = frozenset({"edge", "edges", "bridge", "calls", "events", "portal", "plugins",
-                                 "docs", "openapi.json", "redoc", "favicon.ico", "static"})
+                                 "docs", "openapi.json", "redoc", "favicon.ico", "static",
+                                 "work"})
 
 #: what an edge name may look like (it becomes part of URLs, queue and key names)
 EDGE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -143,3 +144,17 @@ def child_enroll_token(parent: str, digest: str) -> str:
     """One-time enrollment token a parent edge minted for a child it launches (SHA-256);
     only edge `parent` may write under its prefix (see app/acl.py)."""
     return f"{PREFIX}:enroll:child:{parent}:{digest}"
+
+# -- work index --
+#: stream position (`<ms>-<seq>`) up to which bridges applied notifications to the work index
+WORK_CURSOR = f"{PREFIX}:work:cursor"
+
+
+def work_index(user: str) -> str:
+    """Sorted set of one identity's work items (member `edge/plugin/id`, score: submit time)."""
+    return f"{PREFIX}:work:user:{user}"
+
+
+def work_item(member: str) -> str:
+    """Hash of one work item (`member` = `edge/plugin/id`): owner, kind, state, times, ..."""
+    return f"{PREFIX}:work:item:{member}"

@@ -23,6 +23,7 @@ from .events import serve_events
 from .enroll import router as enroll_router
 from .management import router as management_router
 from .portal import mount_portal
+from .work_api import router as work_router
 from .proxy import is_proxy_path, proxy
 from .state import BridgeState, LocalHostFactory
 
@@ -68,6 +69,7 @@ def create_app(settings: Settings, local_factory: LocalHostFactory | None = None
     app.include_router(calls_router)
     app.include_router(access_router)
     app.include_router(enroll_router)
+    app.include_router(work_router)
     mount_portal(app)
 
     @app.exception_handler(StarletteHTTPException)

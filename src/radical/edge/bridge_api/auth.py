@@ -46,7 +46,7 @@ BODY_TYPES = ("application/json", "application/msgpack", "application/x-msgpack"
 SECRET_PARAMS = frozenset({"token", "ticket"})
 #: the bridge's own routes that `read` may use; every other one needs `admin`
 _READ_GETS = frozenset({"/edge/list", "/edges", "/events", "/docs", "/redoc", "/openapi.json",
-                        "/favicon.ico"})
+                        "/favicon.ico", "/work"})
 #: prefixes of the bridge's own read routes (`GET /calls/{id}`: a call's outcome)
 _READ_GET_PREFIXES = ("/docs/", "/calls/")
 _READ_POSTS = frozenset({"/edge/list", "/events/ticket", "/bridge/login-ticket"})

@@ -14,9 +14,10 @@ import orjson
 
 from .. import constants
 from ..app import keys
-from ..app.identity import Identity
+from ..app.identity import ANONYMOUS, Identity
 from ..app.blobs import abandon
 from ..app.protocol import FORWARDED_HEADERS, CallRequest, server_timing
+from . import work
 from .bodies import BodyAborted, receive_body, send_blob_reply
 from .dispatcher import BridgeError
 from .envelope import error_bytes
@@ -82,6 +83,7 @@ def is_proxy_path(path: str) -> bool:
 async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> None:
     """Raw ASGI handler of the proxy route: the hot path skips routing and middleware."""
     path: str = scope["path"]
+    began = time.time()
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     try:
         refused = check_path(scope.get("raw_path") or path.encode(), path)
@@ -109,6 +111,9 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
                 await abandon(state.redis, body.ref)
             raise
         status, body_out = reply.status, reply.body_bytes()
+        if status < 300 and call.method == "POST":
+            await record_work(state, edge, plugin, sub, scope.get("identity"), body.data,
+                              headers.get("content-type", ""), body_out, began)
         out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers
                if k.lower() not in HOP_HEADERS]
         out.append((b"server-timing", server_timing(call, reply, time.time()).encode()))
@@ -136,6 +141,23 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
     await send({"type": "http.response.start", "status": status, "headers": out})
     await send({"type": "http.response.body", "body": body_out})
 
+
+
+async def record_work(state: BridgeState, edge: str, plugin: str, sub: str,
+                      who: Identity | None, request: bytes | None, ctype: str,
+                      reply: bytes, began: float) -> None:
+    """Index a successful psij/rhapsody submission for its caller (bridge_api/work.py);
+    indexing trouble is logged, never turned into a failed call that did run."""
+    kind = (state.watcher.edges.get(edge, {}).get("plugins", {}).get(plugin) or {}).get("type")
+    verb, _, sid = sub.partition("/")
+    if verb not in work.SUBMIT_PATHS.get(kind, ()) or not sid or "/" in sid:
+        return
+    try:
+        await state.work.record_submit((who or ANONYMOUS).user, edge, plugin, kind, sid,
+                                       work.decode_body(request, ctype), orjson.loads(reply),
+                                       began)
+    except Exception as exc:  # noqa: BLE001 - the call succeeded; only the index missed it
+        log.warning("work index: could not record %s/%s/%s: %s", edge, plugin, sub, exc)
 
 
 def wire_identity(who: Identity | None) -> dict[str, str] | None:

@@ -16,6 +16,7 @@ from .audit import AuditLog
 from .dispatcher import CallDispatcher
 from .events import EventHub
 from .tokens import TokenStore
+from .work import WorkIndex
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class BridgeState:
                             page_size=settings.sse_queue_size)
         self.tokens = TokenStore(self.redis, settings.token_value())
         self.audit = AuditLog(self.redis, self.bridge_id)
+        self.work = WorkIndex(self.redis, settings.work_retention, settings.work_max_items)
         self.watcher = TopologyWatcher(self.redis, settings.topology_poll_seconds,
                                        self._on_topology)
         self._tasks: list[asyncio.Task] = []
@@ -56,6 +58,7 @@ class BridgeState:
             spawn(self.watcher.run()),
             spawn(self.hub.run()),
             spawn(self.audit.run()),
+            spawn(self.work.run()),
         ]
         try:  # a first view before serving; Redis may be down, the watcher keeps trying
             await asyncio.wait_for(asyncio.gather(self.watcher.ready.wait(),

@@ -203,6 +203,19 @@ class BridgeClient:
         "status", "reply"?, "note"?, "edge", "call_id"}``; 404 once the record expired."""
         return self._call("GET", f"/calls/{quote(call_id, safe='')}")
 
+    def list_work(self, *, kind: str | None = None, state: str | None = None,
+                  phase: str | None = None, edge: str | None = None, q: str | None = None,
+                  sort: str = "submitted", order: str = "desc", offset: int = 0,
+                  limit: int = 50, user: str | None = None) -> dict:
+        """The caller's psij jobs and rhapsody tasks on every edge (``GET /work``), from any
+        session: ``{"items": [{id, kind, edge, plugin, sid, state, name, submitted, started,
+        ended, duration, exit_code, directory, ...}], "total", "offset", "limit"}``.
+        `phase` is "active" or "ended"; `user` (admins only) lists another identity's."""
+        params = {k: v for k, v in {"kind": kind, "state": state, "phase": phase, "edge": edge,
+                                    "q": q, "sort": sort, "order": order, "offset": offset,
+                                    "limit": limit, "user": user}.items() if v is not None}
+        return self._call("GET", "/work", params=params)
+
     def disconnect_edge(self, name: str) -> dict:
         """Ask edge `name` to shut down (``POST /edge/disconnect/{name}``); 404 if unknown."""
         return self._call("POST", f"/edge/disconnect/{quote(name, safe='')}", edge=name)

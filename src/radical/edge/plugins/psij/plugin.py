@@ -12,13 +12,15 @@ Routes (all under ``/{edge}/psij/``; `sid` = session id)::
                                        -> job status (`JobRecord.status`), output from the offsets
     GET  list_jobs/{sid}               -> {"jobs": [...]}
     POST cancel/{sid}/{job_id}         -> {"job_id", "native_id", "state", "canceled": true}
-    GET  executors                     -> {"executors": [...], "default": "slurm"|"pbs"|"local"}
+    GET  executors                     -> {"executors": [usable...], "unavailable": {name: why},
+                                           "default": "slurm"|"pbs"|"local"}
 
 Notifications: ``job_status`` ``{job_id, native_id, state, time, executor, sid[, edge_name]}``
 once per state; the terminal one adds ``exit_code``, ``message`` and the last 4 KiB of
 ``stdout``/``stderr``.
 
-Errors: 422 bad job spec / unknown executor / scheduler refused the job (unknown queue ...),
+Errors: 422 bad job spec / unknown or unavailable executor / scheduler refused the job
+(unknown queue ...),
 404 unknown session or job, 409 cancel of an ended job or a child edge name in use,
 503 scheduler unreachable.
 """
@@ -38,9 +40,10 @@ from radical.edge.hpc.launch.ssh import SSHSettings
 from radical.edge.hpc.launch.tunnel import TunnelManager
 
 from ..base import Plugin, PluginHostAPI, PluginSession, json_body
-from .executors import ExecutorPool, psij_root
+from .executors import ExecutorPool, missing_tool, psij_root
 from .jobs import FINAL_STATES, JobRecord
 from .session import PsijSession
+from .spec import normalize_executor
 
 log = logging.getLogger(__name__)
 
@@ -306,5 +309,16 @@ class PsijPlugin(Plugin):
         return await self._session(request).cancel_job(request.path_params["job_id"])
 
     async def executors(self, request: Request) -> dict:
+        """Executors this edge can use (psij has them and their submit tool is on PATH);
+        the others under `unavailable` with the reason, so a portal offers only usable ones."""
         known = await asyncio.to_thread(self._pool.known)
-        return {"executors": sorted(known | {"pbs"}), "default": _default_executor(self.app)}
+        usable, unavailable = [], {}
+        for name in sorted(known | {"pbs"}):
+            tool = missing_tool(normalize_executor(name, known | {"pbs"}))
+            if tool is None:
+                usable.append(name)
+            else:
+                unavailable[name] = f"'{tool}' is not on this edge's PATH"
+        dflt = _default_executor(self.app)
+        return {"executors": usable, "unavailable": unavailable,
+                "default": dflt if dflt in usable else "local"}

@@ -120,7 +120,7 @@ class PsijSession(PluginSession):
             name = normalize_executor(executor, known)
             tool = missing_tool(name)
             if tool is not None:
-                raise HTTPException(503, f"executor '{name}' is not available on this edge: "
+                raise HTTPException(422, f"executor '{name}' is not available on this edge: "
                                          f"'{tool}' is not on its PATH")
             if name == "local":  # stats the file system: off the loop (NFS may hang)
                 await asyncio.to_thread(check_local_executable, req)
@@ -179,7 +179,8 @@ class PsijSession(PluginSession):
         log.info("session %s: job %s submitted to %s as %s", self.sid, job_id, name,
                  record.native_id)
         return {"job_id": job_id, "native_id": record.native_id, "state": record.state,
-                "executor": name}
+                "executor": name, "directory": req.directory,
+                "stdout_path": record.stdout_path, "stderr_path": record.stderr_path}
 
     def _prepare_files(self, req: JobRequest, env_file: str | None) -> None:
         """Create the session dir and the job's env file (blocking: run in a thread)."""

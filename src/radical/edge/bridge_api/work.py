@@ -1,0 +1,305 @@
+"""The work index: every identity's psij jobs and rhapsody tasks, across edges and sessions.
+
+Why on the bridge: every submission passes through it with the caller's identity, and every
+state change reaches it as a notification. Recording here needs no new Redis right for
+edges (an edge could otherwise write into any user's index; see app/acl.py), and the index
+survives page reloads and bridge restarts because it lives in Redis:
+
+- `record_submit` runs after a successful psij `submit`/`submit_tunneled` or rhapsody
+  `submit` reply and writes one hash per job/task (`keys.work_item`) plus its member in the
+  owner's sorted set (`keys.work_index`, score = submit time).
+- `run` follows the notification stream from a cursor kept in Redis (`keys.WORK_CURSOR`),
+  so state changes that happened while no bridge was up are applied after a restart, as
+  long as the stream still holds them. A notification may overtake the submit reply (a
+  quick local job); its state is written anyway and the submit keeps it.
+
+Times are the stream entries' own (ms since the epoch), so several bridges applying the
+same entry write the same values.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..app import keys
+from ..app.event_stream import fmt_sid, last_generated, parse_sid
+from ..app.retry import Backoff
+from ..constants import JOB_FINAL_STATES, TASK_TERMINAL_STATES
+
+log = logging.getLogger(__name__)
+
+#: plugin types whose submissions are indexed, and the paths (first segment) that submit
+SUBMIT_PATHS = {"psij": ("submit", "submit_tunneled"), "rhapsody": ("submit",)}
+#: notification topics that carry job/task states
+TOPICS = frozenset({"job_status", "task_status", "task_status_batch"})
+FINAL = JOB_FINAL_STATES | TASK_TERMINAL_STATES
+RUNNING = frozenset({"ACTIVE", "RUNNING"})
+#: a state seen before its submit was recorded is kept this long waiting for its owner
+ORPHAN_TTL = 3600
+#: most notification entries read per round
+READ_COUNT = 500
+
+# KEYS: item keys; ARGV: ttl, then per item: state, time, exit_code ("" = none)
+_UPDATE = """
+local ttl = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local state, t, code = ARGV[3*i-1], ARGV[3*i], ARGV[3*i+1]
+  local cur = redis.call('HGET', key, 'state')
+  local final = {COMPLETED=1, FAILED=1, CANCELED=1, DONE=1}
+  if not (cur and final[cur]) then
+    redis.call('HSET', key, 'state', state)
+    if (state == 'ACTIVE' or state == 'RUNNING') and not redis.call('HGET', key, 'started') then
+      redis.call('HSET', key, 'started', t)
+    end
+    if final[state] then
+      redis.call('HSET', key, 'ended', t)
+      if code ~= '' then redis.call('HSET', key, 'exit_code', code) end
+    end
+    if redis.call('HEXISTS', key, 'user') == 1 then
+      redis.call('EXPIRE', key, ttl)
+    else
+      redis.call('EXPIRE', key, math.min(ttl, %d))
+    end
+  end
+end
+return #KEYS
+""" % ORPHAN_TTL
+
+# KEYS: index, then item keys; ARGV: ttl, max items, submit time, then per item:
+# member, state, and a flat JSON object of the fields to set
+_SUBMIT = """
+local ttl, cap, t = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+for i = 2, #KEYS do
+  local member, state, fields = ARGV[3*i-2], ARGV[3*i-1], cjson.decode(ARGV[3*i])
+  for k, v in pairs(fields) do redis.call('HSET', KEYS[i], k, v) end
+  redis.call('HSETNX', KEYS[i], 'state', state)
+  redis.call('HSETNX', KEYS[i], 'submitted', t)
+  redis.call('EXPIRE', KEYS[i], ttl)
+  redis.call('ZADD', KEYS[1], t, member)
+end
+local excess = redis.call('ZCARD', KEYS[1]) - cap
+if excess > 0 then
+  local old = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+  for _, m in ipairs(old) do redis.call('DEL', '%s' .. m) end
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+return #KEYS - 1
+""" % keys.work_item("")
+
+
+def member(edge: str, plugin: str, uid: str) -> str:
+    return f"{edge}/{plugin}/{uid}"
+
+
+def _text(value: Any, limit: int = 400) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        value = " ".join(str(v) for v in value)
+    return str(value)[:limit]
+
+
+def psij_fields(request: Any, reply: dict) -> dict[str, str]:
+    """What the index keeps of a psij submission (request body and reply)."""
+    spec = request.get("job_spec") if isinstance(request, dict) else None
+    spec = spec if isinstance(spec, dict) else {}
+    attrs = spec.get("attributes") if isinstance(spec.get("attributes"), dict) else {}
+    res = spec.get("resources") if isinstance(spec.get("resources"), dict) else {}
+    name = " ".join(filter(None, [_text(spec.get("executable")), _text(spec.get("arguments"))]))
+    return {k: v for k, v in {
+        "name": name[:400], "native_id": _text(reply.get("native_id")),
+        "executor": _text(reply.get("executor") or (request or {}).get("executor")),
+        "directory": _text(spec.get("directory") or reply.get("directory")),
+        "queue": _text(attrs.get("queue_name") or spec.get("queue_name")),
+        "account": _text(attrs.get("account") or attrs.get("project_name")
+                         or spec.get("account")),
+        "nodes": _text(res.get("node_count") or spec.get("node_count")),
+        "edge_name": _text(reply.get("edge_name")),
+    }.items() if v}
+
+
+def decode_body(data: bytes | None, ctype: str) -> Any:
+    """A submit request body (JSON, or msgpack for rhapsody), or None when unreadable or
+    sent out of band (big bodies: the index then keeps only what the reply says)."""
+    if not data:
+        return None
+    try:
+        if "msgpack" in ctype:
+            import msgpack
+
+            return msgpack.unpackb(data, raw=False, strict_map_key=False)
+        return orjson.loads(data)
+    except Exception:  # noqa: BLE001 - any malformed body: the edge already judged it
+        return None
+
+
+def task_name(task: Any) -> str:
+    """A short label of a rhapsody task dict (its function or command)."""
+    if not isinstance(task, dict):
+        return ""
+    for key in ("name", "function", "executable", "command"):
+        if task.get(key):
+            args = task.get("arguments") if key in ("executable", "command") else None
+            return _text([task[key], *(args or [])] if isinstance(args, list) else task[key])
+    return ""
+
+
+class WorkIndex:
+    """Writes and reads the work index (see the module doc)."""
+
+    def __init__(self, redis: aioredis.Redis, retention: float, max_items: int) -> None:
+        self.redis = redis
+        self.ttl = max(int(retention), 60)
+        self.max_items = max(int(max_items), 1)
+        self._update = redis.register_script(_UPDATE)
+        self._submit = redis.register_script(_SUBMIT)
+        self.applied = 0  # notifications applied (tests and logs)
+
+    # -- submissions ----------------------------------------------------------------------
+    async def record_submit(self, user: str, edge: str, plugin: str, kind: str, sid: str,
+                            request: Any, reply: Any, began: float | None = None) -> int:
+        """Index the jobs/tasks a successful submit reply names; returns how many.
+        `began`: when the bridge received the call (the submit time: a job may start, even
+        end, before its submit reply is back)."""
+        items: list[tuple[str, str, dict[str, str]]] = []
+        base = {"user": user, "kind": kind, "edge": edge, "plugin": plugin, "sid": sid}
+        if kind == "psij" and isinstance(reply, dict) and reply.get("job_id"):
+            uid = str(reply["job_id"])
+            items.append((uid, _text(reply.get("state")) or "NEW",
+                          {**base, "id": uid, **psij_fields(request, reply)}))
+        elif kind == "rhapsody" and isinstance(reply, list):
+            tasks = request.get("tasks") if isinstance(request, dict) else None
+            tasks = tasks if isinstance(tasks, list) and len(tasks) == len(reply) else []
+            for i, answer in enumerate(reply):
+                if isinstance(answer, dict) and answer.get("uid"):
+                    uid = str(answer["uid"])
+                    name = task_name(tasks[i]) if tasks else ""
+                    fields = {**base, "id": uid, **({"name": name} if name else {})}
+                    items.append((uid, _text(answer.get("state")) or "NEW", fields))
+        if not items:
+            return 0
+        now = f"{began or time.time():.3f}"
+        for start in range(0, len(items), 1000):  # bounded scripts: Redis stays responsive
+            chunk = items[start:start + 1000]
+            key_list = [keys.work_index(user)]
+            args: list[Any] = [self.ttl, self.max_items, now]
+            for uid, state, fields in chunk:
+                m = member(edge, plugin, uid)
+                key_list.append(keys.work_item(m))
+                args += [m, state, orjson.dumps(fields)]
+            await self._submit(keys=key_list, args=args)
+        return len(items)
+
+    # -- notifications --------------------------------------------------------------------
+    async def apply(self, entries: list) -> int:
+        """Apply the state changes in notification stream `entries` ([(id, fields)])."""
+        key_list: list[str] = []
+        args: list[Any] = [self.ttl]
+        for eid, fields in entries:
+            raw = fields.get(b"d") or fields.get("d")
+            if not raw:
+                continue
+            try:
+                note = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(note, dict) or note.get("topic") not in TOPICS:
+                continue
+            data = note.get("data")
+            if not isinstance(data, dict):
+                continue
+            records = data.get("tasks") if note["topic"] == "task_status_batch" else [data]
+            t = f"{parse_sid(eid)[0] / 1000:.3f}"
+            for rec in records if isinstance(records, list) else []:
+                if not isinstance(rec, dict):
+                    continue
+                uid, state = rec.get("job_id") or rec.get("uid"), rec.get("state")
+                if not uid or not isinstance(state, str) or not state:
+                    continue
+                code = rec.get("exit_code")
+                key_list.append(keys.work_item(member(str(note.get("edge")),
+                                                      str(note.get("plugin")), str(uid))))
+                args += [state[:32], t, "" if code is None else str(code)[:16]]
+        for start in range(0, len(key_list), 1000):
+            await self._update(keys=key_list[start:start + 1000],
+                               args=[args[0], *args[1 + 3 * start:1 + 3 * (start + 1000)]])
+        self.applied += len(key_list)
+        return len(key_list)
+
+    async def run(self) -> None:
+        """Follow the notification stream from the shared cursor forever."""
+        backoff = Backoff("work index", logger=log)
+        cursor: str | None = None
+        while True:
+            try:
+                if cursor is None:
+                    raw = await self.redis.get(keys.WORK_CURSOR)
+                    cursor = raw.decode() if raw else fmt_sid(await last_generated(self.redis))
+                result = await self.redis.xread({keys.NOTIFICATIONS: cursor},
+                                                count=READ_COUNT, block=2000)
+                for _stream, entries in result or []:
+                    if entries:
+                        await self.apply(entries)
+                        last = entries[-1][0]
+                        cursor = last.decode() if isinstance(last, bytes) else str(last)
+                        await self.redis.set(keys.WORK_CURSOR, cursor)
+                backoff.succeeded()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                await backoff.wait(exc)
+
+    # -- reading --------------------------------------------------------------------------
+    async def members(self, user: str) -> list[str]:
+        """The identity's item members, newest submission first."""
+        raw = await self.redis.zrevrange(keys.work_index(user), 0, -1)
+        return [m.decode() for m in raw]
+
+    async def load(self, user: str, members: list[str]) -> list[dict[str, Any]]:
+        """The items of `members` as dicts; entries that expired are dropped from the index."""
+        if not members:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for m in members:
+            pipe.hgetall(keys.work_item(m))
+        rows = await pipe.execute()
+        items, gone = [], []
+        for m, row in zip(members, rows):
+            fields = {k.decode(): v.decode() for k, v in (row or {}).items()}
+            if fields.get("user") != user:
+                gone.append(m)
+                continue
+            items.append(to_item(fields))
+        if gone:
+            await self.redis.zrem(keys.work_index(user), *gone)
+        return items
+
+
+def to_item(fields: dict[str, str]) -> dict[str, Any]:
+    """A stored hash as the JSON item of `GET /work`."""
+    def num(name: str) -> float | None:
+        try:
+            return float(fields[name]) if fields.get(name) else None
+        except ValueError:
+            return None
+
+    item: dict[str, Any] = {k: fields.get(k) or None for k in (
+        "id", "kind", "edge", "plugin", "sid", "state", "name", "native_id", "executor",
+        "directory", "queue", "account", "edge_name")}
+    item.update(submitted=num("submitted"), started=num("started"), ended=num("ended"))
+    code = num("exit_code")
+    item["exit_code"] = int(code) if code is not None else None
+    nodes = num("nodes")
+    item["nodes"] = int(nodes) if nodes is not None else None
+    start = item["started"] or None
+    item["duration"] = (round(item["ended"] - start, 3) if start and item["ended"]
+                        else round(time.time() - start, 3) if start and item["state"] in RUNNING
+                        else None)
+    return item

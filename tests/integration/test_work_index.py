@@ -1,0 +1,203 @@
+"""The work index (`GET /work`, `BridgeClient.list_work`): a user's psij jobs and rhapsody
+tasks across edges and sessions, with times and states from real notifications, kept in Redis
+through a bridge restart, and invisible to other users.
+
+Real bridges, a real edge with the psij and rhapsody plugins, named tokens for two users.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+import redis
+from authed import AUTH
+
+from radical.edge import BridgeClient, services
+from radical.edge.sdk import EdgeError
+
+pytest.importorskip("psij")
+pytest.importorskip("rhapsody")
+
+
+def wait_for(check, timeout: float = 60.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def token(bridge_url: str, user: str, scope: str = "submit") -> str:
+    r = httpx.post(f"{bridge_url}/bridge/tokens", json={"user": user, "scope": scope},
+                   headers=AUTH, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["token"]
+
+
+def client(bridge_url: str, tok: str) -> httpx.Client:
+    return httpx.Client(base_url=bridge_url, timeout=60,
+                        headers={"Authorization": f"Bearer {tok}"})
+
+
+def psij_job(http: httpx.Client, edge: str, script: str, sid: str | None = None) -> tuple[str, str]:
+    if sid is None:
+        r = http.post(f"/{edge}/psij/register_session", json={})
+        assert r.status_code == 200, r.text
+        sid = r.json()["sid"]
+    r = http.post(f"/{edge}/psij/submit/{sid}", json={
+        "job_spec": {"executable": "/bin/sh", "arguments": ["-c", script]}, "executor": "local"})
+    assert r.status_code == 200, r.text
+    return sid, r.json()["job_id"]
+
+
+def rhapsody_session(http: httpx.Client, edge: str) -> str:
+    r = http.post(f"/{edge}/rhapsody/register_session", json={"backends": ["concurrent"]})
+    assert r.status_code == 200, r.text
+    sid = r.json()["sid"]
+    wait_for(lambda: http.get(f"/{edge}/rhapsody/session_status/{sid}").json()["status"]
+             == "ready", 60)
+    return sid
+
+
+def work(http: httpx.Client, **params) -> dict:
+    r = http.get("/work", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.fixture(scope="module")
+def edge(module_edges, tmp_path_factory):
+    name = f"wk{uuid.uuid4().hex[:6]}"
+    module_edges("psij,rhapsody", name=name,
+                 env={"RADICAL_EDGE_PSIJ_DIR": str(tmp_path_factory.mktemp("psij"))})
+    return name
+
+
+@pytest.fixture(scope="module")
+def users(bridge_url):
+    suffix = uuid.uuid4().hex[:6]
+    return {who: token(bridge_url, f"{who}{suffix}") for who in ("alice", "bob")}
+
+
+def test_my_work_across_sessions_with_times_and_states(bridge_url, edge, users):
+    alice, bob = client(bridge_url, users["alice"]), client(bridge_url, users["bob"])
+    with alice, bob:
+        _, quick = psij_job(alice, edge, "echo done")
+        _, other = psij_job(alice, edge, "sleep 0.5; exit 3")  # another session
+        sid = rhapsody_session(alice, edge)
+        r = alice.post(f"/{edge}/rhapsody/submit/{sid}", json={"tasks": [
+            {"executable": "/bin/echo", "arguments": ["hi"]},
+            {"executable": "/bin/sh", "arguments": ["-c", "exit 2"]}]})
+        assert r.status_code == 200, r.text
+        uids = [t["uid"] for t in r.json()]
+
+        def ended():
+            items = work(alice, limit=500)["items"]
+            mine = {i["id"]: i for i in items if i["edge"] == edge}
+            want = [quick, other, *uids]
+            return mine if all(w in mine and mine[w]["ended"] for w in want) else None
+        mine = wait_for(ended)
+        job, failed = mine[quick], mine[other]
+        assert job["kind"] == "psij" and job["state"] == "COMPLETED" and job["exit_code"] == 0
+        assert job["name"] == "/bin/sh -c echo done" and job["executor"] == "local"
+        assert failed["state"] == "FAILED" and failed["exit_code"] == 3
+        assert failed["sid"] != job["sid"]  # two sessions, one list
+        assert failed["submitted"] <= failed["started"] <= failed["ended"]
+        assert failed["duration"] == pytest.approx(failed["ended"] - failed["started"], abs=0.01)
+        assert failed["duration"] >= 0.4  # it slept 0.5 s
+        assert job["directory"]  # the psij reply names it: the portal links there
+        tasks = [mine[u] for u in uids]
+        assert [t["kind"] for t in tasks] == ["rhapsody", "rhapsody"]
+        assert [t["state"] for t in tasks] == ["DONE", "FAILED"]
+        assert tasks[0]["name"] == "/bin/echo hi"
+
+        # filter, sort, page
+        psij = work(alice, kind="psij", edge=edge)
+        assert {i["id"] for i in psij["items"]} >= {quick, other}
+        assert all(i["kind"] == "psij" for i in psij["items"])
+        assert [i["id"] for i in work(alice, state="FAILED", edge=edge)["items"]] \
+            == [uids[1], other]  # newest submission first
+        asc = work(alice, edge=edge, sort="submitted", order="asc")["items"]
+        assert [i["submitted"] for i in asc] == sorted(i["submitted"] for i in asc)
+        assert asc[0]["id"] == quick
+        page = work(alice, edge=edge, sort="submitted", order="asc", offset=1, limit=2)
+        assert page["total"] == 4 and [i["id"] for i in page["items"]] == [other, uids[0]]
+        assert [i["id"] for i in work(alice, q="exit 3")["items"]] == [other]
+        assert work(alice, edge=edge, phase="active")["total"] == 0
+
+        # another user sees none of it, and may not ask for it
+        assert work(bob)["items"] == []
+        r = bob.get("/work", params={"user": work(alice)["user"]})
+        assert r.status_code == 403 and "admin" in r.json()["detail"]
+        # an admin may
+        admin = httpx.get(f"{bridge_url}/work", params={"user": work(alice)["user"],
+                                                         "edge": edge}, headers=AUTH, timeout=30)
+        assert admin.status_code == 200 and admin.json()["total"] == 4
+
+
+@pytest.mark.parametrize("params, words", [
+    ({"sort": "color"}, "sort must be one of"),
+    ({"order": "up"}, "order must be one of"),
+    ({"limit": "0"}, "limit must be between 1"),
+    ({"limit": "many"}, "limit must be a whole number"),
+    ({"kind": "slurm"}, "kind must be one of"),
+    ({"phase": "later"}, "phase must be one of"),
+])
+def test_bad_queries_say_what_is_wrong(bridge_url, params, words):
+    r = httpx.get(f"{bridge_url}/work", params=params, headers=AUTH, timeout=30)
+    assert r.status_code == 422 and words in r.json()["detail"], r.text
+
+
+def test_sdk_list_work(bridge_url, edge, users):
+    with client(bridge_url, users["alice"]) as alice:
+        _, job_id = psij_job(alice, edge, "true")
+    bc = BridgeClient(bridge_url.replace("://", f"://:{users['alice']}@"))
+    try:
+        found = wait_for(lambda: [i for i in bc.list_work(kind="psij", q=job_id)["items"]
+                                  if i["state"] == "COMPLETED"])
+        assert found[0]["id"] == job_id and found[0]["edge"] == edge
+        with pytest.raises(EdgeError) as err:
+            bc.list_work(sort="nope")
+        assert err.value.status == 422
+    finally:
+        bc.close()
+
+
+def test_index_survives_a_bridge_restart_and_catches_up(redis_url, log_dir, tmp_path):
+    """A private deployment (own key prefix) whose only bridge is down while a job ends:
+    the restarted bridge lists the job, with the end it missed."""
+    prefix = f"wk{uuid.uuid4().hex[:6]}"
+    env = {"RADICAL_EDGE_REDIS_PREFIX": prefix}
+    br = services.start_bridge(redis_url, log_dir=log_dir, env=env)
+    name = "restart-edge"
+    edge = services.start_edge(redis_url, name, "psij", log_dir, bridge_url=br.extra["url"],
+                               env={**env, "RADICAL_EDGE_PSIJ_DIR": str(tmp_path / "psij")})
+    r = redis.Redis.from_url(redis_url)
+    try:
+        with httpx.Client(base_url=br.extra["url"], timeout=60, headers=AUTH) as http:
+            sid, job_id = psij_job(http, name, "sleep 2; echo late")
+            user = work(http)["user"]
+            assert [i["id"] for i in work(http)["items"]] == [job_id]
+        br.stop()
+
+        def ended_in_stream():  # the edge reports the end while no bridge runs
+            return any(b"COMPLETED" in f.get(b"d", b"") and job_id.encode() in f.get(b"d", b"")
+                       for _, f in r.xrange(f"{prefix}:notifications"))
+        wait_for(ended_in_stream, 60)
+        br = services.start_bridge(redis_url, log_dir=log_dir, env=env)
+        with httpx.Client(base_url=br.extra["url"], timeout=60, headers=AUTH) as http:
+            item = wait_for(lambda: [i for i in work(http)["items"]
+                                     if i["state"] == "COMPLETED"], 30)[0]
+            assert work(http)["user"] == user
+        assert item["id"] == job_id and item["sid"] == sid
+        assert item["ended"] - item["started"] >= 1.9  # times of the events, not of the catch-up
+    finally:
+        edge.stop()
+        br.stop()
+        for key in r.scan_iter(f"{prefix}:*"):
+            r.delete(key)
+        r.close()
