@@ -122,6 +122,8 @@ def psij_fields(request: Any, reply: dict) -> dict[str, str]:
                          or spec.get("account")),
         "nodes": _text(res.get("node_count") or spec.get("node_count")),
         "edge_name": _text(reply.get("edge_name")),
+        "stdout_path": _text(reply.get("stdout_path")),
+        "stderr_path": _text(reply.get("stderr_path")),
     }.items() if v}
 
 
@@ -292,7 +294,7 @@ def to_item(fields: dict[str, str]) -> dict[str, Any]:
 
     item: dict[str, Any] = {k: fields.get(k) or None for k in (
         "id", "kind", "edge", "plugin", "sid", "state", "name", "native_id", "executor",
-        "directory", "queue", "account", "edge_name")}
+        "directory", "queue", "account", "edge_name", "stdout_path", "stderr_path")}
     item.update(submitted=num("submitted"), started=num("started"), ended=num("ended"))
     code = num("exit_code")
     item["exit_code"] = int(code) if code is not None else None

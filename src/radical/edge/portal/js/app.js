@@ -20,6 +20,10 @@ const MODULES = {
   lucid: () => import('./lucid.js'),
 };
 const generic = () => import('./generic.js');
+// Views that are not a plugin's page, by the first segment of their route (#/work).
+const VIEWS = {
+  work: () => import('./mywork.js'),
+};
 
 const state = {
   topology: null,
@@ -41,6 +45,7 @@ function parseRoute() {
   });
   const query = Object.fromEntries(new URLSearchParams(search || ''));
   if (parts[0] === 'e' && parts[1]) return { edge: parts[1], plugin: parts[2] || null, query };
+  if (VIEWS[parts[0]]) return { edge: null, plugin: null, view: parts[0], query };
   return { edge: null, plugin: null, query };
 }
 
@@ -79,7 +84,7 @@ function disposePage() {
 }
 
 function pageKey(route) {
-  return `${route.edge || ''}/${route.plugin || ''}?${new URLSearchParams(route.query || {})}`;
+  return `${route.view || ''}:${route.edge || ''}/${route.plugin || ''}?${new URLSearchParams(route.query || {})}`;
 }
 
 // (Re)render the page of the current route.
@@ -89,6 +94,7 @@ async function renderPage(force = false) {
   const main = $('main');
   const info = route.edge ? edgeInfo(route.edge) : undefined;
 
+  if (route.view) { await renderView(route, key, main, force); return; }
   if (!route.edge) {  // overview: cheap, always rebuilt
     disposePage();
     clear(main);
@@ -145,6 +151,28 @@ async function renderPage(force = false) {
   try {
     const mod = modName ? await MODULES[modName]() : await generic();
     if (state.page !== page) return;  // navigated away meanwhile
+    clear(body);
+    await mod.default(ctx);
+  } catch (err) {
+    console.error(err);
+    if (state.page === page) replace(body, errorBox(err));
+  }
+}
+
+// A view of its own (VIEWS): built once per route, kept across topology updates.
+async function renderView(route, key, main, force) {
+  if (state.page && state.page.key === key && !force) return;
+  disposePage();
+  clear(main);
+  const page = { key, disposers: [] };
+  state.page = page;
+  const body = h('div', { class: 'view-page', dataset: { view: route.view } }, loading());
+  main.append(body);
+  const ctx = { el: body, query: route.query || {}, events, topology: () => state.topology,
+    onDispose: (fn) => page.disposers.push(fn) };
+  try {
+    const mod = await VIEWS[route.view]();
+    if (state.page !== page) return;
     clear(body);
     await mod.default(ctx);
   } catch (err) {

@@ -1,0 +1,200 @@
+// My work (#/work): the signed-in identity's psij jobs and rhapsody tasks on every edge and
+// from every session, read from the bridge's work index (GET /work) -- so another tab,
+// another browser, a reload or a bridge restart shows the same list. Sort by any column,
+// filter by kind / phase / edge / text, page through, copy an id, open a job's directory in
+// the staging browser. Notifications of job/task states refresh the page (coalesced).
+import { h, add, replace, badge, card, button, fmtDuration, fmtTime } from './dom.js';
+import { get } from './api.js';
+import { toast, errorBox } from './ui.js';
+import { pluginHref } from './tree.js';
+import { browseHref } from './staging.js';
+
+const PAGE_SIZES = [25, 50, 100, 200];
+const TOPICS = new Set(['job_status', 'task_status', 'task_status_batch']);
+const REFRESH_MS = 400;  // coalesce bursts of notifications into one re-read
+
+// Times in a narrow column: the time of day for today, else day and time; full in the title.
+function when(epoch) {
+  if (!epoch) return '—';
+  const d = new Date(Number(epoch) * 1000);
+  const today = d.toDateString() === new Date().toDateString();
+  const text = today ? d.toLocaleTimeString()
+    : d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+  return h('time', { datetime: d.toISOString(), title: fmtTime(epoch) }, text);
+}
+
+const short = (id) => (String(id).length > 14 ? `${String(id).slice(0, 12)}…` : String(id));
+
+// The directory to open for an item: the job's directory, else its stdout's folder.
+function outputDir(item) {
+  if (item.directory) return item.directory;
+  const p = item.stdout_path || item.stderr_path;
+  return p ? String(p).replace(/\/[^/]*$/, '') || '/' : null;
+}
+
+function stagingOf(topology, edge) {
+  const info = topology && topology.edges ? topology.edges[edge] : null;
+  const plugins = (info && info.plugins) || {};
+  return Object.keys(plugins).find((p) => (plugins[p] || {}).type === 'staging' || p === 'staging') || null;
+}
+
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (e) {  // no clipboard permission (http, headless): select-and-copy fallback
+    const ta = h('textarea', { class: 'offscreen', readOnly: true });
+    ta.value = text;
+    document.body.append(ta);
+    ta.select();
+    try { document.execCommand('copy'); } catch (e2) { /* nothing more to try */ }
+    ta.remove();
+  }
+  toast(`Copied ${text}`, 'success', { timeout: 2500 });
+}
+
+export default async function mount(ctx) {
+  const q = ctx.query || {};
+  const view = {
+    sort: q.sort || 'submitted', order: q.order || 'desc', kind: q.kind || '', phase: q.phase || '',
+    edge: q.edge || '', q: q.q || '', offset: Number(q.offset) || 0,
+    limit: PAGE_SIZES.includes(Number(q.limit)) ? Number(q.limit) : 25,
+  };
+  let alive = true;
+  let timer = null;
+  ctx.onDispose(() => { alive = false; clearTimeout(timer); });
+
+  const who = h('span', { class: 'muted', dataset: { testid: 'work-user' } });
+  const status = h('p', { class: 'muted', role: 'status', dataset: { testid: 'work-count' } });
+  const body = h('div', { dataset: { testid: 'work-table' } });
+  const pager = h('div', { class: 'pager' });
+  const errors = h('div');
+
+  const select = (name, label, options, testid) => {
+    const el = h('select', { class: 'input', name, dataset: { testid }, 'aria-label': label,
+      onchange: () => { view[name] = el.value; view.offset = 0; load(); } },
+    options.map(([v, text]) => h('option', { value: v }, text)));
+    el.value = String(view[name]);
+    return h('label', { class: 'filter' }, `${label} `, el);
+  };
+  const edges = () => Object.keys(((ctx.topology() || {}).edges) || {}).sort();
+  const edgeSelect = select('edge', 'Edge', [['', 'all'], ...edges().map((e) => [e, e])], 'work-edge');
+  if (view.edge && !edges().includes(view.edge)) {
+    edgeSelect.querySelector('select').append(h('option', { value: view.edge }, view.edge));
+    edgeSelect.querySelector('select').value = view.edge;
+  }
+  const search = h('input', { type: 'search', class: 'input', name: 'q', value: view.q,
+    placeholder: 'id, name, native id…', 'aria-label': 'Search', dataset: { testid: 'work-search' } });
+  let searchTimer = null;
+  search.addEventListener('input', () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => { view.q = search.value.trim(); view.offset = 0; load(); }, 250);
+  });
+  const sizeSel = select('limit', 'Per page', PAGE_SIZES.map((n) => [String(n), String(n)]), 'work-limit');
+  sizeSel.querySelector('select').addEventListener('change', (ev) => { view.limit = Number(ev.target.value); });
+
+  const columns = [
+    { key: 'id', label: 'ID', get: (i) => h('span', { class: 'id-cell' },
+      h('code', { title: i.id }, short(i.id)), ' ',
+      button('📋', () => copyText(i.id), { title: `copy ${i.id}`, testid: 'copy-id' })) },
+    { key: 'kind', label: 'Kind', get: (i) => i.kind },
+    { key: 'edge', label: 'Edge', get: (i) => h('a', { href: pluginHref(i.edge, i.plugin), title: `${i.edge}/${i.plugin}` }, i.edge) },
+    { key: 'name', label: 'Name', cls: 'cmd', get: (i) => i.name || '—' },
+    { key: 'state', label: 'State', get: (i) => badge(i.state) },
+    { key: 'submitted', label: 'Submitted', get: (i) => when(i.submitted) },
+    { key: 'started', label: 'Started', get: (i) => when(i.started) },
+    { key: 'ended', label: 'Ended', get: (i) => when(i.ended) },
+    { key: 'duration', label: 'Duration', get: (i) => (i.duration === null ? '—' : fmtDuration(i.duration)) },
+    { key: null, label: 'Exit', get: (i) => (i.exit_code === null ? '—' : String(i.exit_code)) },
+    { key: null, label: 'Output', get: (i) => {
+      const dir = outputDir(i);
+      const staging = stagingOf(ctx.topology(), i.edge);
+      if (!dir) return '—';
+      if (!staging) return h('span', { class: 'muted', title: `no staging plugin on ${i.edge}` }, dir);
+      return h('a', { href: browseHref(i.edge, dir, staging), dataset: { testid: 'work-browse' },
+        title: `browse ${dir} on ${i.edge}` }, '📁 files');
+    } },
+  ];
+
+  const header = () => h('tr', {}, columns.map((c) => {
+    if (!c.key) return h('th', { scope: 'col' }, c.label);
+    const active = view.sort === c.key;
+    const sortAttr = active ? (view.order === 'asc' ? 'ascending' : 'descending') : 'none';
+    return h('th', { scope: 'col', 'aria-sort': sortAttr },
+      h('button', { type: 'button', class: 'sort-btn', dataset: { testid: `sort-${c.key}` },
+        onclick: () => {
+          view.order = active && view.order === 'desc' ? 'asc' : 'desc';
+          view.sort = c.key;
+          view.offset = 0;
+          load();
+        } }, c.label, active ? (view.order === 'asc' ? ' ▲' : ' ▼') : ''));
+  }));
+
+  const render = (ans) => {
+    const items = Array.isArray(ans.items) ? ans.items : [];
+    who.textContent = ans.user ? `signed in as ${ans.user}` : '';
+    if (!ans.total) {
+      status.textContent = '';
+      const filtered = view.kind || view.phase || view.edge || view.q;
+      replace(body, h('p', { class: 'empty', dataset: { testid: 'work-empty' } }, filtered
+        ? 'Nothing matches these filters.'
+        : 'No jobs or tasks yet. Jobs you submit with psij and tasks you submit with rhapsody, on any edge and from any tab, appear here.'));
+      replace(pager);
+      return;
+    }
+    const first = view.offset + 1;
+    const last = view.offset + items.length;
+    status.textContent = `${first}–${last} of ${ans.total}`;
+    replace(body, h('div', { class: 'table-wrap' }, h('table', { class: 'grid', dataset: { testid: 'work-rows' } },
+      h('thead', {}, header()),
+      h('tbody', {}, items.map((i) => h('tr', { dataset: { id: i.id, kind: i.kind, edge: i.edge } },
+        columns.map((c) => h('td', { class: c.cls }, c.get(i)))))))));
+    replace(pager,
+      button('‹ Previous', () => { view.offset = Math.max(0, view.offset - view.limit); load(); },
+        { testid: 'work-prev', disabled: view.offset === 0 }),
+      h('span', { class: 'muted' }, ` page ${Math.floor(view.offset / view.limit) + 1} of ${Math.max(1, Math.ceil(ans.total / view.limit))} `),
+      button('Next ›', () => { view.offset += view.limit; load(); },
+        { testid: 'work-next', disabled: last >= ans.total }));
+  };
+
+  let seq = 0;
+  const load = async () => {
+    const mine = ++seq;
+    const query = { sort: view.sort, order: view.order, offset: view.offset, limit: view.limit };
+    for (const k of ['kind', 'phase', 'edge', 'q']) if (view[k]) query[k] = view[k];
+    try {
+      const ans = await get('work', { query, quiet: true });
+      if (!alive || mine !== seq) return;
+      replace(errors);
+      if (ans.total && view.offset >= ans.total) {  // the page emptied under us: step back
+        view.offset = Math.max(0, Math.floor((ans.total - 1) / view.limit) * view.limit);
+        load();
+        return;
+      }
+      render(ans);
+    } catch (err) {
+      if (!alive || mine !== seq) return;
+      replace(errors, errorBox(err));
+    }
+  };
+  const soon = () => { clearTimeout(timer); timer = setTimeout(load, REFRESH_MS); };
+
+  ctx.onDispose(ctx.events.onNotification({}, (d, note) => {
+    if (note && TOPICS.has(note.topic)) soon();
+  }));
+  ctx.onDispose(ctx.events.on('open', () => soon()));
+
+  add(ctx.el,
+    h('div', { class: 'page-head' },
+      h('div', {}, h('h2', { dataset: { testid: 'plugin-title' } }, '🗂 My work'),
+        h('p', { class: 'muted' }, 'Your psij jobs and rhapsody tasks on every edge, from every session. ', who)),
+      h('div', { class: 'actions' }, button('⟳ Refresh', load, { testid: 'refresh' }))),
+    card(null,
+      h('div', { class: 'filters' },
+        select('kind', 'Kind', [['', 'all'], ['psij', 'psij jobs'], ['rhapsody', 'rhapsody tasks']], 'work-kind'),
+        select('phase', 'Show', [['', 'all'], ['active', 'active'], ['ended', 'ended']], 'work-phase'),
+        edgeSelect,
+        h('label', { class: 'filter' }, 'Search ', search),
+        sizeSel),
+      errors, status, body, pager));
+  await load();
+}
