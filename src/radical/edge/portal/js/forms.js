@@ -3,8 +3,14 @@
 //
 // field spec: {name, type: text|number|select|checkbox|textarea|password|custom_attributes|
 //              key_value, label, default, placeholder, options: [str | {value, label}],
-//              required, column: 0|1, css_class, help}
-import { h } from './dom.js';
+//              required, column: 0|1, css_class, help,
+//              validate(value, values) -> message | null   (checked as the user types),
+//              matches: [words]  (a server error naming one of them is shown at this field)}
+//
+// Errors stay where they happened until dismissed or fixed: a field's own message under it,
+// a refused submission in a box inside the form (never a toast that fades away).
+import { h, replace } from './dom.js';
+import { cleanMessage } from './ui.js';
 
 let uid = 0;
 const nextId = (name) => `f-${String(name).replace(/[^\w-]/g, '_')}-${++uid}`;
@@ -82,13 +88,34 @@ export function field(spec) {
   }
   if (input.tagName !== 'DIV' && type !== 'checkbox') input.classList.add('input');
   input.dataset.field = name;
+  const hintEl = h('small', { class: 'field-hint', id: `${id}-hint`, dataset: { testid: `${name}-hint` } });
+  const errorEl = h('small', { class: 'field-error', id: `${id}-error`, role: 'alert',
+    dataset: { testid: `${name}-error` }, hidden: true });
   const labelEl = type === 'checkbox'
     ? h('label', { class: 'check', for: id }, input, ' ', label)
     : h('label', { for: id }, label, spec.required ? h('span', { class: 'req', title: 'required' }, ' *') : null);
   const el = h('div', { class: ['field', `field-${type}`, spec.css_class], dataset: { name } },
     labelEl, type === 'checkbox' ? null : input,
-    spec.help ? h('small', { class: 'help' }, spec.help) : null);
-  return { name, el, input, get, set, spec };
+    spec.help ? h('small', { class: 'help' }, spec.help) : null, hintEl, errorEl);
+  input.setAttribute('aria-describedby', `${hintEl.id} ${errorEl.id}`);
+  const f = { name, el, input, get, set, spec };
+  f.setHint = (...parts) => replace(hintEl, ...parts);
+  f.setError = (message) => {
+    errorEl.hidden = !message;
+    replace(errorEl, message ? cleanMessage(message) : '');
+    if (message) input.setAttribute('aria-invalid', 'true'); else input.removeAttribute('aria-invalid');
+  };
+  f.error = () => (errorEl.hidden ? null : errorEl.textContent);
+  return f;
+}
+
+// Run the field's validator (if any) with the form's values; returns the message or null.
+function check(f, values) {
+  if (typeof f.spec.validate !== 'function') return null;
+  let message = null;
+  try { message = f.spec.validate(f.get(), values) || null; } catch (e) { message = String(e.message || e); }
+  f.setError(message);
+  return message;
 }
 
 // A whole form: {el, fields: {name: field}, values(), setBusy(bool)}.
@@ -106,20 +133,52 @@ export function buildForm(spec, onSubmit) {
   } else {
     body = h('div', { class: 'fields' }, fields.map((f) => f.el));
   }
+  const errorBox = h('div', { class: 'form-error-slot', dataset: { testid: `${spec.id || 'form'}-error` } });
   const form = {
     fields: byName,
     values: () => Object.fromEntries(fields.map((f) => [f.name, f.get()])),
     setBusy: (busy) => { btn.disabled = busy; form.el.classList.toggle('busy', busy); },
+    // validate every field; true when all are fine (the first bad one gets the focus)
+    validate: () => {
+      const values = form.values();
+      const bad = fields.filter((f) => check(f, values));
+      if (bad.length) bad[0].input.focus();
+      return !bad.length;
+    },
+    // a refused submission: kept in the form until dismissed; also at the field it names
+    showError: (err, title) => {
+      const detail = cleanMessage((err && (err.detail || err.message)) || String(err));
+      const status = err && err.status ? `${err.status}: ` : '';
+      const close = h('button', { type: 'button', class: 'btn btn-small', 'aria-label': 'Dismiss',
+        dataset: { testid: 'dismiss-error' }, onclick: () => form.clearError() }, '✕');
+      replace(errorBox, h('div', { class: 'banner banner-bad form-error', role: 'alert' },
+        h('span', {}, title ? h('strong', {}, `${title} `) : null, status, detail), close));
+      const lower = detail.toLowerCase();
+      fields.forEach((f) => {
+        const words = f.spec.matches || [f.name];
+        if (words.some((w) => lower.includes(String(w).toLowerCase()))) f.setError(detail);
+      });
+    },
+    clearError: () => replace(errorBox),
   };
+  fields.forEach((f) => {
+    const recheck = () => { if (f.error() || f.input === document.activeElement) check(f, form.values()); };
+    f.input.addEventListener('input', recheck);
+    f.input.addEventListener('change', () => check(f, form.values()));
+    f.input.addEventListener('blur', () => check(f, form.values()), true);
+  });
   form.el = h('form', { class: ['form', spec.css_class], dataset: { form: spec.id || 'form' }, novalidate: 'novalidate',
     onsubmit: async (ev) => {
       ev.preventDefault();
+      if (!form.validate()) return;
+      form.clearError();
       form.setBusy(true);
-      try { await onSubmit(form.values(), form); } catch (e) { /* reported by the api layer */ } finally { form.setBusy(false); }
+      try { await onSubmit(form.values(), form); } catch (e) { form.showError(e, spec.errorTitle); } finally { form.setBusy(false); }
     } },
   spec.title ? h('h3', {}, spec.title) : null,
   spec.description ? h('p', { class: 'muted' }, spec.description) : null,
   body,
+  errorBox,
   h('div', { class: 'form-actions' }, btn));
   return form;
 }

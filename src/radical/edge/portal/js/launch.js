@@ -4,6 +4,7 @@ import { h, replace, card, badge } from './dom.js';
 import { buildForm, splitArgs } from './forms.js';
 import { edgeHref } from './tree.js';
 import { isTerminal } from './livetable.js';
+import { schedulerFields, wireLimits } from './jobform.js';
 
 const WRAPPER = 'radical-edge-wrapper.sh';
 const launched = new Set();
@@ -29,28 +30,29 @@ function freeName(ctx) {
   return `${ctx.edge}.child`;
 }
 
-function spec(ctx, executors, dflt) {
+function spec(ctx, executors, dflt, sched, chosen) {
   return {
     id: 'launch',
     title: '🛰️ Launch a new edge as a batch job',
     description: 'Starts radical-edge-wrapper.sh in a job; the new edge joins this bridge when the job runs.',
     layout: 'grid2',
     fields: [
-      { name: 'name', label: 'Edge name', default: freeName(ctx), required: true, column: 0 },
+      { name: 'name', label: 'Edge name', default: freeName(ctx), required: true, column: 0,
+        matches: ['edge name', 'child edge'],
+        validate: (v) => (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(String(v || '').trim()) ? null
+          : "letters, digits, '.', '_' or '-' (starting with a letter or digit)") },
       { name: 'plugins', label: 'Plugins', placeholder: 'all (default) or e.g. sysinfo,psij', column: 0 },
       { name: 'executor', type: 'select', label: 'Executor', options: executors, default: dflt, column: 0 },
       { name: 'tunnel', type: 'checkbox', label: 'Tunnel (reach Redis over SSH from the compute node)', column: 0 },
-      { name: 'queue_name', label: 'Queue / partition', placeholder: 'optional', column: 1 },
-      { name: 'account', label: 'Account / project', placeholder: 'optional', column: 1 },
-      { name: 'duration', label: 'Duration (seconds or HH:MM:SS)', placeholder: 'e.g. 3600', column: 1 },
-      { name: 'node_count', type: 'number', label: 'Nodes', placeholder: 'e.g. 1', column: 1 },
+      ...schedulerFields(sched, chosen),
       { name: 'extra', label: 'Extra wrapper arguments', placeholder: 'optional', column: 1 },
     ],
     submit: { label: '🛰️ Launch edge' },
+    errorTitle: 'Not launched:',
   };
 }
 
-export function launchCard(ctx, { executors, dflt, onJob }) {
+export function launchCard(ctx, { executors, dflt, onJob, sched = null }) {
   const status = h('div', { class: 'launch-status', dataset: { testid: 'launch-status' } });
   let watch = null;
 
@@ -99,7 +101,8 @@ export function launchCard(ctx, { executors, dflt, onJob }) {
   };
   ctx.onDispose(() => { if (watch) watch(); });
 
-  const form = buildForm(spec(ctx, executors, dflt), async (v) => {
+  let chosen = () => null;
+  const form = buildForm(spec(ctx, executors, dflt, sched, () => chosen()), async (v) => {
     const name = String(v.name || '').trim();
     if (!name) return;
     const args = ['-n', name];
@@ -108,11 +111,12 @@ export function launchCard(ctx, { executors, dflt, onJob }) {
     const body = jobSpec({ ...v, executable: WRAPPER, arguments: '' });
     body.job_spec.arguments = args;
     body.tunnel = !!v.tunnel;
-    const ans = await ctx.api.post('submit_tunneled/{sid}', body);
+    const ans = await ctx.api.post('submit_tunneled/{sid}', body, { quiet: true });
     onJob({ ...ans, state: ans.state || 'NEW', executable: WRAPPER, arguments: args, submitted: Date.now() / 1000 });
     launched.add(name);
     follow(ans.edge_name || name, ans);
     form.fields.name.set(freeName(ctx));
   });
+  chosen = wireLimits(form, sched);
   return card(null, form.el, status);
 }

@@ -8,25 +8,25 @@ import { pluginHeader } from './pages.js';
 import { confirmDialog, toast } from './ui.js';
 import { launchCard, jobSpec } from './launch.js';
 import { browseHref } from './staging.js';
+import { schedulerInfo, schedulerFields, wireLimits } from './jobform.js';
 
 const POLL_MS = 1000;
 
-function submitSpec(executors, dflt) {
+function submitSpec(executors, dflt, sched, chosen) {
   return {
     id: 'submit',
     title: '📝 Submit job',
     layout: 'grid2',
+    errorTitle: 'Not submitted:',
     fields: [
-      { name: 'executable', label: 'Executable', default: '/bin/echo', required: true, column: 0 },
-      { name: 'arguments', label: 'Arguments (space-separated, quotes allowed)', default: 'hello from psij', column: 0 },
-      { name: 'directory', label: 'Working directory', placeholder: 'default: home directory', column: 0 },
-      { name: 'environment', type: 'environment', label: 'Environment', column: 0 },
-      { name: 'executor', type: 'select', label: 'Executor', options: executors, default: dflt, column: 1 },
-      { name: 'queue_name', label: 'Queue / partition', placeholder: 'optional', column: 1 },
-      { name: 'account', label: 'Account / project', placeholder: 'optional', column: 1 },
-      { name: 'duration', label: 'Duration (seconds or HH:MM:SS)', placeholder: 'e.g. 600', column: 1 },
-      { name: 'node_count', type: 'number', label: 'Nodes', placeholder: 'e.g. 1', column: 1 },
-      { name: 'custom', type: 'custom_attributes', label: 'Custom attributes (scheduler.option)', column: 1 },
+      { name: 'executable', label: 'Executable', default: '/bin/echo', required: true, column: 0,
+        matches: ['executable'], validate: (v) => (String(v || '').trim() ? null : 'an executable is required') },
+      { name: 'arguments', label: 'Arguments (space-separated, quotes allowed)', default: 'hello from psij', column: 0, matches: ['arguments'] },
+      { name: 'directory', label: 'Working directory', placeholder: 'default: home directory', column: 0, matches: ['directory'] },
+      { name: 'environment', type: 'environment', label: 'Environment', column: 0, matches: ['environment'] },
+      { name: 'executor', type: 'select', label: 'Executor', options: executors, default: dflt, column: 1, matches: ['executor'] },
+      ...schedulerFields(sched, chosen),
+      { name: 'custom', type: 'custom_attributes', label: 'Custom attributes (scheduler.option)', column: 1, matches: ['custom attribute'] },
     ],
     submit: { label: '🚀 Submit job' },
   };
@@ -39,13 +39,17 @@ export default async function mount(ctx) {
   let alive = true;
   ctx.onDispose(() => { alive = false; });
 
-  let executors = ['local', 'slurm', 'pbs', 'lsf'];
+  // only executors the edge can use (the plugin says which others it lacks, and why)
+  let executors = ['local'];
   let dflt = 'local';
-  try {
-    const ex = await api.get('executors', { quiet: true });
-    if (ex && Array.isArray(ex.executors) && ex.executors.length) executors = ex.executors;
-    if (ex && ex.default) dflt = ex.default;
-  } catch (e) { /* older plugin: keep the defaults */ }
+  let unavailable = {};
+  const [ex, sched] = await Promise.all([
+    api.get('executors', { quiet: true }).catch(() => null),
+    schedulerInfo(ctx),
+  ]);
+  if (ex && Array.isArray(ex.executors) && ex.executors.length) executors = ex.executors;
+  if (ex && ex.default && executors.includes(ex.default)) dflt = ex.default;
+  if (ex && ex.unavailable && typeof ex.unavailable === 'object') unavailable = ex.unavailable;
 
   // ---- detail with output streaming -------------------------------------------------------
   const detail = h('div', { class: 'job-detail', dataset: { testid: 'job-detail' } },
@@ -65,11 +69,15 @@ export default async function mount(ctx) {
   };
 
   // Paths on this edge become links into its file browser when it runs the staging plugin.
-  const browse = (path, isDir) => {
+  const stagingPlugin = () => {
     const edge = (ctx.topology() || {}).edges ? ctx.topology().edges[ctx.edge] : null;
-    if (!path || !(edge && edge.plugins && edge.plugins.staging)) return path;
+    const plugins = (edge && edge.plugins) || {};
+    return Object.keys(plugins).find((p) => (plugins[p] || {}).type === 'staging') || null;
+  };
+  const browse = (path, isDir) => {
+    if (!path || !stagingPlugin()) return path;
     const dir = isDir ? path : String(path).replace(/\/[^/]*$/, '') || '/';
-    return h('a', { href: browseHref(ctx.edge, dir), dataset: { testid: 'browse-link' },
+    return h('a', { href: browseHref(ctx.edge, dir, stagingPlugin()), dataset: { testid: 'browse-link' },
       title: `browse ${dir} on ${ctx.edge}` }, `📁 ${path}`);
   };
 
@@ -144,7 +152,12 @@ export default async function mount(ctx) {
       { label: 'Native ID', get: (j) => j.native_id },
       { label: 'Command', class: 'cmd', get: (j) => [j.executable, ...(j.arguments || [])].filter(Boolean).join(' ') || '—' },
     ],
-    actions: (j) => (isTerminal(j.state) ? [] : [button('✕', () => cancelJob(j), { style: 'danger', title: 'cancel', testid: 'row-cancel' })]),
+    actions: (j) => {
+      const dir = j.directory || (j.stdout_path && String(j.stdout_path).replace(/\/[^/]*$/, ''));
+      const files = dir && stagingPlugin() ? h('a', { class: 'btn btn-small', href: browseHref(ctx.edge, dir, stagingPlugin()),
+        title: `browse ${dir}`, dataset: { testid: 'row-files' } }, '📁') : null;
+      return [files, isTerminal(j.state) ? null : button('✕', () => cancelJob(j), { style: 'danger', title: 'cancel', testid: 'row-cancel' })];
+    },
   });
 
   const loadJobs = async () => {
@@ -164,17 +177,25 @@ export default async function mount(ctx) {
 
   // ---- submit form ---------------------------------------------------------------------------
   const result = h('div', { class: 'form-result' });
-  const form = buildForm(submitSpec(executors, dflt), async (values) => {
+  let chosen = () => null;
+  const form = buildForm(submitSpec(executors, dflt, sched, () => chosen()), async (values) => {
     const body = jobSpec(values);
-    if (!body.job_spec.executable) { toast('An executable is required.'); return; }
-    const ans = await api.post('submit/{sid}', body);
+    replace(result);
+    const ans = await api.post('submit/{sid}', body, { quiet: true });
     const rec = jobs.upsert({ ...ans, executable: body.job_spec.executable, arguments: body.job_spec.arguments,
       submitted: ans.submitted || Date.now() / 1000, state: ans.state || 'NEW' });
     replace(result, h('p', { class: 'banner banner-ok' }, `Submitted job ${ans.job_id}${ans.native_id ? ` (native id ${ans.native_id})` : ''}.`));
     jobs.select(rec.job_id);
   });
 
-  const launch = launchCard(ctx, { executors, dflt, onJob: (rec) => jobs.upsert(rec) });
+  chosen = wireLimits(form, sched);
+  const missing = Object.entries(unavailable);
+  if (missing.length) {
+    const why = (text) => { const m = /'([^']+)'/.exec(String(text)); return m ? `no ${m[1]}` : String(text); };
+    form.fields.executor.setHint(`not on this edge: ${missing.map(([n, w]) => `${n} (${why(w)})`).join(', ')}`);
+  }
+
+  const launch = launchCard(ctx, { executors, dflt, sched, onJob: (rec) => jobs.upsert(rec) });
 
   add(ctx.el,
     pluginHeader(ctx, { onRefresh: loadJobs }),
