@@ -8,7 +8,12 @@ single base, `sdk.errors.EdgeError`, for what comes back over HTTP.)
 """
 from __future__ import annotations
 
-__all__ = ["StatusError"]
+import re
+
+__all__ = ["StatusError", "plain_message"]
+
+#: `PosixPath('/x')` and friends, as Python's reprs put them into exception texts
+_PATH_REPR = re.compile(r"\b(?:Pure)?(?:Posix|Windows)?Path\((['\"])(.*?)\1\)")
 
 
 class StatusError(Exception):
@@ -22,3 +27,14 @@ class StatusError(Exception):
         self.detail = detail
         if status is not None:
             self.status = status
+
+
+def plain_message(exc: BaseException | str) -> str:
+    """An exception's text for people: OS errors as "strerror: path", path objects as their
+    plain path (an `OSError` on a `Path` says `PosixPath('/x')`), never a class repr."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": '{exc.filename}'" if exc.filename is not None else ""
+        text = f"{exc.strerror}{where}"
+    else:
+        text = str(exc)
+    return _PATH_REPR.sub(lambda m: f"'{m.group(2)}'", text)

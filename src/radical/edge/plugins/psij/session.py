@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from starlette.exceptions import HTTPException
 
+from ...errors import plain_message
 from ..base import PluginSession
 from .build import BATCH_EXECUTORS, build_psij_spec, env_script
 from .executors import ExecutorPool, missing_tool
@@ -44,10 +45,10 @@ _UNAVAILABLE = ("unable to contact", "connection refused", "timed out", "timeout
 
 def submit_error(executor: str, exc: BaseException) -> HTTPException:
     """A psij submission failure as an HTTP error: 503 scheduler down, else 422 (refused)."""
-    text = str(getattr(exc, "message", None) or exc).strip()
+    text = plain_message(getattr(exc, "message", None) or exc).strip()
     cause = getattr(exc, "exception", None)
-    if cause is not None and str(cause) not in text:
-        text = f"{text}: {cause}".strip(": ")
+    if cause is not None and plain_message(cause) not in text:
+        text = f"{text}: {plain_message(cause)}".strip(": ")
     text = text or type(exc).__name__
     if any(word in text.lower() for word in _UNAVAILABLE):
         return HTTPException(503, f"{executor} scheduler unavailable: {text}")
@@ -66,8 +67,14 @@ def clean_message(message: Any) -> str | None:
 
 
 def check_local_executable(req: JobRequest) -> None:
-    """For the local executor: the executable must exist now (else a clear 422, not a job
-    that fails later with exit code 127)."""
+    """For the local executor: the working directory and the executable must exist now
+    (else a clear 422, not a job that fails later with exit code 127)."""
+    if req.directory is not None:
+        where = Path(os.path.expanduser(req.directory))
+        if not where.exists():
+            raise JobSpecError(f"directory '{req.directory}' does not exist on this edge")
+        if not where.is_dir():
+            raise JobSpecError(f"directory '{req.directory}' is not a directory")
     exe = req.executable
     if "/" not in exe:
         env_path = req.environment.get("PATH") or os.environ.get("PATH", "")
@@ -164,17 +171,17 @@ class PsijSession(PluginSession):
             if env_file:
                 await asyncio.to_thread(_unlink, env_file)
             if isinstance(exc, psij.InvalidJobException):
-                raise HTTPException(422, f"invalid job: {exc}") from None
+                raise HTTPException(422, f"invalid job: {plain_message(exc)}") from None
             if isinstance(exc, psij.SubmitException):
                 raise submit_error(name, exc) from None
             if isinstance(exc, (ValueError, TypeError)):  # e.g. psij: "No such launcher"
-                raise HTTPException(422, f"{name} refused the job: {exc}") from None
+                raise HTTPException(422, f"{name} refused the job: {plain_message(exc)}") from None
             if isinstance(exc, FileNotFoundError):  # a scheduler command vanished
                 raise HTTPException(503, f"executor '{name}' is not available on this edge: "
-                                         f"{exc}") from None
+                                         f"{plain_message(exc)}") from None
             log.exception("psij submit on %s failed", name)
             raise HTTPException(500, f"submitting to {name} failed: "
-                                     f"{type(exc).__name__}: {exc}") from None
+                                     f"{type(exc).__name__}: {plain_message(exc)}") from None
         record.apply(record.state, native_id=job.native_id)  # fills native_id only
         log.info("session %s: job %s submitted to %s as %s", self.sid, job_id, name,
                  record.native_id)
