@@ -278,8 +278,12 @@ def test_collect_metrics_on_this_host():
     assert "/" in [d["mount"] for d in data["disks"]]
     for disk in data["disks"]:
         _check_types(disk, {"mount": str, "device": str, "fstype": str, "type": str,
-                            "total": int, "used": int, "percent": float})
+                            "total": int, "used": int, "available": int, "percent": float})
         assert disk["type"] in {"shared", "local ssd", "local hdd", "local"}
+        assert 0 <= disk["available"] <= disk["total"] - disk["used"]  # root's reserve aside
+        if disk["mount"] == "/":  # others write meanwhile: within 1 % of the disk
+            st = os.statvfs("/")
+            assert abs(disk["available"] - st.f_bavail * st.f_frsize) <= disk["total"] / 100
         assert disk["total"] > 0 and disk["fstype"]
     for net in data["network"]:
         _check_types(net, {"interface": str, "ip": str, "mac": str, "rx_bytes": int,

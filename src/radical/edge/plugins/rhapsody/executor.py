@@ -17,7 +17,8 @@ state model, callbacks and result fields) and changes what a shared edge cannot 
   cannot crash or block).  Completions reach the loop in batches (one wake-up per burst).
 * **Timeouts** (`task_backend_specific_kwargs.timeout`) kill the process group or the
   function's worker (FAILED).
-* Output is decoded as UTF-8 with replacement (upstream fails the task on binary output);
+* Output is decoded as UTF-8 with replacement (upstream fails the task on binary output)
+  and streams while the task runs (`stream.py`: `task_output` notifications);
   ``env`` is added to the edge's environment instead of replacing it; without ``cwd``
   executables run in the session's scratch dir (not the edge's cwd); a missing or
   non-executable program gives exit code 127/126 like a shell; `shutdown` never blocks the
@@ -40,6 +41,7 @@ from rhapsody.backends.execution.concurrent import ConcurrentExecutionBackend
 
 from .callables import NOOP_PATH, FunctionRef
 from .procpool import Job, WorkerPool
+from .stream import TaskOutput, collect
 
 from ...constants import TASK_TERMINAL_STATES
 
@@ -104,6 +106,8 @@ class ManagedConcurrentBackend(ConcurrentExecutionBackend):
         self._inline_done: list[dict] = []
         self._wake_scheduled = False
         self._closing = False
+        #: on_output(task, stream, offset, text): output of running executables (stream.py)
+        self.on_output: Any = None
 
     # -- introspection ----------------------------------------------------------------------
     @property
@@ -285,9 +289,11 @@ class ManagedConcurrentBackend(ConcurrentExecutionBackend):
                     await asyncio.wait_for(proc.wait(), timeout)
                     out, err = files[0].name, files[1].name
                 else:
-                    raw_out, raw_err = await asyncio.wait_for(proc.communicate(), timeout)
-                    out = raw_out.decode("utf-8", "replace")
-                    err = raw_err.decode("utf-8", "replace")
+                    output = TaskOutput(task, self.on_output, asyncio.get_running_loop())
+                    try:
+                        await asyncio.wait_for(collect(proc, output), timeout)
+                    finally:
+                        out, err = output.finish()
             except asyncio.TimeoutError:
                 self._terminate(proc)
                 try:

@@ -18,7 +18,8 @@ Routes (all under ``/{edge}/rhapsody/``; `sid` = session id)::
 
 Every task route answers 409 while the session is initializing or after it failed.
 Notifications: ``session_status``, ``task_status`` (one task), ``task_status_batch``
-(``{"sid", "tasks": [...]}``).
+(``{"sid", "tasks": [...]}``), ``task_output`` (``{"sid", "uid", "stream", "offset", "data"}``:
+output of an executable task still running for more than 0.5 s; see stream.py).
 
 Unlike the original (compute nodes only), the plugin is enabled on any edge where
 rhapsody-py imports, login nodes and laptops included.

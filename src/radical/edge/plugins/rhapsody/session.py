@@ -136,6 +136,8 @@ class RhapsodySession(PluginSession):
                     self._on_state(task, state)
 
                 backend.register_callback(on_state)
+                if hasattr(backend, "on_output"):  # ours: output streams while tasks run
+                    backend.on_output = self._on_output
             # tasks name what the client asked for; rhapsody routes by the backend's own
             # name (e.g. dragon_v3 -> dragon)
             self._route = {asked: b.name
@@ -263,6 +265,13 @@ class RhapsodySession(PluginSession):
     # -- state changes ----------------------------------------------------------------------
     def _send(self, topic: str, data: dict) -> None:
         self.notify(topic, data)
+
+    def _on_output(self, task: dict, stream: str, offset: int, text: str) -> None:
+        """Partial output of a running task (see stream.py), to whoever watches it."""
+        uid = task.get("uid")
+        if uid in self._live:
+            self.notify("task_output", {"sid": self.sid, "uid": uid, "stream": stream,
+                                        "offset": offset, "data": text})
 
     def _on_state(self, task: dict, state: str) -> None:
         uid = task.get("uid")

@@ -98,6 +98,8 @@ def collect_disks() -> list[dict]:
             continue
         disks.append({"mount": mount, "device": part.device or "", "fstype": part.fstype or "",
                       "type": kind, "total": int(usage.total), "used": int(usage.used),
+                      # what a non-root user can still write (statvfs f_bavail)
+                      "available": int(usage.free),
                       "percent": float(usage.percent)})
     return disks
 

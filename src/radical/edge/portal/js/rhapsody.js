@@ -1,6 +1,8 @@
 // rhapsody: a session on the chosen backend (ready/failed via `session_status`), a submit
 // form, a task table kept live by `task_status` / `task_status_batch`, task detail
-// (stdout, stderr, return value, error) and cancel.
+// (stdout, stderr, return value, error) whose output streams while the task runs
+// (`task_output`), and cancel. Switching the backend opens a new session after a warning;
+// the tasks of earlier sessions stay listed (and keep updating).
 import { h, add, replace, badge, kvList, card, button, fmtValue } from './dom.js';
 import { buildForm, splitArgs } from './forms.js';
 import { LiveTable, OutputPane, isTerminal } from './livetable.js';
@@ -45,6 +47,8 @@ export default async function mount(ctx) {
 
   // ---- session -------------------------------------------------------------------------------
   const session = { sid: null, status: 'none', backends: [], error: null, waiters: [] };
+  const mySids = new Set();  // this page's sessions: the current one and earlier backends'
+  const backendOf = {};  // sid -> backend names
   const sessionLine = h('p', { class: 'muted session-line', dataset: { testid: 'rh-session' } });
   const showSession = () => replace(sessionLine, 'Session ', h('code', {}, session.sid || '—'), ' ',
     badge(session.status, 'session-state'), session.backends.length ? ` on ${session.backends.join(', ')}` : '',
@@ -67,16 +71,28 @@ export default async function mount(ctx) {
     };
     setTimeout(() => poll(READY_TIMEOUT_MS), 1000);
   });
-  api.onNewSession = (sid, ans) => { session.sid = sid; setStatus({ status: ans.status || 'initializing', backends: ans.backends || [] }); };
+  api.onNewSession = (sid, ans) => {
+    session.sid = sid;
+    mySids.add(sid);
+    session.backends = [];
+    setStatus({ status: ans.status || 'initializing', backends: ans.backends || (api.sessionArgs || {}).backends || [] });
+  };
   const openSession = async (backend) => {
     api.sessionArgs = { backends: [backend] };
-    api.forgetSession();
-    tasks.all().forEach((t) => tasks.remove(t.uid));
+    api.forgetSession();  // the old session's tasks stay in the table and keep updating
     await api.newSession();
     await waitReady();
   };
   const ensureSession = async (backend) => {
-    if (!session.sid || session.status === 'failed' || (backend && session.backends.length && !session.backends.includes(backend))) {
+    const switching = backend && session.sid && session.backends.length && !session.backends.includes(backend);
+    if (switching && tasks.size) {
+      const open = tasks.all().filter((t) => !isTerminal(t.state)).length;
+      const ok = await confirmDialog({ title: `Switch to backend '${backend}'?`,
+        message: `A new rhapsody session starts on '${backend}'. The ${tasks.size} task(s) of the current session on '${session.backends.join(', ')}'${open ? ` (${open} still running)` : ''} keep running and stay in the list below.`,
+        confirmLabel: 'Switch backend', danger: false });
+      if (!ok) throw new Error('backend switch canceled');
+    }
+    if (!session.sid || session.status === 'failed' || switching) {
       await openSession(backend || firstBackend);
     } else {
       await waitReady();
@@ -89,6 +105,14 @@ export default async function mount(ctx) {
   let selectedUid = null;
   const out = new OutputPane('stdout', 'stdout');
   const err = new OutputPane('stderr', 'stderr');
+  const partialOutput = (d) => {  // a running task's new output: append where it belongs
+    if (d.uid !== selectedUid) return;
+    const pane = d.stream === 'stderr' ? err : out;
+    const data = String(d.data || '');
+    const offset = Number(d.offset) || 0;
+    if (offset > pane.length) { fetchDetail(d.uid); return; }  // missed a piece: re-read
+    if (offset + data.length > pane.length) pane.append(data.slice(pane.length - offset));
+  };
   const renderDetail = (t) => {
     replace(detail,
       h('div', { class: 'detail-head' }, h('h3', {}, `Task ${t.uid} `, badge(t.state)),
@@ -132,6 +156,7 @@ export default async function mount(ctx) {
       { label: 'Task', get: (t) => h('code', {}, t.uid) },
       { label: 'State', get: (t) => badge(t.state) },
       { label: 'Exit', get: (t) => t.exit_code },
+      { label: 'Backend', get: (t) => t.backend || '—' },
       { label: 'Command', class: 'cmd', get: (t) => [t.executable, ...(t.arguments || [])].filter(Boolean).join(' ') || '—' },
     ],
     actions: (t) => (isTerminal(t.state) ? [] : [button('✕', () => cancelTask(t), { style: 'danger', title: 'cancel', testid: 'row-cancel' })]),
@@ -145,28 +170,39 @@ export default async function mount(ctx) {
     }
   });
   ctx.onDispose(ctx.events.onNotification({ edge: ctx.edge, plugin: ctx.plugin }, (d, note) => {
-    if (d.sid && d.sid !== session.sid) return;
-    if (note.topic === 'session_status') setStatus(d);
+    if (d.sid && !mySids.has(d.sid)) return;
+    if (note.topic === 'session_status') { if (d.sid === session.sid) setStatus(d); } else if (note.topic === 'task_output') partialOutput(d);
     else if (note.topic === 'task_status') onRecords([d]);
     else if (note.topic === 'task_status_batch') onRecords(Array.isArray(d.tasks) ? d.tasks : []);
   }));
 
   const loadTasks = async () => {
     if (!session.sid || session.status !== 'ready') return;
+    const backend = session.backends.join(', ');
     try {
       const ans = await api.get('list_tasks/{sid}', { quiet: true });
-      onRecords(ans && Array.isArray(ans.tasks) ? ans.tasks : []);
+      onRecords((ans && Array.isArray(ans.tasks) ? ans.tasks : []).map((t) => ({ backend, ...t })));
     } catch (e) { /* e.g. 409 while initializing */ }
   };
   ctx.onDispose(ctx.events.on('open', ({ reconnected }) => { if (reconnected) loadTasks(); }));
 
   // ---- submit -------------------------------------------------------------------------------
-  const form = buildForm({ ...formSpec, submit: formSpec.submit || FALLBACK_FORM.submit }, async (v) => {
+  // checks at the field (the plugin's ui_config form is data; the checks live here)
+  const CHECKS = {
+    exec: (v) => (String(v || '').trim() ? null : 'an executable is required'),
+    timeout: (v) => (v === null || v === '' || (Number.isFinite(v) && v > 0) ? null : 'a positive number of seconds'),
+    ranks: (v) => (v === null || v === '' || (Number.isInteger(v) && v >= 1) ? null : 'a whole number, at least 1'),
+  };
+  const fields = (formSpec.fields || []).map((f) => (CHECKS[f.name] ? { ...f, validate: CHECKS[f.name] } : f));
+  const form = buildForm({ ...formSpec, fields, errorTitle: 'Not submitted:', submit: formSpec.submit || FALLBACK_FORM.submit }, async (v) => {
     const task = taskFrom(v);
-    if (!task.executable) { toast('An executable is required.'); return; }
-    try { await ensureSession(v.backends); } catch (e) { toast(e.message, 'error', { title: 'rhapsody session' }); return; }
-    tasks.upsert({ ...task, state: null });
-    const ans = await api.post('submit/{sid}', { tasks: [task] });
+    try { await ensureSession(v.backends); } catch (e) {
+      if (String(e.message).includes('switch canceled')) return;
+      throw new Error(`rhapsody session: ${e.message}`);
+    }
+    const backend = (session.backends || []).join(', ') || v.backends || firstBackend;
+    tasks.upsert({ ...task, state: null, backend });
+    const ans = await api.post('submit/{sid}', { tasks: [task] }, { quiet: true });
     (Array.isArray(ans) ? ans : []).forEach((r) => onRecords([{ ...task, ...r }]));
     tasks.select(task.uid);
   });
@@ -192,6 +228,7 @@ export default async function mount(ctx) {
   try {
     const kept = await api.sid();
     session.sid = kept;
+    mySids.add(kept);
     setStatus(await api.get('session_status/{sid}', { quiet: true }));
     if (session.backends.length && form.fields.backends) form.fields.backends.set(session.backends[0]);
     await waitReady();
