@@ -115,3 +115,21 @@ def test_refused_submission_stays_at_the_form_until_dismissed(portal, bridge_url
     form.locator("[data-field=executable]").fill("")
     page.click("[data-testid=submit-submit]")
     assert form.locator("[data-testid=executable-error]").inner_text() == "an executable is required"
+
+
+def test_my_work_lists_the_schedulers_batch_jobs(portal, bridge_url, edge):
+    """Batch jobs submitted outside radical.edge (plain sbatch) show in My work, per edge."""
+    out = subprocess.run(["sbatch", "--parsable", "-J", "outside-job", "-t", "5",
+                          "--wrap", "sleep 120"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    job_id = out.stdout.strip().split(";")[0]
+    try:
+        page = portal.open(bridge_url, "/work")
+        page.locator("[data-testid=batch-section] summary").click()
+        row = page.locator(f'[data-testid=batch-rows] tr[data-id="{job_id}"][data-edge="{edge}"]')
+        row.wait_for(timeout=30_000)
+        cells = row.locator("td").all_inner_texts()
+        assert cells[2] == "outside-job" and cells[4] in partitions()
+        assert cells[6] != "—"  # submit time
+    finally:
+        subprocess.run(["scancel", job_id], capture_output=True, timeout=30)

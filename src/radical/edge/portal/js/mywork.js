@@ -4,7 +4,7 @@
 // filter by kind / phase / edge / text, page through, copy an id, open a job's directory in
 // the staging browser. Notifications of job/task states refresh the page (coalesced).
 import { h, add, replace, badge, card, button, fmtDuration, fmtTime } from './dom.js';
-import { get } from './api.js';
+import { get, PluginApi } from './api.js';
 import { toast, errorBox } from './ui.js';
 import { pluginHref } from './tree.js';
 import { browseHref } from './staging.js';
@@ -50,6 +50,51 @@ async function copyText(text) {
     ta.remove();
   }
   toast(`Copied ${text}`, 'success', { timeout: 2500 });
+}
+
+// Batch jobs the schedulers know (queue_info of every edge that has it): also those submitted
+// outside radical.edge. Loaded when opened: it costs a call per edge.
+function batchSection(ctx) {
+  const body = h('div', { dataset: { testid: 'batch-jobs' } });
+  const load = async () => {
+    const edges = (ctx.topology() || {}).edges || {};
+    const sources = [];
+    for (const [edge, info] of Object.entries(edges).sort(([a], [b]) => a.localeCompare(b))) {
+      const plugins = (info && info.plugins) || {};
+      const qi = Object.keys(plugins).find((p) => (plugins[p] || {}).type === 'queue_info');
+      if (qi) sources.push([edge, qi]);
+    }
+    if (!sources.length) { replace(body, h('p', { class: 'empty' }, 'No edge runs the queue_info plugin.')); return; }
+    replace(body, h('p', { class: 'muted' }, `Asking ${sources.length} scheduler(s)…`));
+    const rows = [];
+    const failed = [];
+    await Promise.all(sources.map(async ([edge, plugin]) => {
+      try {
+        // a user asked (opened or refreshed): fresh from the scheduler, not the plugin's cache
+        const ans = await new PluginApi(edge, plugin).get('list_all_jobs/{sid}', { quiet: true, query: { force: 'true' } });
+        ((ans && ans.jobs) || []).forEach((j) => rows.push({ ...j, edge, plugin }));
+      } catch (e) { failed.push(`${edge}: ${e.detail || e.message || e}`); }
+    }));
+    rows.sort((a, b) => (Number(b.submit_time) || 0) - (Number(a.submit_time) || 0));
+    replace(body,
+      failed.length ? h('p', { class: 'banner banner-warn' }, `Not answered: ${failed.join('; ')}`) : null,
+      rows.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'grid', dataset: { testid: 'batch-rows' } },
+        h('thead', {}, h('tr', {}, ['Edge', 'Job', 'Name', 'User', 'Partition', 'State', 'Submitted', 'Started', 'Used', 'Nodes']
+          .map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, rows.map((j) => h('tr', { dataset: { id: String(j.job_id), edge: j.edge } },
+          h('td', {}, h('a', { href: pluginHref(j.edge, j.plugin) }, j.edge)),
+          h('td', {}, h('code', {}, String(j.job_id))), h('td', { class: 'cmd' }, j.job_name || '—'),
+          h('td', {}, j.user || '—'), h('td', {}, j.partition || '—'), h('td', {}, badge(j.state)),
+          h('td', {}, when(j.submit_time)), h('td', {}, when(j.start_time)),
+          h('td', {}, j.time_used ? fmtDuration(j.time_used) : '—'), h('td', {}, String(j.nodes ?? '—')))))))
+        : h('p', { class: 'empty', dataset: { testid: 'batch-empty' } }, 'No batch jobs in the queues.'));
+  };
+  const details = h('details', { class: 'card', dataset: { testid: 'batch-section' },
+    ontoggle: () => { if (details.open) load(); } },
+  h('summary', {}, h('strong', {}, '🗄 Batch jobs in the schedulers\' queues'),
+    h('span', { class: 'muted' }, ' — from queue_info on every edge, including jobs submitted outside radical.edge')),
+  h('div', { class: 'actions' }, button('⟳ Refresh', load, { testid: 'batch-refresh' })), body);
+  return details;
 }
 
 export default async function mount(ctx) {
@@ -195,6 +240,7 @@ export default async function mount(ctx) {
         edgeSelect,
         h('label', { class: 'filter' }, 'Search ', search),
         sizeSel),
-      errors, status, body, pager));
+      errors, status, body, pager),
+    batchSection(ctx));
   await load();
 }
