@@ -8,7 +8,9 @@ import uuid
 
 import httpx
 import pytest
-from authed import AUTH
+from authed import named_token as token
+
+from radical.edge import services
 
 pytest.importorskip("psij")
 pytest.importorskip("rhapsody")
@@ -22,13 +24,6 @@ def edge(module_edges, tmp_path_factory):
     module_edges("psij,rhapsody,staging", name=name,
                  env={"RADICAL_EDGE_PSIJ_DIR": str(tmp_path_factory.mktemp("mw-psij"))})
     return name
-
-
-def token(bridge_url: str, user: str) -> str:
-    r = httpx.post(f"{bridge_url}/bridge/tokens", json={"user": user, "scope": "submit"},
-                   headers=AUTH, timeout=30)
-    r.raise_for_status()
-    return r.json()["token"]
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +54,8 @@ def submit_work(bridge_url: str, tok: str, edge: str) -> dict[str, str]:
             ids[label] = r.json()["job_id"]
         sid = http.post(f"/{edge}/rhapsody/register_session",
                         json={"backends": ["concurrent"]}).json()["sid"]
-        for _ in range(300):
-            if http.get(f"/{edge}/rhapsody/session_status/{sid}").json()["status"] == "ready":
-                break
+        services.wait_until(lambda: http.get(f"/{edge}/rhapsody/session_status/{sid}")
+                            .json()["status"] == "ready", 60, "the rhapsody session")
         r = http.post(f"/{edge}/rhapsody/submit/{sid}", json={"tasks": [
             {"executable": "/bin/echo", "arguments": ["task one"]},
             {"executable": "/bin/echo", "arguments": ["task two"]}]})

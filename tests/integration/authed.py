@@ -31,3 +31,12 @@ def get(url: str, **kw: Any) -> httpx.Response:
 
 def post(url: str, **kw: Any) -> httpx.Response:
     return request("POST", url, **kw)
+
+
+def named_token(bridge_url: str, user: str, scope: str = "submit") -> str:
+    """A new named token for `user` (created with the admin token), for tests acting as
+    several users."""
+    r = post(f"{bridge_url.rstrip('/')}/bridge/tokens", json={"user": user, "scope": scope},
+             timeout=30)
+    r.raise_for_status()
+    return r.json()["token"]

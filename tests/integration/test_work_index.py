@@ -6,13 +6,12 @@ Real bridges, a real edge with the psij and rhapsody plugins, named tokens for t
 """
 from __future__ import annotations
 
-import time
 import uuid
 
 import httpx
 import pytest
 import redis
-from authed import AUTH
+from authed import AUTH, named_token
 
 from radical.edge import BridgeClient, services
 from radical.edge.sdk import EdgeError
@@ -21,21 +20,17 @@ pytest.importorskip("psij")
 pytest.importorskip("rhapsody")
 
 
-def wait_for(check, timeout: float = 60.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_for(check, timeout: float = 60.0):
+    """`services.wait_until`, returning what `check` found."""
+    found = []
+
+    def probe() -> bool:
         value = check()
         if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-def token(bridge_url: str, user: str, scope: str = "submit") -> str:
-    r = httpx.post(f"{bridge_url}/bridge/tokens", json={"user": user, "scope": scope},
-                   headers=AUTH, timeout=30)
-    assert r.status_code == 200, r.text
-    return r.json()["token"]
+            found.append(value)
+        return bool(value)
+    services.wait_until(probe, timeout, "the work index to show it", interval=0.1)
+    return found[0]
 
 
 def client(bridge_url: str, tok: str) -> httpx.Client:
@@ -80,7 +75,7 @@ def edge(module_edges, tmp_path_factory):
 @pytest.fixture(scope="module")
 def users(bridge_url):
     suffix = uuid.uuid4().hex[:6]
-    return {who: token(bridge_url, f"{who}{suffix}") for who in ("alice", "bob")}
+    return {who: named_token(bridge_url, f"{who}{suffix}") for who in ("alice", "bob")}
 
 
 def test_my_work_across_sessions_with_times_and_states(bridge_url, edge, users):
@@ -181,7 +176,7 @@ def test_index_survives_a_bridge_restart_and_catches_up(redis_url, log_dir, tmp_
         with httpx.Client(base_url=br.extra["url"], timeout=60, headers=AUTH) as http:
             sid, job_id = psij_job(http, name, "sleep 2; echo late")
             user = work(http)["user"]
-            assert [i["id"] for i in work(http)["items"]] == [job_id]
+            assert [i["id"] for i in wait_for(lambda: work(http)["items"], 30)] == [job_id]
         br.stop()
 
         def ended_in_stream():  # the edge reports the end while no bridge runs

@@ -111,8 +111,10 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
                 await abandon(state.redis, body.ref)
             raise
         status, body_out = reply.status, reply.body_bytes()
-        if status < 300 and call.method == "POST":
-            await record_work(state, edge, plugin, sub, scope.get("identity"), body.data,
+        if status < 300 and call.method == "POST" and not reply.body_ref:
+            # (a reply over PAYLOAD_INLINE_BYTES, e.g. ~5,000+ rhapsody tasks in one submit,
+            # travels out of band and is not indexed: its ids are not in hand here)
+            record_work(state, edge, plugin, sub, scope.get("identity"), body.data,
                               headers.get("content-type", ""), body_out, began)
         out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers
                if k.lower() not in HOP_HEADERS]
@@ -143,19 +145,18 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
 
 
 
-async def record_work(state: BridgeState, edge: str, plugin: str, sub: str,
+def record_work(state: BridgeState, edge: str, plugin: str, sub: str,
                       who: Identity | None, request: bytes | None, ctype: str,
                       reply: bytes, began: float) -> None:
-    """Index a successful psij/rhapsody submission for its caller (bridge_api/work.py);
-    indexing trouble is logged, never turned into a failed call that did run."""
+    """Queue a successful psij/rhapsody submission for its caller's work index
+    (bridge_api/work.py); trouble is logged, never turned into a failed call that did run."""
     kind = (state.watcher.edges.get(edge, {}).get("plugins", {}).get(plugin) or {}).get("type")
     verb, _, sid = sub.partition("/")
     if verb not in work.SUBMIT_PATHS.get(kind, ()) or not sid or "/" in sid:
         return
     try:
-        await state.work.record_submit((who or ANONYMOUS).user, edge, plugin, kind, sid,
-                                       work.decode_body(request, ctype), orjson.loads(reply),
-                                       began)
+        state.work.record_submit((who or ANONYMOUS).user, edge, plugin, kind, sid,
+                                 work.decode_body(request, ctype), orjson.loads(reply), began)
     except Exception as exc:  # noqa: BLE001 - the call succeeded; only the index missed it
         log.warning("work index: could not record %s/%s/%s: %s", edge, plugin, sub, exc)
 

@@ -59,6 +59,7 @@ class BridgeState:
             spawn(self.hub.run()),
             spawn(self.audit.run()),
             spawn(self.work.run()),
+            spawn(self.work.run_writer()),
         ]
         try:  # a first view before serving; Redis may be down, the watcher keeps trying
             await asyncio.wait_for(asyncio.gather(self.watcher.ready.wait(),
@@ -72,6 +73,10 @@ class BridgeState:
 
     async def stop(self) -> None:
         await self.audit.flush()
+        try:  # submissions still queued for the work index
+            await asyncio.wait_for(self.work.flush(), 3)
+        except Exception as exc:  # noqa: BLE001 - shutting down: say so, do not hang
+            log.warning("work index: queued submissions not written at shutdown: %s", exc)
         if self.local is not None:
             await self.local.stop()
         for task in self._tasks:

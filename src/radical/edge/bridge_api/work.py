@@ -43,7 +43,9 @@ RUNNING = frozenset({"ACTIVE", "RUNNING"})
 #: a state seen before its submit was recorded is kept this long waiting for its owner
 ORPHAN_TTL = 3600
 #: most notification entries read per round
-READ_COUNT = 500
+READ_COUNT = 2000
+#: pause after a round that found entries (they gather meanwhile)
+GATHER_SECONDS = 0.25
 
 # KEYS: item keys; ARGV: ttl, then per item: state, time, exit_code ("" = none)
 _UPDATE = """
@@ -71,12 +73,13 @@ end
 return #KEYS
 """ % ORPHAN_TTL
 
-# KEYS: index, then item keys; ARGV: ttl, max items, submit time, then per item:
-# member, state, and a flat JSON object of the fields to set
+# KEYS: index, then item keys; ARGV: ttl, max items, then per item:
+# member, state, submit time, and a flat JSON object of the fields to set
 _SUBMIT = """
-local ttl, cap, t = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local ttl, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
 for i = 2, #KEYS do
-  local member, state, fields = ARGV[3*i-2], ARGV[3*i-1], cjson.decode(ARGV[3*i])
+  local j = 4 * (i - 2) + 3
+  local member, state, t, fields = ARGV[j], ARGV[j+1], ARGV[j+2], cjson.decode(ARGV[j+3])
   for k, v in pairs(fields) do redis.call('HSET', KEYS[i], k, v) end
   redis.call('HSETNX', KEYS[i], 'state', state)
   redis.call('HSETNX', KEYS[i], 'submitted', t)
@@ -162,14 +165,17 @@ class WorkIndex:
         self.max_items = max(int(max_items), 1)
         self._update = redis.register_script(_UPDATE)
         self._submit = redis.register_script(_SUBMIT)
+        self._pending: dict[str, list[tuple[str, str, str, dict[str, str]]]] = {}
+        self._wanted = asyncio.Event()
         self.applied = 0  # notifications applied (tests and logs)
 
     # -- submissions ----------------------------------------------------------------------
-    async def record_submit(self, user: str, edge: str, plugin: str, kind: str, sid: str,
-                            request: Any, reply: Any, began: float | None = None) -> int:
-        """Index the jobs/tasks a successful submit reply names; returns how many.
-        `began`: when the bridge received the call (the submit time: a job may start, even
-        end, before its submit reply is back)."""
+    def record_submit(self, user: str, edge: str, plugin: str, kind: str, sid: str,
+                      request: Any, reply: Any, began: float | None = None) -> int:
+        """Queue the jobs/tasks a successful submit reply names for the index; returns how
+        many. Written behind (`run_writer`), so the caller's reply never waits for Redis and
+        submissions arriving together share one script. `began`: when the bridge received
+        the call (the submit time: a job may start, even end, before its reply is back)."""
         items: list[tuple[str, str, dict[str, str]]] = []
         base = {"user": user, "kind": kind, "edge": edge, "plugin": plugin, "sid": sid}
         if kind == "psij" and isinstance(reply, dict) and reply.get("job_id"):
@@ -185,19 +191,44 @@ class WorkIndex:
                     name = task_name(tasks[i]) if tasks else ""
                     fields = {**base, "id": uid, **({"name": name} if name else {})}
                     items.append((uid, _text(answer.get("state")) or "NEW", fields))
-        if not items:
-            return 0
-        now = f"{began or time.time():.3f}"
-        for start in range(0, len(items), 1000):  # bounded scripts: Redis stays responsive
-            chunk = items[start:start + 1000]
-            key_list = [keys.work_index(user)]
-            args: list[Any] = [self.ttl, self.max_items, now]
-            for uid, state, fields in chunk:
-                m = member(edge, plugin, uid)
-                key_list.append(keys.work_item(m))
-                args += [m, state, orjson.dumps(fields)]
-            await self._submit(keys=key_list, args=args)
+        if items:
+            when = f"{began or time.time():.3f}"
+            queue = self._pending.setdefault(user, [])
+            queue += [(member(edge, plugin, uid), state, when, fields)
+                      for uid, state, fields in items]
+            self._wanted.set()
         return len(items)
+
+    async def flush(self) -> None:
+        """Write what is queued (the writer does this continuously; stop() once more)."""
+        pending, self._pending = self._pending, {}
+        for user, items in pending.items():
+            for start in range(0, len(items), 1000):  # bounded scripts: Redis stays responsive
+                key_list = [keys.work_index(user)]
+                args: list[Any] = [self.ttl, self.max_items]
+                for m, state, when, fields in items[start:start + 1000]:
+                    key_list.append(keys.work_item(m))
+                    args += [m, state, when, orjson.dumps(fields)]
+                await self._submit(keys=key_list, args=args)
+
+    async def run_writer(self) -> None:
+        """Write queued submissions as they come; Redis trouble is retried, nothing dropped
+        while this bridge lives."""
+        backoff = Backoff("work index writer", logger=log)
+        while True:
+            await self._wanted.wait()
+            self._wanted.clear()
+            pending = self._pending
+            try:
+                await self.flush()
+                backoff.succeeded()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                for user, items in pending.items():  # put them back, keep the order
+                    self._pending[user] = items + self._pending.get(user, [])
+                self._wanted.set()
+                await backoff.wait(exc)
 
     # -- notifications --------------------------------------------------------------------
     async def apply(self, entries: list) -> int:
@@ -252,6 +283,9 @@ class WorkIndex:
                         last = entries[-1][0]
                         cursor = last.decode() if isinstance(last, bytes) else str(last)
                         await self.redis.set(keys.WORK_CURSOR, cursor)
+                        # the index needs no millisecond latency: let entries gather, so a
+                        # busy stream costs one script per pause, not one per entry
+                        await asyncio.sleep(GATHER_SECONDS)
                 backoff.succeeded()
             except asyncio.CancelledError:
                 raise
