@@ -44,6 +44,8 @@ RUNNING = frozenset({"ACTIVE", "RUNNING"})
 ORPHAN_TTL = 3600
 #: most notification entries read per round
 READ_COUNT = 2000
+#: most submissions queued for writing (Redis down for long): beyond it new ones are dropped
+MAX_PENDING = 100_000
 #: pause after a round that found entries (they gather meanwhile)
 GATHER_SECONDS = 0.25
 
@@ -191,6 +193,10 @@ class WorkIndex:
                     name = task_name(tasks[i]) if tasks else ""
                     fields = {**base, "id": uid, **({"name": name} if name else {})}
                     items.append((uid, _text(answer.get("state")) or "NEW", fields))
+        if items and sum(map(len, self._pending.values())) + len(items) > MAX_PENDING:
+            log.warning("work index: %d submissions queued (Redis unreachable?); %d of %s "
+                        "not indexed", MAX_PENDING, len(items), user)
+            return 0
         if items:
             when = f"{began or time.time():.3f}"
             queue = self._pending.setdefault(user, [])
