@@ -111,7 +111,7 @@ def test_sysinfo_is_live_by_default_with_history(portal, bridge_url, edge):
     avail = root.locator(".card", has_text="Disks").locator("th", has_text="Available")
     assert avail.count() == 1
     assert root.locator("[data-testid=disk-available]").count() >= 1
-    portal.shot("sysinfo")
+    portal.shot("sysinfo-live")
     page.set_viewport_size(PHONE)
     portal.shot("sysinfo-phone")
     page.set_viewport_size({"width": 1280, "height": 860})

@@ -89,7 +89,8 @@ def test_my_work_lists_jobs_and_tasks_from_other_sessions(portal, page, browser,
     assert set(ids_shown(page)) == set(ids.values())
     bad = page.locator(f'[data-testid=work-rows] tr[data-id="{ids["bad"]}"]')
     cells = bad.locator("td").all_inner_texts()
-    assert cells[1] == "psij" and cells[2] == edge and "exit 4" in cells[3]
+    assert bad.get_attribute("data-kind") == "psij" and "psij" in cells[1]
+    assert cells[2] == edge and "exit 4" in cells[3]
     assert all(c != "—" for c in cells[5:9]), cells  # submitted, started, ended, duration
     assert cells[9] == "4"
     # newest first by default; sorting by submit time ascending reverses it

@@ -18,12 +18,12 @@ function when(epoch) {
   if (!epoch) return '—';
   const d = new Date(Number(epoch) * 1000);
   const today = d.toDateString() === new Date().toDateString();
-  const text = today ? d.toLocaleTimeString()
-    : d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+  const text = today ? d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false })
+    : d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hour12: false });
   return h('time', { datetime: d.toISOString(), title: fmtTime(epoch) }, text);
 }
 
-const short = (id) => (String(id).length > 14 ? `${String(id).slice(0, 12)}…` : String(id));
+const short = (id) => (String(id).length > 12 ? `${String(id).slice(0, 10)}…` : String(id));
 
 // The directory to open for an item: the job's directory, else its stdout's folder.
 function outputDir(item) {
@@ -137,27 +137,30 @@ export default async function mount(ctx) {
   const sizeSel = select('limit', 'Per page', PAGE_SIZES.map((n) => [String(n), String(n)]), 'work-limit');
   sizeSel.querySelector('select').addEventListener('change', (ev) => { view.limit = Number(ev.target.value); });
 
+  // the job's directory in the edge's staging browser (when it has one)
+  const filesLink = (i) => {
+    const dir = outputDir(i);
+    const staging = dir ? stagingOf(ctx.topology(), i.edge) : null;
+    if (!staging) return null;
+    return h('a', { class: 'btn btn-small', href: browseHref(i.edge, dir, staging), dataset: { testid: 'work-browse' },
+      title: `browse ${dir} on ${i.edge}`, 'aria-label': `files of ${i.id}` }, '📁');
+  };
+
   const columns = [
     { key: 'id', label: 'ID', get: (i) => h('span', { class: 'id-cell' },
       h('code', { title: i.id }, short(i.id)), ' ',
-      button('📋', () => copyText(i.id), { title: `copy ${i.id}`, testid: 'copy-id' })) },
-    { key: 'kind', label: 'Kind', get: (i) => i.kind },
+      button('📋', () => copyText(i.id), { title: `copy ${i.id}`, testid: 'copy-id', style: 'small' }), ' ',
+      filesLink(i)) },
+    { key: 'kind', label: 'Kind', get: (i) => h('span', { title: i.kind === 'psij' ? 'psij job' : 'rhapsody task' },
+      i.kind === 'psij' ? '🚀' : '🎼', h('span', { class: 'offscreen' }, ` ${i.kind}`)) },
     { key: 'edge', label: 'Edge', get: (i) => h('a', { href: pluginHref(i.edge, i.plugin), title: `${i.edge}/${i.plugin}` }, i.edge) },
-    { key: 'name', label: 'Name', cls: 'cmd', get: (i) => i.name || '—' },
+    { key: 'name', label: 'Name', cls: 'cmd', get: (i) => h('span', { title: i.name || '' }, i.name || '—') },
     { key: 'state', label: 'State', get: (i) => badge(i.state) },
     { key: 'submitted', label: 'Submitted', get: (i) => when(i.submitted) },
     { key: 'started', label: 'Started', get: (i) => when(i.started) },
     { key: 'ended', label: 'Ended', get: (i) => when(i.ended) },
     { key: 'duration', label: 'Duration', get: (i) => (i.duration === null ? '—' : fmtDuration(i.duration)) },
     { key: null, label: 'Exit', get: (i) => (i.exit_code === null ? '—' : String(i.exit_code)) },
-    { key: null, label: 'Output', get: (i) => {
-      const dir = outputDir(i);
-      const staging = stagingOf(ctx.topology(), i.edge);
-      if (!dir) return '—';
-      if (!staging) return h('span', { class: 'muted', title: `no staging plugin on ${i.edge}` }, dir);
-      return h('a', { href: browseHref(i.edge, dir, staging), dataset: { testid: 'work-browse' },
-        title: `browse ${dir} on ${i.edge}` }, '📁 files');
-    } },
   ];
 
   const header = () => h('tr', {}, columns.map((c) => {
@@ -189,7 +192,7 @@ export default async function mount(ctx) {
     const first = view.offset + 1;
     const last = view.offset + items.length;
     status.textContent = `${first}–${last} of ${ans.total}`;
-    replace(body, h('div', { class: 'table-wrap' }, h('table', { class: 'grid', dataset: { testid: 'work-rows' } },
+    replace(body, h('div', { class: 'table-wrap' }, h('table', { class: 'grid work-grid', dataset: { testid: 'work-rows' } },
       h('thead', {}, header()),
       h('tbody', {}, items.map((i) => h('tr', { dataset: { id: i.id, kind: i.kind, edge: i.edge } },
         columns.map((c) => h('td', { class: c.cls }, c.get(i)))))))));
