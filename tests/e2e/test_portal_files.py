@@ -45,3 +45,30 @@ def test_job_row_opens_its_directory_and_the_result_downloads(portal, bridge_url
     target = tmp_path / "result.txt"
     info.value.save_as(target)
     assert target.read_text() == "42\n"
+
+
+def test_psij_page_shows_the_users_jobs_from_other_sessions(portal, bridge_url, edge):
+    """A job submitted elsewhere (a script, another tab) by the same identity shows on the
+    edge's psij page, marked, with its state and output streamed through its own session."""
+    import httpx
+    from authed import AUTH
+
+    name, _root = edge
+    with httpx.Client(base_url=bridge_url, headers=AUTH, timeout=60) as http:
+        sid = http.post(f"/{name}/psij/register_session", json={}).json()["sid"]
+        r = http.post(f"/{name}/psij/submit/{sid}", json={"job_spec": {
+            "executable": "/bin/sh", "arguments": ["-c", "echo from a script; sleep 3; echo done"]}})
+        assert r.status_code == 200, r.text
+        job_id = r.json()["job_id"]
+    page = portal.open(bridge_url, f"/e/{name}/psij")
+    job_row = page.locator(f'[data-testid=psij-jobs] tr[data-id="{job_id}"]')
+    job_row.wait_for(timeout=30_000)
+    assert job_row.locator("[data-testid=other-session]").count() == 1
+    job_row.click()
+    page.wait_for_function(
+        "() => !!document.querySelector('[data-testid=job-detail] [data-testid=stdout]')"
+        "?.textContent.includes('from a script')", timeout=30_000)
+    job_row.locator(".badge[data-state=COMPLETED]").wait_for(timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=job-detail] [data-testid=stdout]')"
+        ".textContent.includes('done')", timeout=30_000)

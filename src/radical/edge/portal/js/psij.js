@@ -6,6 +6,7 @@ import { buildForm } from './forms.js';
 import { LiveTable, OutputPane, isTerminal } from './livetable.js';
 import { pluginHeader } from './pages.js';
 import { confirmDialog, toast } from './ui.js';
+import { get } from './api.js';
 import { launchCard, jobSpec } from './launch.js';
 import { browseHref } from './staging.js';
 import { schedulerInfo, schedulerFields, wireLimits } from './jobform.js';
@@ -31,6 +32,11 @@ function submitSpec(executors, dflt, sched, chosen) {
     submit: { label: '🚀 Submit job' },
   };
 }
+
+// `verb/{sid}/{job_id}` of a job: its own session's id for jobs from other sessions (same
+// identity: sessions belong to their creator, not to a tab), else this page's session.
+const jobPath = (verb, job) => (job && job.sid
+  ? `${verb}/${encodeURIComponent(job.sid)}/{job_id}` : `${verb}/{sid}/{job_id}`);
 
 const short = (id) => (String(id).length > 14 ? `${String(id).slice(0, 12)}…` : String(id));
 
@@ -61,7 +67,7 @@ export default async function mount(ctx) {
       message: `Job ${job.job_id} (${job.native_id || 'not yet queued'}) will be canceled.`, confirmLabel: 'Cancel job' });
     if (!ok) return;
     try {
-      const ans = await api.post('cancel/{sid}/{job_id}', undefined, { values: { job_id: job.job_id } });
+      const ans = await api.post(jobPath('cancel', jobs.get(job.job_id) || job), undefined, { values: { job_id: job.job_id } });
       jobs.upsert({ job_id: job.job_id, state: ans.state || 'CANCELED' });
       toast(`Job ${short(job.job_id)} canceled.`, 'success');
       if (stream && stream.jobId === job.job_id) stream.wake();
@@ -112,7 +118,7 @@ export default async function mount(ctx) {
       while (alive && !s.stopped) {
         let st;
         try {
-          st = await api.get('status/{sid}/{job_id}', { values: { job_id: s.jobId }, query: { stdout_offset: s.out, stderr_offset: s.err }, quiet: true });
+          st = await api.get(jobPath('status', jobs.get(s.jobId)), { values: { job_id: s.jobId }, query: { stdout_offset: s.out, stderr_offset: s.err }, quiet: true });
         } catch (e) {
           if (e.status === 404) { replace(facts, h('p', { class: 'error-box' }, e.detail)); return; }
           st = null;
@@ -142,11 +148,12 @@ export default async function mount(ctx) {
   // ---- job table ---------------------------------------------------------------------------
   const jobs = new LiveTable({
     idField: 'job_id',
-    empty: 'No jobs submitted in this session yet.',
+    empty: 'No jobs on this edge yet (all your jobs, on every edge: My work in the top bar).',
     testid: 'psij-jobs',
     onSelect: showDetail,
     columns: [
-      { label: 'Job', get: (j) => h('code', { title: j.job_id }, short(j.job_id)) },
+      { label: 'Job', get: (j) => h('span', {}, h('code', { title: j.job_id }, short(j.job_id)),
+        j.sid ? h('small', { class: 'muted', title: `session ${j.sid}`, dataset: { testid: 'other-session' } }, ' other session') : null) },
       { label: 'State', get: (j) => badge(j.state) },
       { label: 'Exit', get: (j) => j.exit_code },
       { label: 'Native ID', get: (j) => j.native_id },
@@ -160,6 +167,20 @@ export default async function mount(ctx) {
     },
   });
 
+  // the identity's jobs on this edge from other sessions and tabs (the bridge's work index)
+  const loadOthers = async () => {
+    try {
+      const ans = await get('work', { query: { edge: ctx.edge, kind: 'psij', limit: 200 }, quiet: true });
+      ((ans && ans.items) || []).filter((i) => i.plugin === ctx.plugin && i.sid !== api._sid).forEach((i) => {
+        const own = jobs.get(i.id);
+        if (own && !own.sid) return;  // this session's: its own record is richer
+        jobs.upsert({ job_id: i.id, sid: i.sid, native_id: i.native_id, state: i.state, exit_code: i.exit_code,
+          executor: i.executor, directory: i.directory, stdout_path: i.stdout_path, stderr_path: i.stderr_path,
+          queue_name: i.queue, account: i.account, submitted: i.submitted, executable: i.name, arguments: [] });
+      });
+    } catch (e) { /* an older bridge without /work: this session's jobs only */ }
+  };
+
   const loadJobs = async () => {
     try {
       const ans = await api.get('list_jobs/{sid}', { quiet: true });
@@ -168,12 +189,12 @@ export default async function mount(ctx) {
   };
 
   ctx.onDispose(ctx.events.onNotification({ edge: ctx.edge, plugin: ctx.plugin, topic: 'job_status' }, (d) => {
-    if (!d || !d.job_id || (d.sid && d.sid !== api._sid)) return;
+    if (!d || !d.job_id || (d.sid && d.sid !== api._sid && !jobs.get(d.job_id))) return;
     const { stdout, stderr, ...rest } = d;
     jobs.upsert(rest);
     if (stream && stream.jobId === d.job_id) stream.wake();
   }));
-  ctx.onDispose(ctx.events.on('open', ({ reconnected }) => { if (reconnected) loadJobs(); }));
+  ctx.onDispose(ctx.events.on('open', ({ reconnected }) => { if (reconnected) { loadJobs(); loadOthers(); } }));
 
   // ---- submit form ---------------------------------------------------------------------------
   const result = h('div', { class: 'form-result' });
@@ -198,11 +219,12 @@ export default async function mount(ctx) {
   const launch = launchCard(ctx, { executors, dflt, sched, onJob: (rec) => jobs.upsert(rec) });
 
   add(ctx.el,
-    pluginHeader(ctx, { onRefresh: loadJobs }),
+    pluginHeader(ctx, { onRefresh: () => { loadJobs(); loadOthers(); } }),
     h('div', { class: 'two-col' },
       h('div', {}, card(null, form.el, result), launch),
       h('div', {},
         card('📊 Jobs', jobs.el),
         card(null, detail))));
   await loadJobs();
+  await loadOthers();
 }
