@@ -125,3 +125,29 @@ def test_sysinfo_is_live_by_default_with_history(portal, bridge_url, edge):
     page.reload()
     root.locator(".cards").wait_for()
     assert page.locator("[data-testid=auto-refresh]").is_checked()
+
+
+def test_rhapsody_page_shows_the_users_tasks_from_other_sessions(portal, bridge_url, edge):
+    """Tasks the same identity submitted from a script show on the rhapsody page, marked,
+    with their end state and output read through their own session."""
+    import httpx
+    from authed import AUTH
+
+    from radical.edge import services
+
+    with httpx.Client(base_url=bridge_url, headers=AUTH, timeout=60) as http:
+        sid = http.post(f"/{edge}/rhapsody/register_session",
+                        json={"backends": ["concurrent"]}).json()["sid"]
+        services.wait_until(lambda: http.get(f"/{edge}/rhapsody/session_status/{sid}")
+                            .json()["status"] == "ready", 60, "the rhapsody session")
+        r = http.post(f"/{edge}/rhapsody/submit/{sid}", json={"tasks": [
+            {"executable": "/bin/echo", "arguments": ["from a script"]}]})
+        assert r.status_code == 200, r.text
+        uid = r.json()[0]["uid"]
+    page = open_rhapsody(portal, bridge_url, edge)
+    task = row(page, uid)
+    task.wait_for(timeout=30_000)
+    assert task.locator("[data-testid=other-session]").count() == 1
+    task.locator(".badge[data-state=DONE]").wait_for(timeout=30_000)
+    task.click()
+    stdout_has(page, "from a script")

@@ -8,6 +8,7 @@ import { buildForm, splitArgs } from './forms.js';
 import { LiveTable, OutputPane, isTerminal } from './livetable.js';
 import { pluginHeader } from './pages.js';
 import { confirmDialog, toast } from './ui.js';
+import { get } from './api.js';
 
 const READY_TIMEOUT_MS = 120000;
 
@@ -24,6 +25,9 @@ const FALLBACK_FORM = {
   ],
   submit: { label: '▶ Submit task' },
 };
+
+// `verb/{sid}/{uid}` of a task: its own session for tasks of other sessions (same identity)
+const taskPath = (verb, t) => (t && t.sid ? `${verb}/${encodeURIComponent(t.sid)}/{uid}` : `${verb}/{sid}/{uid}`);
 
 let counter = 0;
 const newUid = () => `task.${Date.now().toString(36)}.${(counter += 1)}`;
@@ -48,7 +52,7 @@ export default async function mount(ctx) {
   // ---- session -------------------------------------------------------------------------------
   const session = { sid: null, status: 'none', backends: [], error: null, waiters: [] };
   const mySids = new Set();  // this page's sessions: the current one and earlier backends'
-  const backendOf = {};  // sid -> backend names
+  const othersSids = new Set();  // sessions of this identity's other tabs/scripts (My work)
   const sessionLine = h('p', { class: 'muted session-line', dataset: { testid: 'rh-session' } });
   const showSession = () => replace(sessionLine, 'Session ', h('code', {}, session.sid || '—'), ' ',
     badge(session.status, 'session-state'), session.backends.length ? ` on ${session.backends.join(', ')}` : '',
@@ -126,7 +130,7 @@ export default async function mount(ctx) {
   };
   const fetchDetail = async (uid) => {
     try {
-      const t = await api.get('task/{sid}/{uid}', { values: { uid }, quiet: true });
+      const t = await api.get(taskPath('task', tasks.get(uid)), { values: { uid }, quiet: true });
       const rec = tasks.upsert(t) || t;
       if (selectedUid === uid) renderDetail(rec);
     } catch (e) {
@@ -139,7 +143,7 @@ export default async function mount(ctx) {
     const ok = await confirmDialog({ title: `Cancel task ${t.uid}?`, message: 'The task will be canceled.', confirmLabel: 'Cancel task' });
     if (!ok) return;
     try {
-      const ans = await api.post('cancel/{sid}/{uid}', undefined, { values: { uid: t.uid } });
+      const ans = await api.post(taskPath('cancel', tasks.get(t.uid) || t), undefined, { values: { uid: t.uid } });
       tasks.upsert({ uid: t.uid, state: ans.state || 'CANCELED' });
       toast(`Task ${t.uid}: ${ans.canceled ? 'canceled' : `already ${fmtValue(ans.state)}`}.`, 'success');
       if (selectedUid === t.uid) fetchDetail(t.uid);
@@ -153,7 +157,8 @@ export default async function mount(ctx) {
     testid: 'rh-tasks',
     onSelect: (t) => { selectedUid = t.uid; renderDetail(t); fetchDetail(t.uid); },
     columns: [
-      { label: 'Task', get: (t) => h('code', {}, t.uid) },
+      { label: 'Task', get: (t) => h('span', {}, h('code', {}, t.uid),
+        t.sid ? h('small', { class: 'muted', title: `session ${t.sid}`, dataset: { testid: 'other-session' } }, ' other session') : null) },
       { label: 'State', get: (t) => badge(t.state) },
       { label: 'Exit', get: (t) => t.exit_code },
       { label: 'Backend', get: (t) => t.backend || '—' },
@@ -170,11 +175,23 @@ export default async function mount(ctx) {
     }
   });
   ctx.onDispose(ctx.events.onNotification({ edge: ctx.edge, plugin: ctx.plugin }, (d, note) => {
-    if (d.sid && !mySids.has(d.sid)) return;
+    if (d.sid && !mySids.has(d.sid) && !othersSids.has(d.sid)) return;
     if (note.topic === 'session_status') { if (d.sid === session.sid) setStatus(d); } else if (note.topic === 'task_output') partialOutput(d);
     else if (note.topic === 'task_status') onRecords([d]);
     else if (note.topic === 'task_status_batch') onRecords(Array.isArray(d.tasks) ? d.tasks : []);
   }));
+
+  // the identity's tasks on this edge from other sessions and tabs (the bridge's work index)
+  const loadOthers = async () => {
+    try {
+      const ans = await get('work', { query: { edge: ctx.edge, kind: 'rhapsody', limit: 200 }, quiet: true });
+      ((ans && ans.items) || []).filter((i) => i.plugin === ctx.plugin && !mySids.has(i.sid)).forEach((i) => {
+        if (tasks.get(i.id) && !tasks.get(i.id).sid) return;
+        othersSids.add(i.sid);
+        tasks.upsert({ uid: i.id, sid: i.sid, state: i.state, exit_code: i.exit_code, executable: i.name, arguments: [] });
+      });
+    } catch (e) { /* an older bridge without /work */ }
+  };
 
   const loadTasks = async () => {
     if (!session.sid || session.status !== 'ready') return;
@@ -216,7 +233,7 @@ export default async function mount(ctx) {
   }, { style: 'danger', testid: 'cancel-all' });
 
   add(ctx.el,
-    pluginHeader(ctx, { onRefresh: loadTasks, extra: cancelAll }),
+    pluginHeader(ctx, { onRefresh: () => { loadTasks(); loadOthers(); }, extra: cancelAll }),
     sessionLine,
     h('div', { class: 'two-col' },
       h('div', {}, card(null, form.el)),
@@ -236,4 +253,5 @@ export default async function mount(ctx) {
   } catch (e) {
     try { await openSession(form.fields.backends ? form.fields.backends.get() || firstBackend : firstBackend); } catch (e2) { /* shown in the session line */ }
   }
+  await loadOthers();
 }
