@@ -25,15 +25,10 @@ ROLES = ("bridge", "edge", "flower")
 ACL_FILE, ADMIN_TOKEN, FLOWER_AUTH = "redis_users.acl", "admin_token", "flower_auth"
 
 
-def flower_user() -> str:
-    """Flower's Redis user: a bridge's rights (remote control, events), its own password."""
-    return f"{keys.PREFIX}-flower"
-
-
 def redis_user(role: str) -> str:
     if role == "edge":
         return acl.edge_user(edge_name())
-    return flower_user() if role == "flower" else acl.bridge_user()
+    return acl.flower_user() if role == "flower" else acl.bridge_user()
 
 
 def edge_name() -> str:
@@ -124,7 +119,7 @@ def write_secrets(out: Path, edges: list[str]) -> None:
     passwords, the bridge's admin token and Flower's basic-auth pair, each file 0600."""
     out.mkdir(parents=True, exist_ok=True)
     users = {acl.bridge_user(): ("bridge", acl.bridge_rules()),
-             flower_user(): ("flower", acl.bridge_rules())}
+             acl.flower_user(): ("flower", acl.flower_rules())}
     users.update({acl.edge_user(name): (f"edge-{name}", acl.edge_rules(name)) for name in edges})
     lines = {}
     for user, (label, rules) in users.items():
