@@ -175,8 +175,11 @@ def test_containers_run_as_non_root_without_secrets_in_their_config(stack: Stack
         assert status["Uid"].split() == [str(APP_UID)] * 4, (service, status["Uid"])
         assert int(status["CapEff"], 16) == 0, f"{service} holds capabilities"
         assert info["HostConfig"]["ReadonlyRootfs"] is True
+        assert info["HostConfig"]["NetworkMode"] == "host"
         config = json.dumps(info["Config"])
         assert not [v for v in secret_values if v in config], f"a secret in {service}'s config"
+    redis_pid = json.loads(stack.docker("inspect", stack.container("redis")))[0]["State"]["Pid"]
+    assert _proc_status(redis_pid)["Uid"].split()[0] == "999", "Redis runs as its own user"
 
 
 def test_every_container_passes_its_healthcheck(stack: Stack) -> None:
