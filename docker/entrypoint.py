@@ -13,12 +13,14 @@ import argparse
 import os
 import secrets as pysecrets
 import socket
+import ssl
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from radical.edge.app import acl, keys
+from radical.edge.settings import get_settings
 
 ROLES = ("bridge", "edge", "flower")
 #: files `secrets` writes (compose.yaml mounts each into the one service that needs it)
@@ -58,8 +60,17 @@ def configure(role: str) -> None:
         os.environ["FLOWER_BASIC_AUTH"] = basic_auth
 
 
+#: the role this container runs, for `healthcheck` (PID 1's title may be changed by
+#: setproctitle, which Celery uses when it is installed)
+ROLE_FILE = Path("/tmp/radical-edge-role")
+
+
 def run(role: str, args: list[str]) -> None:
     configure(role)
+    try:
+        ROLE_FILE.write_text(role)
+    except OSError as exc:  # no writable /tmp: the container runs, its healthcheck fails
+        print(f"entrypoint: {ROLE_FILE}: {exc}", file=sys.stderr)
     argv = ["radical-edge", role]
     if role == "flower":
         argv += ["--host", os.environ.get("FLOWER_HOST", "127.0.0.1"),
@@ -68,22 +79,24 @@ def run(role: str, args: list[str]) -> None:
 
 
 def _http_status(url: str) -> int:
+    # the bridge's own certificate on loopback: the name may not match, the check is liveness
+    context = ssl._create_unverified_context() if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(url, timeout=4) as reply:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(url, timeout=4, context=context) as reply:  # noqa: S310
             return reply.status
     except urllib.error.HTTPError as exc:
         return exc.code
 
 
 def healthcheck() -> int:
-    """0 when the role this container runs answers. The role is PID 1's command line."""
-    cmdline = Path("/proc/1/cmdline").read_bytes().split(b"\0")
-    role = next((a.decode() for a in cmdline if a.decode() in ROLES), "")
-    host = os.environ.get("RADICAL_EDGE_HOST", "127.0.0.1")
-    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    """0 when the role this container runs answers."""
+    role = ROLE_FILE.read_text().strip() if ROLE_FILE.exists() else ""
     try:
         if role == "bridge":
-            base = f"http://{host}:{os.environ.get('RADICAL_EDGE_PORT', '8000')}"
+            settings = get_settings()  # the bridge's own: host, port, TLS
+            host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+            tls = settings.bridge_cert and settings.bridge_key
+            base = f"{'https' if tls else 'http'}://{host}:{settings.port}"
             status = _http_status(base + "/health")
             if status in (401, 404):  # a bridge without /health: the public portal page
                 status = _http_status(base + "/")
@@ -98,7 +111,7 @@ def healthcheck() -> int:
     except OSError as exc:
         print(f"healthcheck: {exc}", file=sys.stderr)
         return 1
-    print(f"healthcheck: unknown role in {cmdline!r}", file=sys.stderr)
+    print(f"healthcheck: no role in {ROLE_FILE}", file=sys.stderr)
     return 1
 
 

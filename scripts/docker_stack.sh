@@ -35,13 +35,15 @@ install_missing() {
   local missing=()
   [[ -x /usr/sbin/dockerd && -x /usr/bin/docker ]] || missing+=(docker.io)
   command -v docker-compose >/dev/null || missing+=(docker-compose)
-  [[ ${RADICAL_EDGE_DOCKER_BASE:-} != local ]] || command -v debootstrap >/dev/null \
-    || missing+=(debootstrap)
+  if [[ ${RADICAL_EDGE_DOCKER_BASE:-} == local ]]; then
+    command -v debootstrap >/dev/null || missing+=(debootstrap)
+    [[ -s /usr/share/keyrings/debian-archive-keyring.gpg ]] || missing+=(debian-archive-keyring)
+  fi
   ((${#missing[@]})) || return 0
   say "apt-get install ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-    --no-install-recommends "${missing[@]}" >/dev/null
+    "${missing[@]}" >/dev/null
 }
 
 answers() { timeout 10 "$DOCKER" -H "unix://$1" version >/dev/null 2>&1; }
@@ -69,13 +71,13 @@ start_dockerd() {
     --exec-root "$RUN_DIR/exec" --data-root "$CACHE/data-root" --storage-driver overlay2 \
     --bridge none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
     >"$CACHE/dockerd.log" 2>&1 < /dev/null &
-  local i
-  for ((i = 0; i < 300; i++)); do
+  local pid=$! deadline=$((SECONDS + 60))
+  while ((SECONDS < deadline)); do
     answers "$OWN_SOCK" && { touch "$RUN_DIR/started-by-script"; return 0; }
-    kill -0 $! 2>/dev/null || { tail -20 "$CACHE/dockerd.log" >&2; say "dockerd died"; exit 1; }
-    sleep 0.1
+    kill -0 $pid 2>/dev/null || { tail -20 "$CACHE/dockerd.log" >&2; say "dockerd died"; exit 1; }
+    sleep 0.2
   done
-  say "dockerd did not answer in 30 s (log: $CACHE/dockerd.log)"; exit 1
+  say "dockerd did not answer in 60 s (log: $CACHE/dockerd.log)"; exit 1
 }
 
 stop_dockerd() {
@@ -83,9 +85,9 @@ stop_dockerd() {
   local pid; pid=$(cat "$RUN_DIR/dockerd.pid")
   say "stopping dockerd $pid"
   kill "$pid" 2>/dev/null || true
-  local i
-  for ((i = 0; i < 300; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  local deadline=$((SECONDS + 30))
+  while ((SECONDS < deadline)) && kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; fi
   rm -f "$RUN_DIR/started-by-script"
 }
 
@@ -149,7 +151,7 @@ build_image() {
 write_secrets() {
   # A fresh set only when there is none: restarts keep passwords, tokens and the AOF data.
   [[ ${1:-} == --force ]] && rm -rf "$SECRETS"
-  if [[ ! -s $SECRETS/redis_users.acl ]]; then
+  if [[ ! -s $SECRETS/redis_users.acl || ! -s $SECRETS/redis_password_edge-${EDGE_NAME:-docker-edge} ]]; then
     mkdir -p "$SECRETS" && chmod 700 "$SECRETS"
     say "writing secrets to $SECRETS"
     "$DOCKER" run --rm --network none --user 0 -v "$SECRETS:/out" "$IMAGE" \
