@@ -145,7 +145,11 @@ build_image() {
   fi
   mapfile -t idx < <(pip_index_args)
   say "docker build $IMAGE"
-  "$DOCKER" build -q "${args[@]}" "${idx[@]}" . >/dev/null
+  if ! "$DOCKER" build -q "${args[@]}" "${idx[@]}" . >/dev/null; then
+    [[ ${RADICAL_EDGE_DOCKER_BASE:-} == local ]] \
+      || say "build failed; without an image registry use RADICAL_EDGE_DOCKER_BASE=local"
+    exit 1
+  fi
 }
 
 write_secrets() {
