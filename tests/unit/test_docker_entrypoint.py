@@ -1,4 +1,5 @@
-"""docker/entrypoint.py without Docker: the secrets it writes and the URL it builds.
+"""docker/entrypoint.py and docker/requirements.py without Docker: the secrets written,
+the URL built, the requirements the image installs.
 
 The image and compose stack themselves are tested for real in tests/deploy/test_docker.py.
 """
@@ -62,3 +63,17 @@ def test_empty_secret_file_and_unknown_role_are_refused(entrypoint, tmp_path, mo
         entrypoint.configure("bridge")
     assert entrypoint.main(["wizard"]) == 2
     assert "unknown role 'wizard'" in capsys.readouterr().err
+
+
+def test_image_requirements_take_known_extras_and_skip_others(tmp_path, capsys) -> None:
+    spec = importlib.util.spec_from_file_location("docker_requirements",
+                                                  ENTRYPOINT.parent / "requirements.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\ndependencies = ["httpx>=0.27"]\n'
+        '[project.optional-dependencies]\nbridge = ["fastapi", "celery"]\n'
+        'flower = ["celery", "flower"]\n')
+    reqs = module.requirements(str(tmp_path / "pyproject.toml"), ["bridge", "edge", "flower"])
+    assert reqs == ["httpx>=0.27", "fastapi", "celery", "flower"]
+    assert "no extra 'edge'" in capsys.readouterr().err
