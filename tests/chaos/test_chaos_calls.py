@@ -13,7 +13,6 @@ import signal
 import time
 import uuid
 
-import httpx
 
 import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical.edge import services
