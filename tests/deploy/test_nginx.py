@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import ssl
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 
 import authed
 from nginx_proxy import nginx_binary, start_nginx, upstreams_served, wait_listening
+from sse_recorder import Received
 from tls_certs import make_tls_files
 
 from radical.edge import BridgeClient, services
@@ -120,32 +120,6 @@ def test_auth_and_host_allow_list_through_nginx(stack: Stack) -> None:
     with stack.client(Origin="https://evil.example.org") as http:
         r = http.post(f"/{stack.edge_name}/echo/echo/o", json={})
         assert r.status_code == 403, r.text
-
-
-class Received:
-    """Notifications of one topic, with the time each arrived."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[float, dict]] = []
-        self.event = threading.Event()
-        self.lock = threading.Lock()
-
-    def __call__(self, edge: str, plugin: str, topic: str, data: dict) -> None:
-        with self.lock:
-            self.items.append((time.monotonic(), data))
-        self.event.set()
-
-    def wait_tag(self, tag: str, timeout: float) -> float:
-        """Arrival time of the notification with `tag` (AssertionError after `timeout`)."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with self.lock:
-                for at, data in self.items:
-                    if data.get("tag") == tag:
-                        return at
-            self.event.wait(0.05)
-            self.event.clear()
-        raise AssertionError(f"notification {tag} not received within {timeout} s")
 
 
 def notify(http: httpx.Client, edge: str, tag: str) -> float:

@@ -141,7 +141,9 @@ def start_redis(port: int | None = None, log_dir: Path | None = None, *,
         from .app import acl
 
         admin_password = acl.new_password()
-        conf += ["user default off nopass resetchannels -@all",
+        # not `nopass`: protected mode refuses every non-loopback client while `default`
+        # is nopass, even when it is off (acl.acl_file_lines)
+        conf += ["user default off resetpass resetchannels -@all",
                  f"user {acl.admin_user()} on >{admin_password} " + " ".join(acl.admin_rules())]
     if tls:
         conf += [f"tls-port {port}", f"tls-cert-file {tls.cert}", f"tls-key-file {tls.key}",

@@ -204,15 +204,17 @@ def create_enroller(client: Any, password: str | None = None) -> Credentials:
 
 def lock_default_user(client: Any) -> None:
     """No anonymous access: the `default` user is switched off."""
-    client.execute_command("ACL", "SETUSER", "default", "off", "resetpass", "nopass")
+    client.execute_command("ACL", "SETUSER", "default", "off", "resetpass")
 
 
 def acl_file_lines(users: dict[str, tuple[str, list[str]]]) -> list[str]:
     """`user NAME on >PASSWORD rules...` lines for an aclfile (production setups).
 
     Patterns holding kombu's priority separator cannot be written to an ACL file as raw
-    bytes; they are left out there (priorities are unused by radical.edge)."""
-    lines = ["user default off nopass resetchannels -@all"]
+    bytes; they are left out there (priorities are unused by radical.edge). `default` is
+    off and not `nopass`: with `nopass`, protected mode (on by default) refuses every
+    client that is not on loopback, even though they log in as other users."""
+    lines = ["user default off resetpass resetchannels -@all"]
     for user, (password, rules) in users.items():
         kept = [r for r in rules if KOMBU_PRIORITY_SEP not in r]
         lines.append(" ".join(["user", user, "on", f">{password}", *kept]))
