@@ -1,7 +1,7 @@
 """A deployment across "hosts" made of network namespaces (scripts/netns_hosts.sh), set up as
 docs/deploy.md describes:
 
-* a Redis host (ACL users, bound to its site address only);
+* a Redis host (TLS only, ACL users, bound to its site address only);
 * a bridge host: the bridge on its loopback, nginx (the shipped site file, TLS) in front,
   on the site LAN and on the compute LAN;
 * a login node: an edge with its own Redis ACL user and the psij plugin;
@@ -62,9 +62,12 @@ class Site:
 
     def _start(self) -> None:
         net, log_dir = self.net, self.log_dir
-        # Redis host: ACL users (default user off), only on its site address
+        # Redis host: TLS only, ACL users (default user off), only on its site address; the
+        # certificate also names 127.0.0.1, where tunneled compute edges meet it
+        self.redis_tls = make_tls_files(self.tmp / "redis-tls", ips=(net.redis_ip,))
         self.redis = services.start_redis(services.free_port(), log_dir, secure=True,
-                                          host=net.redis_ip, netns=net.ns["redis"])
+                                          tls=self.redis_tls, host=net.redis_ip,
+                                          netns=net.ns["redis"])
         self.started.append(self.redis)
         self.tls = make_tls_files(self.tmp / "tls", ips=(net.bridge_ip, net.bridge_cn_ip))
         self.url = f"https://{net.bridge_ip}"           # what clients use (port 443)
@@ -144,6 +147,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, log_dir: Path) -> Iterator[Si
 def test_compute_node_has_no_route_to_redis(site: Site) -> None:
     net, port = site.net, site.redis.extra["port"]
     assert site.net.connect_error("login", net.redis_ip, port) is None  # login node: yes
+    assert site.redis.extra["url"].startswith("rediss://")
     error = site.net.connect_error("cmp", net.redis_ip, port)
     assert error is not None and "unreachable" in error.lower(), error
     # what the compute node may reach: the login node's sshd path and nginx (HTTPS egress)
