@@ -19,7 +19,7 @@ if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
     need_pkg chromium; need_pkg fonts-noto-color-emoji; need_pkg openssh-client; need_pkg openssl
     # deployment tests (tests/deploy): nginx in front of bridges, sshd on a "compute node",
     # network namespaces
-    need_pkg nginx; need_pkg openssh-server; need_pkg iproute2
+    need_pkg nginx; need_pkg libnginx-mod-stream; need_pkg openssh-server; need_pkg iproute2
   fi
   if ((${#apt_missing[@]})); then
     say "apt-get install ${apt_missing[*]}"

@@ -17,6 +17,8 @@ from radical.edge.services import Service, TLSFiles
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "deploy" / "nginx" / "radical-edge.conf"
+SHIPPED_STREAM = ROOT / "deploy" / "nginx" / "radical-edge-redis-stream.conf"
+STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")  # libnginx-mod-stream
 
 
 def nginx_binary() -> str | None:
@@ -28,8 +30,15 @@ def _sub(pattern: str, repl: str, text: str, count: int = 1) -> str:
     """re.subn that insists on `count` matches: the shipped file changed if it fails."""
     new, n = re.subn(pattern, repl, text, flags=re.M)
     if n != count:
-        raise AssertionError(f"{SHIPPED.name}: expected {count} x /{pattern}/, found {n}")
+        raise AssertionError(f"shipped nginx file: expected {count} x /{pattern}/, found {n}")
     return new
+
+
+def render_stream(listen: str, redis: str) -> str:
+    """The shipped Redis pass-through (stream context) on `listen`, forwarding to `redis`."""
+    text = SHIPPED_STREAM.read_text()
+    text = _sub(r"^(\s*)server \S+;(\s*# CHANGE: Redis)", rf"\g<1>server {redis};\g<2>", text)
+    return _sub(r"^(\s*)listen \S+;", rf"\g<1>listen {listen};", text)
 
 
 def render_site(listen: str, upstreams: list[str], tls: TLSFiles, log_dir: Path,
@@ -55,11 +64,13 @@ def render_site(listen: str, upstreams: list[str], tls: TLSFiles, log_dir: Path,
     return text
 
 
-def main_conf(prefix: Path, site: Path) -> str:
-    """What Debian's nginx.conf sets around conf.d, with every path inside `prefix`."""
+def main_conf(prefix: Path, site: Path, stream: Path | None = None) -> str:
+    """What Debian's nginx.conf sets around conf.d (and stream.d), every path in `prefix`."""
     temp = "\n".join(f"    {kind}_temp_path {prefix / 'tmp' / kind};"
                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    return f"""daemon off;
+    streams = (f"load_module {STREAM_MODULE};\nstream {{ include {stream}; }}\n"
+               if stream else "")
+    return f"""{streams}daemon off;
 worker_processes 1;
 pid {prefix / 'nginx.pid'};
 error_log {prefix / 'logs' / 'main-error.log'} info;
@@ -74,8 +85,10 @@ http {{
 
 
 def start_nginx(prefix: Path, listen: str, upstreams: list[str], tls: TLSFiles,
-                server_name: str = "localhost", netns: str | None = None) -> Service:
-    """nginx with the shipped site on `listen` (host:port) in front of `upstreams`.
+                server_name: str = "localhost", netns: str | None = None,
+                redis_stream: tuple[str, str] | None = None) -> Service:
+    """nginx with the shipped site on `listen` (host:port) in front of `upstreams`;
+    `redis_stream` = (listen, redis host:port): also the shipped Redis TLS pass-through.
 
     `extra` holds `access_log` (one line per request, with the bridge that served it).
     """
@@ -88,8 +101,12 @@ def start_nginx(prefix: Path, listen: str, upstreams: list[str], tls: TLSFiles,
         (prefix / sub).chmod(0o755)
     site = prefix / "radical-edge.conf"
     site.write_text(render_site(listen, upstreams, tls, logs, server_name))
+    stream = None
+    if redis_stream:
+        stream = prefix / "radical-edge-redis-stream.conf"
+        stream.write_text(render_stream(*redis_stream))
     conf = prefix / "nginx.conf"
-    conf.write_text(main_conf(prefix, site))
+    conf.write_text(main_conf(prefix, site, stream))
     svc = services._spawn(f"nginx-{listen.replace(':', '-')}",
                           [binary, "-p", str(prefix), "-c", str(conf)], logs, netns=netns)
     svc.extra.update(access_log=logs / "access.log", conf=conf, site=site)

@@ -3,12 +3,13 @@ docs/deploy.md describes:
 
 * a Redis host (TLS only, ACL users, bound to its site address only);
 * a bridge host: the bridge on its loopback, nginx (the shipped site file, TLS) in front,
-  on the site LAN and on the compute LAN;
+  on the site LAN and on the compute LAN, plus the shipped Redis TLS pass-through
+  (deploy/nginx/radical-edge-redis-stream.conf) on the compute LAN;
 * a login node: an edge with its own Redis ACL user and the psij plugin;
 * a compute node that can reach the login node and nginx but has NO route to Redis (a
-  connect attempt must fail); its edge is launched as a child by the login edge and
-  enrolls through nginx, and its only way to Redis is the login edge's reverse SSH tunnel
-  to the compute node's real OpenSSH sshd.
+  connect attempt must fail); its edges are launched as children by the login edge and
+  enroll through nginx; their only way to Redis is the login edge's reverse SSH tunnel to
+  the compute node's real OpenSSH sshd, or nginx's TLS pass-through.
 
 This process is the "internet": it reaches only nginx (and Redis for setup), and drives
 everything through nginx with the SDK: calls to both edges, SSE notifications from both.
@@ -16,6 +17,7 @@ Needs root (CI runs as root): under CI=true a missing capability fails instead o
 """
 from __future__ import annotations
 
+import shutil
 import ssl
 import time
 import uuid
@@ -27,7 +29,7 @@ import pytest
 
 import authed
 from netns_site import ComputeSSHD, NetnsSite, can_make_namespaces
-from nginx_proxy import nginx_binary, start_nginx, wait_listening
+from nginx_proxy import STREAM_MODULE, nginx_binary, start_nginx, wait_listening
 from psij_helpers import wait_for
 from sse_recorder import Received
 from tls_certs import make_tls_files
@@ -38,12 +40,15 @@ from radical.edge.hpc.launch import find_wrapper
 pytestmark = [
     pytest.mark.skipif(can_make_namespaces() is not None, reason=str(can_make_namespaces())),
     pytest.mark.skipif(nginx_binary() is None, reason="nginx not installed (setup.sh --dev)"),
+    pytest.mark.skipif(not STREAM_MODULE.exists(),
+                       reason="nginx stream module not installed (libnginx-mod-stream)"),
 ]
 pytest.importorskip("psij")
 pytest.importorskip("asyncssh")
 
 NGINX_PORT = 443
 BRIDGE_PORT = 8001
+REDIS_PROXY_PORT = 6443  # the Redis TLS pass-through (443 of its own address in production)
 
 
 class Site:
@@ -64,7 +69,8 @@ class Site:
         net, log_dir = self.net, self.log_dir
         # Redis host: TLS only, ACL users (default user off), only on its site address; the
         # certificate also names 127.0.0.1, where tunneled compute edges meet it
-        self.redis_tls = make_tls_files(self.tmp / "redis-tls", ips=(net.redis_ip,))
+        self.redis_tls = make_tls_files(self.tmp / "redis-tls",
+                                        ips=(net.redis_ip, net.bridge_cn_ip))
         self.redis = services.start_redis(services.free_port(), log_dir, secure=True,
                                           tls=self.redis_tls, host=net.redis_ip,
                                           netns=net.ns["redis"])
@@ -77,11 +83,17 @@ class Site:
             self.redis.extra["bridge_url"], BRIDGE_PORT, log_dir, wait=0, netns=net.ns["bridge"],
             env={"RADICAL_BRIDGE_URL": self.url,
                  "RADICAL_EDGE_ALLOWED_HOSTS": net.bridge_cn_ip,
-                 "RADICAL_EDGE_ENROLL_REDIS_URL": self.redis.extra["enroll_url"]})
+                 "RADICAL_EDGE_ENROLL_REDIS_URL": self.redis.extra["enroll_url"],
+                 # enrolled edges get the TLS pass-through on the compute LAN
+                 "RADICAL_EDGE_ENROLL_REDIS_PUBLIC_URL":
+                     f"rediss://{net.bridge_cn_ip}:{REDIS_PROXY_PORT}/0"
+                     f"?ssl_ca_certs={self.redis_tls.ca}"})
         self.started.append(bridge)
         self.nginx = start_nginx(self.tmp / "nginx", f"0.0.0.0:{NGINX_PORT}",
                                  [f"127.0.0.1:{BRIDGE_PORT}"], self.tls,
-                                 server_name=net.bridge_ip, netns=net.ns["bridge"])
+                                 server_name=net.bridge_ip, netns=net.ns["bridge"],
+                                 redis_stream=(f"{net.bridge_cn_ip}:{REDIS_PROXY_PORT}",
+                                               f"{net.redis_ip}:{self.redis.extra['port']}"))
         self.started.append(self.nginx)
         wait_listening(self.nginx, net.bridge_ip, NGINX_PORT)
         self.verify = ssl.create_default_context(cafile=self.tls.ca)
@@ -152,6 +164,7 @@ def test_compute_node_has_no_route_to_redis(site: Site) -> None:
     assert error is not None and "unreachable" in error.lower(), error
     # what the compute node may reach: the login node's sshd path and nginx (HTTPS egress)
     assert site.net.connect_error("cmp", net.bridge_cn_ip, NGINX_PORT) is None
+    assert site.net.connect_error("cmp", net.bridge_cn_ip, REDIS_PROXY_PORT) is None
     assert site.net.connect_error("cmp", net.bridge_cn_ip, BRIDGE_PORT) is not None
 
 
@@ -175,8 +188,11 @@ def test_calls_and_sse_reach_the_login_edge_through_nginx(site: Site) -> None:
         bc.close()
 
 
-def test_child_edge_on_the_compute_node_through_the_tunnel(site: Site) -> None:
-    net = site.net
+@pytest.mark.parametrize("path", ["ssh-tunnel", "tls-proxy"])
+def test_child_edge_on_the_compute_node(site: Site, path: str) -> None:
+    """A child edge launched onto the compute node reaches Redis through the login edge's
+    SSH tunnel, or through nginx's TLS pass-through (the address enrollment hands out)."""
+    net, tunnel = site.net, path == "ssh-tunnel"
     name = f"cp{uuid.uuid4().hex[:6]}"
     bc = BridgeClient(site.url, cert=site.tls.ca)
     got = Received()
@@ -189,25 +205,29 @@ def test_child_edge_on_the_compute_node_through_the_tunnel(site: Site) -> None:
         # the "batch system" here is psij's local executor on the login node; the job step
         # runs on the compute node, which is what `ip netns exec` stands for
         sub = pj.submit_tunneled({
-            "executable": "/usr/sbin/ip" if Path("/usr/sbin/ip").exists() else "/sbin/ip",
+            "executable": shutil.which("ip"),
             "arguments": ["netns", "exec", net.ns["cmp"], find_wrapper(),
                           "-n", name, "-p", "sysinfo,echo"],
             "environment": {"RADICAL_EDGE_LOG_DIR": str(site.log_dir),
                             "RADICAL_BRIDGE_CERT": site.tls.ca}},  # to trust nginx
-            "local", tunnel=True)
-        assert sub["tunnel"] is True and sub["edge_name"] == name
-        status = wait_for(lambda: (s := pj.tunnel_status(name))["status"] == "active" and s,
-                          60, what=f"tunnel to the compute node ({name})")
-        assert status["host"] == net.cmp_ip
+            "local", tunnel=tunnel)
+        assert sub["tunnel"] is tunnel and sub["edge_name"] == name
+        if tunnel:
+            status = wait_for(lambda: (s := pj.tunnel_status(name))["status"] == "active"
+                              and s, 60, what=f"tunnel to the compute node ({name})")
+            assert status["host"] == net.cmp_ip
+            redis_via = ("127.0.0.1", status["port"])  # on the node's own loopback
+        else:
+            redis_via = (net.bridge_cn_ip, REDIS_PROXY_PORT)
         info = site.wait_edge(name, 90)
-        print(f"\ncompute-node edge joined {time.monotonic() - t0:.2f} s after submit")
+        print(f"\ncompute-node edge ({path}) joined {time.monotonic() - t0:.2f} s after submit")
         pid = info["pid"]
         assert net.namespace_of(pid) == net.ns["cmp"]
-        # its Redis connections all go to the tunnel's port on the node's own loopback
+        # all its Redis connections go the one way it has
         remote = net.tcp_remotes("cmp", pid)
-        assert remote and all(r == ("127.0.0.1", status["port"]) for r in remote), remote
-        # calls and SSE across all hosts: client -> nginx -> bridge -> Redis -> login edge
-        # -> SSH tunnel -> compute edge, and back
+        assert remote and all(r == redis_via for r in remote), remote
+        # calls and SSE across all hosts: client -> nginx -> bridge -> Redis -> (tunnel
+        # through the login edge | nginx pass-through) -> compute edge, and back
         si = bc.get_edge_client(name).get_plugin("sysinfo")
         assert si.get_metrics()["cpu"]["cores_logical"] >= 1
         si.close()
@@ -218,7 +238,9 @@ def test_child_edge_on_the_compute_node_through_the_tunnel(site: Site) -> None:
         got.wait_tag(tag, 10)
         pj.cancel_job(sub["job_id"])
         site.wait_edge(name, 30, present=False)
-        wait_for(lambda: pj.tunnel_status(name)["status"] == "done", 20, what="tunnel done")
+        if tunnel:
+            wait_for(lambda: pj.tunnel_status(name)["status"] == "done", 20,
+                     what="tunnel done")
     finally:
         if pj is not None:
             pj.close()
