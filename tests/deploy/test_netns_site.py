@@ -30,7 +30,7 @@ import pytest
 import authed
 from netns_site import ComputeSSHD, NetnsSite, can_make_namespaces
 from nginx_proxy import STREAM_MODULE, nginx_binary, start_nginx, wait_listening
-from psij_helpers import wait_for
+from waiting import wait_for
 from sse_recorder import Received
 from tls_certs import make_tls_files
 
@@ -156,6 +156,21 @@ def site(tmp_path_factory: pytest.TempPathFactory, log_dir: Path) -> Iterator[Si
     assert not s.net.exists(), "netns_hosts.sh down left namespaces behind"
 
 
+def call_and_notify(site: Site, bc: BridgeClient, edge: str, got: Received) -> None:
+    """A sysinfo call (SDK) and an echo notification (raw HTTP -> SSE), all via nginx."""
+    si = bc.get_edge_client(edge).get_plugin("sysinfo")
+    try:
+        metrics = si.get_metrics()
+        assert metrics["memory"]["total"] > 0 and metrics["cpu"]["cores_logical"] >= 1
+    finally:
+        si.close()
+    tag = uuid.uuid4().hex[:8]
+    with site.client() as http:
+        r = http.post(f"/{edge}/echo/notify", json={"n": 1, "tag": tag})
+        assert r.status_code == 200, r.text
+    got.wait_tag(tag, 10)
+
+
 def test_compute_node_has_no_route_to_redis(site: Site) -> None:
     net, port = site.net, site.redis.extra["port"]
     assert site.net.connect_error("login", net.redis_ip, port) is None  # login node: yes
@@ -176,14 +191,7 @@ def test_calls_and_sse_reach_the_login_edge_through_nginx(site: Site) -> None:
     try:
         bc.register_callback(site.login_name, "echo", "async_topic", got)
         assert bc.wait_for_listener(30)
-        si = bc.get_edge_client(site.login_name).get_plugin("sysinfo")
-        assert si.get_metrics()["memory"]["total"] > 0
-        si.close()
-        tag = uuid.uuid4().hex[:8]
-        with site.client() as http:
-            r = http.post(f"/{site.login_name}/echo/notify", json={"n": 1, "tag": tag})
-            assert r.status_code == 200, r.text
-        got.wait_tag(tag, 10)
+        call_and_notify(site, bc, site.login_name, got)
     finally:
         bc.close()
 
@@ -228,14 +236,7 @@ def test_child_edge_on_the_compute_node(site: Site, path: str) -> None:
         assert remote and all(r == redis_via for r in remote), remote
         # calls and SSE across all hosts: client -> nginx -> bridge -> Redis -> (tunnel
         # through the login edge | nginx pass-through) -> compute edge, and back
-        si = bc.get_edge_client(name).get_plugin("sysinfo")
-        assert si.get_metrics()["cpu"]["cores_logical"] >= 1
-        si.close()
-        tag = uuid.uuid4().hex[:8]
-        with site.client() as http:
-            r = http.post(f"/{name}/echo/notify", json={"n": 1, "tag": tag})
-            assert r.status_code == 200, r.text
-        got.wait_tag(tag, 10)
+        call_and_notify(site, bc, name, got)
         pj.cancel_job(sub["job_id"])
         site.wait_edge(name, 30, present=False)
         if tunnel:
