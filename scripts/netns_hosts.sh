@@ -7,6 +7,10 @@
 #                                       (compute network); N even, 2..252; prints the layout
 #   scripts/netns_hosts.sh down ID      remove it: kill what still runs inside (by PID),
 #                                       delete namespaces and links (by name); idempotent
+#   scripts/netns_hosts.sh clean        remove every site whose owner process is gone (a
+#                                       test run killed with SIGKILL cannot clean up itself)
+# `up` records its owner, $NETNS_HOSTS_OWNER (default: the calling process), in
+# /run/radical-edge-netns/ID.owner; `clean` never touches a site whose owner still runs.
 #
 # Layout (all names carry ID, so parallel runs never clash):
 #
@@ -22,7 +26,19 @@
 set -euo pipefail
 
 die() { echo "netns_hosts.sh: $*" >&2; exit 2; }
+OWNERS=/run/radical-edge-netns
 cmd=${1:-}; id=${2:-}
+if [[ $cmd == clean ]]; then
+  for f in "$OWNERS"/*.owner; do
+    [[ -e $f ]] || continue
+    owner=$(cat "$f"); site=$(basename "$f" .owner)
+    if ! kill -0 "$owner" 2>/dev/null; then
+      echo "removing site $site (owner $owner is gone)"
+      "$0" down "$site"
+    fi
+  done
+  exit 0
+fi
 [[ $id =~ ^[a-z0-9]{6}$ ]] || die "ID must be 6 lowercase letters/digits (got '${id}')"
 ns() { echo "redge-$id-$1"; }
 HOSTS=(redis bridge login cmp)
@@ -37,6 +53,7 @@ down() {
     fi
   done
   ip link del "rg${id}h" 2>/dev/null || true   # gone with its peer already, normally
+  rm -f "$OWNERS/$id.owner"
 }
 
 up() {
@@ -49,6 +66,8 @@ up() {
   fi
   ip netns list | grep -q "redge-$id-" && die "site $id exists already"
   trap 'down' ERR
+  mkdir -p "$OWNERS"
+  echo "${NETNS_HOSTS_OWNER:-$PPID}" > "$OWNERS/$id.owner"
   local n
   for n in sw "${HOSTS[@]}"; do
     ip netns add "$(ns "$n")"
@@ -88,5 +107,5 @@ up() {
 case $cmd in
   up)   up "${3:-}" ;;
   down) down ;;
-  *)    die "usage: netns_hosts.sh up ID N | down ID" ;;
+  *)    die "usage: netns_hosts.sh up ID N | down ID | clean" ;;
 esac

@@ -46,11 +46,14 @@ class NetnsSite:
 
     @classmethod
     def create(cls, attempts: int = 8) -> NetnsSite:
+        # first remove what runs killed with SIGKILL left behind (their owner is gone)
+        subprocess.run([str(SCRIPT), "clean"], capture_output=True, timeout=120)
         last = ""
         for _ in range(attempts):
             site = cls(uuid.uuid4().hex[:6], random.randrange(2, 253, 2))
             res = subprocess.run([str(SCRIPT), "up", site.id, str(site.net)],
-                                 capture_output=True, text=True, timeout=60)
+                                 capture_output=True, text=True, timeout=60,
+                                 env={**os.environ, "NETNS_HOSTS_OWNER": str(os.getpid())})
             if res.returncode == 0:
                 atexit.register(site.remove)
                 return site
