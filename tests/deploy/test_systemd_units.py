@@ -107,7 +107,7 @@ def test_bridge_unit_starts_a_bridge(tmp_path: Path, redis_url: str, log_dir: Pa
     env = env_file("bridge.env.example")
     env["RADICAL_EDGE_REDIS_URL"] = redis_url   # the example's is a placeholder
     port = services.free_port()
-    public = f"https://edge.example.org"
+    public = "https://edge.example.org"
     assert env["RADICAL_BRIDGE_URL"] == public
     # LoadCredential: the file appears read-only for the service in %d
     creds = tmp_path / "credentials"
