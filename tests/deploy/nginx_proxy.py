@@ -11,6 +11,7 @@ import shutil
 import socket
 import ssl
 from pathlib import Path
+from typing import Callable
 
 from radical.edge import services
 from radical.edge.services import Service, TLSFiles
@@ -86,9 +87,11 @@ http {{
 
 def start_nginx(prefix: Path, listen: str, upstreams: list[str], tls: TLSFiles,
                 server_name: str = "localhost", netns: str | None = None,
-                redis_stream: tuple[str, str] | None = None) -> Service:
+                redis_stream: tuple[str, str] | None = None,
+                edit: Callable[[str], str] | None = None) -> Service:
     """nginx with the shipped site on `listen` (host:port) in front of `upstreams`;
     `redis_stream` = (listen, redis host:port): also the shipped Redis TLS pass-through.
+    `edit`: a change to the rendered site (only for tests of what one directive does).
 
     `extra` holds `access_log` (one line per request, with the bridge that served it).
     """
@@ -100,7 +103,8 @@ def start_nginx(prefix: Path, listen: str, upstreams: list[str], tls: TLSFiles,
         (prefix / sub).mkdir(parents=True, exist_ok=True)
         (prefix / sub).chmod(0o755)
     site = prefix / "radical-edge.conf"
-    site.write_text(render_site(listen, upstreams, tls, logs, server_name))
+    text = render_site(listen, upstreams, tls, logs, server_name)
+    site.write_text(edit(text) if edit else text)
     stream = None
     if redis_stream:
         stream = prefix / "radical-edge-redis-stream.conf"

@@ -1,8 +1,10 @@
-"""Notifications an SDK callback received, with arrival times (tests/deploy)."""
+"""Notifications as clients receive them, with arrival times (tests/deploy)."""
 from __future__ import annotations
 
 import threading
 import time
+
+import httpx
 
 
 class Received:
@@ -29,3 +31,31 @@ class Received:
             self.event.wait(0.05)
             self.event.clear()
         raise AssertionError(f"notification {tag} not received within {timeout} s")
+
+
+class RawStream:
+    """`GET /events` read line by line in a thread, each line with its arrival time: what
+    a proxy passes on, and when, without the SDK's reconnects in between."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.lines: list[tuple[float, str]] = []
+        self.status: int | None = None
+        self._client = client
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with self._client.stream("GET", "/events") as r:
+                self.status = r.status_code
+                for line in r.iter_lines():
+                    self.lines.append((time.monotonic(), line))
+        except httpx.HTTPError:
+            pass
+
+    def arrived(self, text: str) -> float | None:
+        return next((t for t, line in list(self.lines) if text in line), None)
+
+    def close(self) -> None:
+        self._client.close()  # ends the stream; the thread follows
+        self._thread.join(5)

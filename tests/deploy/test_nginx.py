@@ -21,7 +21,7 @@ import pytest
 
 import authed
 from nginx_proxy import nginx_binary, start_nginx, upstreams_served, wait_listening
-from sse_recorder import Received
+from sse_recorder import RawStream, Received
 from tls_certs import make_tls_files
 
 from radical.edge import BridgeClient, services
@@ -149,6 +149,76 @@ def test_sse_through_nginx_is_prompt(stack: Stack) -> None:
             assert "content-length" not in r.headers  # streamed, not buffered whole
     finally:
         bc.close()
+
+
+def _events_location(text: str, *directives: str) -> str:
+    """The site with `directives` added to its `location = /events` block."""
+    marker = "location = /events {\n"
+    assert text.count(marker) == 1
+    return text.replace(marker, marker + "".join(f"        {d}\n" for d in directives))
+
+
+@pytest.mark.parametrize("buffering", ["off (shipped)", "on (control)"])
+def test_sse_unbuffered_by_the_shipped_location_alone(stack: Stack, tmp_path: Path,
+                                                      buffering: str) -> None:
+    """nginx told to ignore the bridge's `X-Accel-Buffering: no`: the shipped location keeps
+    events prompt on its own; the control (buffering switched back on) holds them back,
+    which shows this test would notice a buffering proxy."""
+    shipped = buffering.startswith("off")
+
+    def edit(text: str) -> str:
+        text = _events_location(text, "proxy_ignore_headers X-Accel-Buffering;")
+        return text if shipped else text.replace("proxy_buffering off;", "proxy_buffering on;")
+
+    port = services.free_port()
+    nginx = start_nginx(tmp_path / "nginx", f"127.0.0.1:{port}",
+                        [f"127.0.0.1:{b.extra['port']}" for b in stack.bridges if b.alive()],
+                        stack.tls, edit=edit)
+    stream = None
+    try:
+        wait_listening(nginx, "127.0.0.1", port)
+        url = f"https://localhost:{port}"
+        stream = RawStream(httpx.Client(base_url=url, verify=stack.verify, timeout=60,
+                                        headers=authed.AUTH))
+        with stack.client() as http:
+            # a notification every 0.25 s until one comes through (the first ones may go
+            # out before the stream is connected; those are never delivered to it)
+            sent: dict[str, float] = {}
+            end = time.monotonic() + 5
+            while time.monotonic() < end and not arrivals(stream, sent):
+                tag = uuid.uuid4().hex[:8]
+                sent[tag] = notify(http, stack.edge_name, tag)
+                step_end = time.monotonic() + 0.25
+                while time.monotonic() < step_end and not arrivals(stream, sent):
+                    time.sleep(0.02)
+            got = arrivals(stream, sent)
+            if shipped:
+                assert got, "every event held back by nginx"
+                tag, delay = got[0]
+                assert delay < 2.0, f"event {tag} took {delay:.2f} s through nginx"
+                print(f"raw SSE via nginx, bridge header ignored: {delay:.3f} s")
+            else:
+                assert not got, "control: a buffering nginx passed events at once?"
+                # fill nginx's buffers: now the held-back events come out too
+                r = http.post(f"/{stack.edge_name}/echo/burst",
+                              json={"n": 400, "tag": "fill", "pad": 1000})
+                assert r.status_code == 200, r.text
+                services.wait_until(lambda: bool(arrivals(stream, sent)), 20,
+                                    "held-back events after the buffers filled")
+    finally:
+        if stream is not None:
+            stream.close()
+        nginx.stop()
+
+
+def arrivals(stream: RawStream, sent: dict[str, float]) -> list[tuple[str, float]]:
+    """(tag, delay after sending) of each sent notification the raw stream has seen."""
+    out = []
+    for tag, at in sent.items():
+        seen = stream.arrived(tag)
+        if seen is not None:
+            out.append((tag, seen - at))
+    return out
 
 
 def test_a_killed_bridge_fails_over(stack: Stack) -> None:
