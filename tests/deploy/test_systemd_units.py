@@ -1,7 +1,8 @@
 """The shipped systemd units (deploy/systemd/) are valid and start what they say.
 
 * `systemd-analyze verify` accepts both units (unknown keys, bad values and a missing
-  ExecStart binary are reported on stderr or by the exit code);
+  ExecStart binary are reported on stderr or by the exit code), and `systemd-analyze
+  security` rates their hardening below a threshold;
 * every RADICAL_EDGE_* / RADICAL_BRIDGE_* name in the units and example environment files
   is a real setting (a typo there would be silently ignored by pydantic-settings);
 * the bridge unit's ExecStart, its example environment (Redis URL pointed at the test's)
@@ -80,6 +81,22 @@ def test_systemd_analyze_verifies_both_units(tmp_path: Path) -> None:
     problems = [line for line in res.stderr.splitlines()
                 if "radical-edge" in line or "Unknown" in line]
     assert res.returncode == 0 and not problems, res.stderr
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                    reason="systemd-analyze not installed (Debian: systemd)")
+@pytest.mark.parametrize("unit, threshold", [("radical-edge-bridge.service", 20),
+                                             ("radical-edge-edge.service", 60)])
+def test_hardening_exposure(tmp_path: Path, unit: str, threshold: int) -> None:
+    """`systemd-analyze security` rates the units' hardening (0 = locked down, 100 = none;
+    the bridge rates 17 "OK", the edge 52: batch systems need more of the host)."""
+    (tmp_path / unit).write_text((UNITS / unit).read_text().replace(INSTALLED,
+                                                                     radical_edge_cli()))
+    res = subprocess.run(["systemd-analyze", "security", "--offline=yes",
+                          f"--threshold={threshold}", str(tmp_path / unit)],
+                         capture_output=True, text=True, timeout=120)
+    summary = [line for line in res.stdout.splitlines() if "Overall exposure" in line]
+    assert res.returncode == 0, summary or res.stderr
 
 
 def test_every_variable_named_is_a_setting() -> None:
