@@ -20,6 +20,7 @@ if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
     # deployment tests (tests/deploy): nginx in front of bridges, sshd on a "compute node",
     # network namespaces
     need_pkg nginx; need_pkg libnginx-mod-stream; need_pkg openssh-server; need_pkg iproute2
+    command -v systemd-analyze >/dev/null || need_pkg systemd  # checks deploy/systemd units
   fi
   if ((${#apt_missing[@]})); then
     say "apt-get install ${apt_missing[*]}"
