@@ -119,7 +119,7 @@ def redis_server_binary() -> str | None:
 def start_redis(port: int | None = None, log_dir: Path | None = None, *,
                 secure: bool = False, tls: "TLSFiles | None" = None,
                 host: str = "127.0.0.1", netns: str | None = None) -> Service:
-    """A private redis-server on 127.0.0.1 (a free port unless given).
+    """A private redis-server on 127.0.0.1 (or `host`; a free port unless given).
 
     `secure=True`: the `default` user is off and an admin user with a generated password is
     the only way in (written to a 0600 config file, never to argv); a bridge user and an
