@@ -75,7 +75,8 @@ class NetnsSite:
     def connect_error(self, role: str, host: str, port: int) -> str | None:
         """Try a TCP connect from inside `role`'s namespace: None if it worked, else the error."""
         code = ("import socket,sys\ns=socket.socket(); s.settimeout(3)\n"
-                f"try:\n  s.connect(({host!r},{port}))\nexcept OSError as e:\n  print(e); sys.exit(1)")
+                f"try:\n  s.connect(({host!r},{port}))\n"
+                "except OSError as e:\n  print(e); sys.exit(1)")
         res = subprocess.run(["ip", "netns", "exec", self.ns[role], sys.executable, "-c", code],
                              capture_output=True, text=True, timeout=20)
         return None if res.returncode == 0 else (res.stdout + res.stderr).strip()

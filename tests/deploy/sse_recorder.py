@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import httpx
+
+from radical.edge import BridgeClient
 
 
 class Received:
@@ -59,3 +63,16 @@ class RawStream:
     def close(self) -> None:
         self._client.close()  # ends the stream; the thread follows
         self._thread.join(5)
+
+
+@contextmanager
+def echo_listener(url: str, ca: str, edge: str) -> Iterator[tuple[BridgeClient, Received]]:
+    """An SDK client (trusting `ca`) that listens to `edge`'s echo notifications (SSE)."""
+    got = Received()
+    bc = BridgeClient(url, cert=ca)
+    try:
+        bc.register_callback(edge, "echo", "async_topic", got)
+        assert bc.wait_for_listener(30), f"SSE listener did not connect to {url}"
+        yield bc, got
+    finally:
+        bc.close()

@@ -31,7 +31,7 @@ import authed
 from netns_site import ComputeSSHD, NetnsSite, can_make_namespaces
 from nginx_proxy import STREAM_MODULE, nginx_binary, start_nginx, wait_listening
 from waiting import wait_for
-from sse_recorder import Received
+from sse_recorder import Received, echo_listener
 from tls_certs import make_tls_files
 
 from radical.edge import BridgeClient, services
@@ -186,14 +186,8 @@ def test_compute_node_has_no_route_to_redis(site: Site) -> None:
 def test_calls_and_sse_reach_the_login_edge_through_nginx(site: Site) -> None:
     info = site.edges()[site.login_name]
     assert site.net.namespace_of(info["pid"]) == site.net.ns["login"]
-    bc = BridgeClient(site.url, cert=site.tls.ca)
-    got = Received()
-    try:
-        bc.register_callback(site.login_name, "echo", "async_topic", got)
-        assert bc.wait_for_listener(30)
+    with echo_listener(site.url, site.tls.ca, site.login_name) as (bc, got):
         call_and_notify(site, bc, site.login_name, got)
-    finally:
-        bc.close()
 
 
 @pytest.mark.parametrize("path", ["ssh-tunnel", "tls-proxy"])
@@ -202,47 +196,41 @@ def test_child_edge_on_the_compute_node(site: Site, path: str) -> None:
     SSH tunnel, or through nginx's TLS pass-through (the address enrollment hands out)."""
     net, tunnel = site.net, path == "ssh-tunnel"
     name = f"cp{uuid.uuid4().hex[:6]}"
-    bc = BridgeClient(site.url, cert=site.tls.ca)
-    got = Received()
-    pj = None
-    try:
+    with echo_listener(site.url, site.tls.ca, name) as (bc, got):
         pj = bc.get_edge_client(site.login_name).get_plugin("psij")
-        bc.register_callback(name, "echo", "async_topic", got)
-        assert bc.wait_for_listener(30)
-        t0 = time.monotonic()
-        # the "batch system" here is psij's local executor on the login node; the job step
-        # runs on the compute node, which is what `ip netns exec` stands for
-        sub = pj.submit_tunneled({
-            "executable": shutil.which("ip"),
-            "arguments": ["netns", "exec", net.ns["cmp"], find_wrapper(),
-                          "-n", name, "-p", "sysinfo,echo"],
-            "environment": {"RADICAL_EDGE_LOG_DIR": str(site.log_dir),
-                            "RADICAL_BRIDGE_CERT": site.tls.ca}},  # to trust nginx
-            "local", tunnel=tunnel)
-        assert sub["tunnel"] is tunnel and sub["edge_name"] == name
-        if tunnel:
-            status = wait_for(lambda: (s := pj.tunnel_status(name))["status"] == "active"
-                              and s, 60, what=f"tunnel to the compute node ({name})")
-            assert status["host"] == net.cmp_ip
-            redis_via = ("127.0.0.1", status["port"])  # on the node's own loopback
-        else:
-            redis_via = (net.bridge_cn_ip, REDIS_PROXY_PORT)
-        info = site.wait_edge(name, 90)
-        print(f"\ncompute-node edge ({path}) joined {time.monotonic() - t0:.2f} s after submit")
-        pid = info["pid"]
-        assert net.namespace_of(pid) == net.ns["cmp"]
-        # all its Redis connections go the one way it has
-        remote = net.tcp_remotes("cmp", pid)
-        assert remote and all(r == redis_via for r in remote), remote
-        # calls and SSE across all hosts: client -> nginx -> bridge -> Redis -> (tunnel
-        # through the login edge | nginx pass-through) -> compute edge, and back
-        call_and_notify(site, bc, name, got)
-        pj.cancel_job(sub["job_id"])
-        site.wait_edge(name, 30, present=False)
-        if tunnel:
-            wait_for(lambda: pj.tunnel_status(name)["status"] == "done", 20,
-                     what="tunnel done")
-    finally:
-        if pj is not None:
-            pj.close()
-        bc.close()
+        try:
+            t0 = time.monotonic()
+            # the "batch system" here is psij's local executor on the login node; the job step
+            # runs on the compute node, which is what `ip netns exec` stands for
+            sub = pj.submit_tunneled({
+                "executable": shutil.which("ip"),
+                "arguments": ["netns", "exec", net.ns["cmp"], find_wrapper(),
+                              "-n", name, "-p", "sysinfo,echo"],
+                "environment": {"RADICAL_EDGE_LOG_DIR": str(site.log_dir),
+                                "RADICAL_BRIDGE_CERT": site.tls.ca}},  # to trust nginx
+                "local", tunnel=tunnel)
+            assert sub["tunnel"] is tunnel and sub["edge_name"] == name
+            if tunnel:
+                status = wait_for(lambda: (s := pj.tunnel_status(name))["status"] == "active"
+                                  and s, 60, what=f"tunnel to the compute node ({name})")
+                assert status["host"] == net.cmp_ip
+                redis_via = ("127.0.0.1", status["port"])  # on the node's own loopback
+            else:
+                redis_via = (net.bridge_cn_ip, REDIS_PROXY_PORT)
+            info = site.wait_edge(name, 90)
+            print(f"\ncompute-node edge ({path}) joined {time.monotonic() - t0:.2f} s after submit")
+            pid = info["pid"]
+            assert net.namespace_of(pid) == net.ns["cmp"]
+            # all its Redis connections go the one way it has
+            remote = net.tcp_remotes("cmp", pid)
+            assert remote and all(r == redis_via for r in remote), remote
+            # calls and SSE across all hosts: client -> nginx -> bridge -> Redis -> (tunnel
+            # through the login edge | nginx pass-through) -> compute edge, and back
+            call_and_notify(site, bc, name, got)
+            pj.cancel_job(sub["job_id"])
+            site.wait_edge(name, 30, present=False)
+            if tunnel:
+                wait_for(lambda: pj.tunnel_status(name)["status"] == "done", 20,
+                         what="tunnel done")
+        finally:
+            pj.close()  # cancels the job if the test failed before

@@ -21,10 +21,10 @@ import pytest
 
 import authed
 from nginx_proxy import nginx_binary, start_nginx, upstreams_served, wait_listening
-from sse_recorder import RawStream, Received
+from sse_recorder import RawStream, echo_listener
 from tls_certs import make_tls_files
 
-from radical.edge import BridgeClient, services
+from radical.edge import services
 
 pytestmark = pytest.mark.skipif(nginx_binary() is None,
                                 reason="nginx not installed (scripts/setup.sh --dev)")
@@ -130,11 +130,7 @@ def notify(http: httpx.Client, edge: str, tag: str) -> float:
 
 
 def test_sse_through_nginx_is_prompt(stack: Stack) -> None:
-    got = Received()
-    bc = BridgeClient(stack.url, cert=stack.tls.ca)
-    try:
-        bc.register_callback(stack.edge_name, "echo", "async_topic", got)
-        assert bc.wait_for_listener(30), "SSE listener did not connect through nginx"
+    with echo_listener(stack.url, stack.tls.ca, stack.edge_name) as (_bc, got):
         with stack.client() as http:
             for _ in range(3):
                 tag = uuid.uuid4().hex[:8]
@@ -147,8 +143,6 @@ def test_sse_through_nginx_is_prompt(stack: Stack) -> None:
             assert r.status_code == 200
             assert r.headers["content-type"].startswith("text/event-stream")
             assert "content-length" not in r.headers  # streamed, not buffered whole
-    finally:
-        bc.close()
 
 
 def _events_location(text: str, *directives: str) -> str:
@@ -222,11 +216,7 @@ def arrivals(stream: RawStream, sent: dict[str, float]) -> list[tuple[str, float
 
 
 def test_a_killed_bridge_fails_over(stack: Stack) -> None:
-    got = Received()
-    bc = BridgeClient(stack.url, cert=stack.tls.ca)
-    try:
-        bc.register_callback(stack.edge_name, "echo", "async_topic", got)
-        assert bc.wait_for_listener(30)
+    with echo_listener(stack.url, stack.tls.ca, stack.edge_name) as (_bc, got):
         with stack.client() as http:
             before = uuid.uuid4().hex[:8]
             notify(http, stack.edge_name, before)
@@ -249,7 +239,5 @@ def test_a_killed_bridge_fails_over(stack: Stack) -> None:
         assert len(served) == 6
         with stack.client() as http:
             assert http.post("/edge/list").json()["data"]["edges"][stack.edge_name]
-    finally:
-        bc.close()
     assert survivor.alive() and not victim.alive()
     assert os.path.getsize(stack.nginx.extra["access_log"]) > 0
