@@ -217,7 +217,7 @@ def create_enroller(client: Any, password: str | None = None) -> Credentials:
 
 def lock_default_user(client: Any) -> None:
     """No anonymous access: the `default` user is switched off."""
-    client.execute_command("ACL", "SETUSER", "default", "off", "resetpass", "nopass")
+    client.execute_command("ACL", "SETUSER", "default", "off", "resetpass")
 
 
 def acl_file_lines(users: dict[str, tuple[str, list[str]]]) -> list[str]:
@@ -225,8 +225,10 @@ def acl_file_lines(users: dict[str, tuple[str, list[str]]]) -> list[str]:
 
     Patterns holding kombu's priority separator stay in as raw bytes: Redis splits ACL file
     lines on spaces only, and an edge's consumer LLENs/BRPOPs those queue names (without them
-    it gets NOPERM in a loop; docker/compose.yaml runs on such a file)."""
-    lines = ["user default off nopass resetchannels -@all"]
+    it gets NOPERM in a loop; docker/compose.yaml runs on such a file). `default` is off and
+    not `nopass`: with `nopass`, protected mode (on by default) refuses every client that is
+    not on loopback, even though they log in as other users."""
+    lines = ["user default off resetpass resetchannels -@all"]
     for user, (password, rules) in users.items():
         lines.append(" ".join(["user", user, "on", f">{password}", *rules]))
     return lines

@@ -140,6 +140,18 @@ def server_timing(call: CallRequest, reply: CallReply, now: float) -> str:
     return ", ".join(parts)
 
 
+def json_object(raw: bytes | str | None) -> dict[str, Any] | None:
+    """`raw` decoded as a JSON object, or None when absent, unreadable or not an object:
+    records read back from Redis are data, and a damaged one must not raise."""
+    if raw is None:
+        return None
+    try:
+        data = orjson.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def encode_body(body: bytes) -> tuple[str | None, str | None]:
     """Text stays text (cheap, readable in Redis); anything else becomes base64."""
     if not body:
