@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from radical.edge.app import acl, keys
-from radical.edge.settings import get_settings
+from radical.edge.settings import Settings
 
 ROLES = ("bridge", "edge", "flower")
 #: files `secrets` writes (compose.yaml mounts each into the one service that needs it)
@@ -34,7 +34,7 @@ def redis_user(role: str) -> str:
 
 
 def edge_name() -> str:
-    return os.environ.get("RADICAL_EDGE_EDGE_NAME") or socket.gethostname().split(".")[0]
+    return Settings().edge_name or socket.gethostname().split(".")[0]
 
 
 def _read_secret(var: str) -> str | None:
@@ -52,7 +52,7 @@ def configure(role: str) -> None:
     """Put the role's credentials into the environment radical.edge reads."""
     password = _read_secret("REDIS_PASSWORD_FILE")
     if password:
-        base = os.environ.get("RADICAL_EDGE_REDIS_URL", "redis://127.0.0.1:6379/0")
+        base = Settings().redis_url  # read now: the environment is what counts
         user = os.environ.pop("REDIS_USER", None) or redis_user(role)
         os.environ["RADICAL_EDGE_REDIS_URL"] = acl.Credentials(user, password).url(base)
     basic_auth = _read_secret("FLOWER_BASIC_AUTH_FILE")
@@ -93,7 +93,7 @@ def healthcheck() -> int:
     role = ROLE_FILE.read_text().strip() if ROLE_FILE.exists() else ""
     try:
         if role == "bridge":
-            settings = get_settings()  # the bridge's own: host, port, TLS
+            settings = Settings()  # the bridge's own: host, port, TLS
             host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
             tls = settings.bridge_cert and settings.bridge_key
             base = f"{'https' if tls else 'http'}://{host}:{settings.port}"
