@@ -163,7 +163,6 @@ class Engine:
         text = ("workflow completed" if done else f"workflow {outcome['phase']}: "
                 f"{outcome['error']}")
         for c in self.clusters:
-            c.status.online = False
             c.status.tasks_running = 0
         self.box.log(text, "info" if done else "error", publish=False)
         self._publish_clusters(end_time=now_iso(), cleanup=self.report, **outcome)
