@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -184,6 +185,7 @@ def test_three_clusters_end_to_end(xgf, states, bc, bridge_url, log_dir, tmp_pat
         "site-a": {"edge": SITE_A, "type": "immediate"},
         "site-b": {"edge": SITE_B, "type": "immediate"},
         "hpc": _hpc(log_dir)})
+    t0 = time.monotonic()
     started = xgf.start_workflow(wf, res)
     assert started["status"] == "running" and started["config_name"] == "t3"
     with pytest.raises(EdgeError) as err:
@@ -191,7 +193,10 @@ def test_three_clusters_end_to_end(xgf, states, bc, bridge_url, log_dir, tmp_pat
     assert err.value.status == 409 and "already running" in err.value.detail
 
     final = xgf.wait_done(timeout=300)
+    took = time.monotonic() - t0
     assert final["status"] == "completed", final["error"]
+    print(f"\nxgfabric test workflow on 3 clusters (1 SLURM child edge): {took:.1f} s "
+          "from start to completed, release included")
     assert final["progress"] == 100 and final["phase"] == "done"
     assert final["completed_simulations"] == final["total_simulations"] == 6
     assert final["current_batch"] == final["total_batches"] == 3
@@ -245,7 +250,9 @@ def test_stop_mid_run_leaves_nothing(xgf, states, bc, bridge_url, log_dir, tmp_p
     assert _squeue(f"xgf-{run}") and child in edges(bridge_url)
     assert _sessions(bridge_url, SITE_A, "rhapsody")
 
+    t0 = time.monotonic()
     answer = xgf.stop_workflow()
+    print(f"\nxgfabric stop mid-run: {time.monotonic() - t0:.1f} s until everything released")
     assert answer["stopped"] is True
     cleanup = answer["cleanup"]
     assert cleanup["tasks_canceled"] >= 4  # the two running batches of the immediate sites
