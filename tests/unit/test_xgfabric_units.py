@@ -48,6 +48,9 @@ def test_store_round_trip_aliases_and_builtins(tmp_path):
             ("workflow", "test", True)} <= listed
     assert ("resource", "default", True) not in listed
     with pytest.raises(ConfigError) as err:
+        store.save({"kind": "resource", "name": "r", "bridge_url": "https://:tok@h:1"})
+    assert "must not carry credentials" in err.value.detail
+    with pytest.raises(ConfigError) as err:
         store.resource("mine")
     assert err.value.status == 404
     assert store.delete("mine")["deleted"] and store.delete("default")["deleted"]
@@ -112,3 +115,29 @@ def test_state_box_publishes_whole_state_and_caps_the_log():
     assert len(seen) == 1 and seen[0]["status"] == "running" and seen[0]["progress"] == 7
     assert len(seen[0]["log"]) == MAX_LOG and seen[0]["log"][-1]["message"] == f"line {MAX_LOG + 4}"
     assert seen[0]["message"] == f"line {MAX_LOG + 4}"
+
+
+def test_pick_and_classify_without_network():
+    from radical.edge.plugins.xgfabric.clusters import (ClusterLost, WorkflowError, classify,
+                                                        pick_clusters)
+    from radical.edge.plugins.xgfabric.config import ResourceConfig
+
+    edges = {"home": {"plugins": {"xgfabric": {}}},
+             "a": {"plugins": {"rhapsody": {}, "staging": {}}},
+             "login": {"plugins": {"psij": {}, "queue_info": {}}},
+             "psij-only": {"plugins": {"psij": {}}},
+             "login.xgf-abc123": {"role": "compute", "plugins": {"rhapsody": {}}}}
+    auto = pick_clusters(ResourceConfig(), edges, "home")
+    assert [c.name for c in auto] == ["a", "login"]  # not itself, not children of runs
+    with pytest.raises(WorkflowError):
+        pick_clusters(ResourceConfig(), {"home": edges["home"]}, "home")
+    forced = pick_clusters(ResourceConfig(cluster_configs={
+        "x": {"edge": "a", "type": "immediate", "gpu": True},
+        "y": {"edge": "psij-only", "type": "immediate"},
+        "z": {"edge": "gone", "type": "allocate"}}), edges, "home")
+    assert classify(None, forced[0], edges) == "immediate"  # type given: nothing asked
+    assert forced[0].exec_edge == "a" and forced[0].status.has_gpu
+    for cluster, words in ((forced[1], "no rhapsody plugin"), (forced[2], "not connected")):
+        with pytest.raises(ClusterLost) as err:
+            classify(None, cluster, edges)
+        assert words in str(err.value)

@@ -28,6 +28,8 @@ __all__ = ["Cluster", "ClusterLost", "WorkflowError", "Stopped", "pick_clusters"
 CHILD_PLUGINS = "rhapsody,staging,queue_info,sysinfo"
 #: psij executor per queue_info backend
 EXECUTORS = {"slurm": "slurm", "pbs": "pbs", "lsf": "lsf"}
+#: names of child edges runs start (never picked as clusters of another run)
+CHILD_RE = re.compile(r"\.xgf-[0-9a-f]+$")
 #: psij job states after which no child edge will come
 JOB_FINAL = ("COMPLETED", "FAILED", "CANCELED")
 
@@ -95,11 +97,12 @@ def pick_clusters(resource: Any, edges: dict, self_edge: str) -> list[Cluster]:
     if not configs:
         for name, info in sorted(edges.items()):
             plugins = set((info or {}).get("plugins") or {})
-            if name != self_edge and ("rhapsody" in plugins or "psij" in plugins):
+            capable = "rhapsody" in plugins or {"psij", "queue_info"} <= plugins
+            if name != self_edge and capable and not CHILD_RE.search(name):
                 configs = {**configs, name: {}}
         if not configs:
             raise WorkflowError("no connected edge can run tasks (none but this one has the "
-                                "rhapsody or psij plugin)")
+                                "rhapsody plugin, or psij and queue_info)")
     for name, cc in configs.items():
         edge = cc.get("edge", name)
         kind = cc.get("type", "auto")
@@ -127,8 +130,8 @@ def classify(bc: BridgeClient, cluster: Cluster, edges: dict) -> str:
             cluster.cfg.setdefault("executor", EXECUTORS.get(backend))
     need = "psij" if kind == "allocate" else "rhapsody"
     if need not in plugins:
-        raise WorkflowError(f"cluster '{cluster.name}' is {kind} but edge '{cluster.edge}' has "
-                            f"no {need} plugin")
+        raise ClusterLost(f"cluster '{cluster.name}' is {kind} but edge '{cluster.edge}' has "
+                          f"no {need} plugin")
     cluster.status.cluster_type = kind
     if kind == "immediate":
         cluster.exec_edge = cluster.edge

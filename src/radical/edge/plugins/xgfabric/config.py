@@ -21,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+from urllib.parse import urlsplit
 
 from ...errors import StatusError
 
@@ -164,11 +165,20 @@ def check_workflow(cfg: WorkflowConfig) -> None:
         _task(cfg.evaluation_task, "evaluation_task")
 
 
+def check_bridge_url(url: Any) -> str:
+    """An http(s) URL without credentials: configs, states and logs show it, so a token in
+    it would leak (the edge's token comes from its environment or token file)."""
+    _need(isinstance(url, str) and url.startswith(("http://", "https://")),
+          f"bridge_url must be an http(s) URL, got {url!r}")
+    _need(urlsplit(url).username is None and urlsplit(url).password is None,
+          "bridge_url must not carry credentials: give the edge RADICAL_EDGE_TOKEN instead")
+    return url
+
+
 def check_resource(cfg: ResourceConfig) -> None:
     _need(isinstance(cfg.name, str) and bool(NAME_RE.match(cfg.name)),
           f"resource name {cfg.name!r} is not a valid name (letters, digits, '_', '.', '-')")
-    _need(isinstance(cfg.bridge_url, str) and cfg.bridge_url.startswith(("http://", "https://")),
-          f"bridge_url must be an http(s) URL, got {cfg.bridge_url!r}")
+    check_bridge_url(cfg.bridge_url)
     _need(cfg.bridge_cert is None or isinstance(cfg.bridge_cert, str),
           "bridge_cert must be a path or null")
     _need(isinstance(cfg.cluster_configs, dict), "cluster_configs must map cluster names to "

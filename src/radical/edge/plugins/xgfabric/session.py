@@ -19,7 +19,7 @@ from radical.edge.sdk.errors import EdgeError
 from radical.edge.settings import XGFabricSettings
 
 from ..base import PluginSession
-from .config import BUILTIN_WORKFLOWS, ConfigStore, config_to_dict
+from .config import BUILTIN_WORKFLOWS, ConfigStore, check_bridge_url, config_to_dict
 from .engine import Engine
 from .state import StateBox, WorkflowState, now_iso
 
@@ -61,7 +61,7 @@ class Runner:
         try:
             wf = store.workflow(workflow)
             res = store.resource(resource)
-            url = bridge_url or res.bridge_url
+            url = check_bridge_url(bridge_url or res.bridge_url)
             cert = bridge_cert or res.bridge_cert
             bc = await asyncio.to_thread(_connect, url, cert)
             settings = XGFabricSettings()
