@@ -11,7 +11,7 @@ from radical.edge.plugins.xgfabric import stubs
 from radical.edge.plugins.xgfabric.config import (ConfigError, ConfigStore, WorkflowConfig,
                                                   config_to_dict, dict_to_config,
                                                   dict_to_resource_config)
-from radical.edge.plugins.xgfabric.engine import render
+from radical.edge.plugins.xgfabric.units import render
 from radical.edge.plugins.xgfabric.state import MAX_LOG, StateBox, WorkflowState
 
 SEED_STATE = ["status", "phase", "progress", "message", "start_time", "end_time", "error",

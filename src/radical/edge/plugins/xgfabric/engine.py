@@ -11,15 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import threading
-import time
 import uuid
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from radical.edge.sdk.bridge import BridgeClient
 
@@ -27,42 +23,14 @@ from .clusters import (Cluster, ClusterLost, Stopped, WorkflowError, allocate, c
                        is_lost_error, pick_clusters, release)
 from .config import ResourceConfig, WorkflowConfig
 from .state import StateBox, now_iso
+from .units import Unit, UnitRunner
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Engine", "render"]
-
-#: slice of a task wait between checks for stop and lost clusters (s)
-WAIT_SLICE = 1.0
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+__all__ = ["Engine"]
 
 
-def render(template: Any, values: dict[str, Any]) -> Any:
-    """`template` with ``{name}`` placeholders filled; a string that is exactly one
-    placeholder becomes the value itself (a list stays a list, an int an int)."""
-    if isinstance(template, dict):
-        return {k: render(v, values) for k, v in template.items()}
-    if isinstance(template, list):
-        return [render(v, values) for v in template]
-    if isinstance(template, str):
-        whole = _PLACEHOLDER.fullmatch(template)
-        if whole and whole.group(1) in values:
-            return values[whole.group(1)]
-        return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values
-                                else m.group(0), template)
-    return template
-
-
-@dataclass
-class Unit:
-    """Tasks that go to one cluster together (a simulation batch, a training task)."""
-
-    label: str
-    templates: list[tuple[dict, dict]]  # (task template, its own placeholder values)
-    on_done: Callable[[Cluster, list[Any]], None]
-
-
-class Engine:
+class Engine(UnitRunner):
     """A workflow run in its own thread; `stop()` ends it and reports what it released."""
 
     def __init__(self, wf: WorkflowConfig, res: ResourceConfig, bc: BridgeClient,
@@ -99,7 +67,7 @@ class Engine:
         """An edge left: clusters running on it are lost (their work moves elsewhere)."""
         for c in self.clusters:
             if c.exec_edge and c.exec_edge not in edges and not c.lost:
-                c.lost = f"edge '{c.exec_edge}' left the bridge"
+                self._lose(c, f"edge '{c.exec_edge}' left the bridge")
 
     def _check(self) -> None:
         if self.stop_event.is_set():
@@ -107,34 +75,6 @@ class Engine:
 
     def _edges(self) -> dict:
         return self.bc.topology().get("edges") or {}
-
-    # -- state ------------------------------------------------------------------------------
-    def _publish_clusters(self, **changes: Any) -> None:
-        for c in self.clusters:
-            c.status.online = c.lost is None and c.exec_edge is not None
-            c.status.error = c.lost
-        self.box.update(
-            immediate_clusters=[asdict(c.status) for c in self.clusters if c.kind == "immediate"],
-            allocate_clusters=[asdict(c.status) for c in self.clusters if c.kind != "immediate"],
-            pilot_jobs={c.name: c.status.pilot_job_id for c in self.clusters
-                        if c.status.pilot_job_id}, **changes)
-
-    def _alive(self) -> list[Cluster]:
-        return [c for c in self.clusters if c.lost is None and c.exec_edge]
-
-    def _lose(self, c: Cluster, why: str) -> None:
-        c.lost = c.lost or why
-        left = [x.name for x in self._alive()]
-        self.box.log(f"cluster {c.name} lost: {c.lost}; continuing on "
-                     f"{', '.join(left) if left else 'no cluster'}", "warning", publish=False)
-        self._publish_clusters()
-
-    def _need_alive(self, what: str) -> list[Cluster]:
-        alive = self._alive()
-        if not alive:
-            reasons = "; ".join(f"{c.name}: {c.lost}" for c in self.clusters) or "none configured"
-            raise WorkflowError(f"no cluster left to {what} ({reasons})")
-        return alive
 
     # -- the run ----------------------------------------------------------------------------
     def _main(self) -> None:
@@ -275,89 +215,6 @@ class Engine:
                 fut.result()
         self._need_alive("run on")
         self._publish_clusters(progress=15)
-
-    # -- units of work ----------------------------------------------------------------------
-    def _run_units(self, units: list[Unit], what: str) -> None:
-        """Run every unit, one per free cluster at a time; a lost cluster's unit is requeued."""
-        pending = deque(units)
-        running: dict[Future, tuple[Cluster, Unit]] = {}
-        with ThreadPoolExecutor(max(1, len(self.clusters))) as pool:
-            try:
-                while pending or running:
-                    self._check()
-                    busy = {c.name for c, _u in running.values()}
-                    for c in self._alive():
-                        if pending and c.name not in busy:
-                            unit = pending.popleft()
-                            running[pool.submit(self._run_unit, c, unit)] = (c, unit)
-                            busy.add(c.name)
-                    if not running:
-                        self._need_alive(f"{what} ({len(pending)} left)")
-                    done, _ = wait(list(running), timeout=WAIT_SLICE, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        c, unit = running.pop(fut)
-                        try:
-                            results = fut.result()
-                        except ClusterLost as exc:
-                            self._lose(c, str(exc))
-                            self.box.log(f"{unit.label} moves from {c.name} to another cluster",
-                                         "warning", publish=False)
-                            pending.appendleft(unit)
-                            continue
-                        c.status.tasks_done += len(results)
-                        unit.on_done(c, results)
-            except BaseException:
-                self.stop_event.set()  # let the other units' threads end too
-                raise
-
-    def _run_unit(self, c: Cluster, unit: Unit) -> list[Any]:
-        values = {"input": c.input_file, "workspace": c.workspace, "cluster": c.name}
-        tasks = [render(t, {**values, **own}) for t, own in unit.templates]
-        rh = c.client(self.bc, "rhapsody", backends=["concurrent"])
-        try:
-            acks = rh.submit_tasks(tasks)
-        except Exception as exc:
-            if is_lost_error(exc):
-                raise ClusterLost(f"submit to {c.exec_edge} failed: {exc}") from exc
-            raise WorkflowError(f"{unit.label} refused by cluster {c.name}: {exc}") from exc
-        uids = [a["uid"] for a in acks]
-        with self._lock:
-            c.status.tasks_running += len(uids)
-        self.box.log(f"{unit.label}: {len(uids)} task(s) on {c.name} ({c.exec_edge})",
-                     active_cluster=c.name, publish=False)
-        self._publish_clusters()
-        try:
-            out = self._wait(c, rh, uids)
-        finally:
-            with self._lock:
-                c.status.tasks_running -= len(uids)
-        bad = [t for t in out if t.get("state") != "DONE"]
-        if bad and self.stop_event.is_set():
-            raise Stopped()
-        if any(t.get("state") == "CANCELED" for t in bad):
-            raise ClusterLost(f"tasks canceled on {c.exec_edge}")
-        if bad:
-            t = bad[0]
-            why = t.get("exception") or t.get("error") or (t.get("stderr") or "").strip()[-500:]
-            raise WorkflowError(f"{unit.label} failed on cluster {c.name}: task {t.get('uid')} "
-                                f"{t.get('state')}: {why}")
-        return [t.get("return_value") if "function" in task else t.get("stdout")
-                for t, task in zip(out, tasks)]
-
-    def _wait(self, c: Cluster, rh: Any, uids: list[str]) -> list[dict]:
-        while True:
-            if self.stop_event.is_set():
-                raise Stopped()
-            if c.lost:
-                raise ClusterLost(c.lost)
-            try:
-                return rh.wait_tasks(uids, timeout=WAIT_SLICE)
-            except TimeoutError:
-                continue
-            except Exception as exc:
-                if is_lost_error(exc):
-                    raise ClusterLost(f"{c.exec_edge} stopped answering: {exc}") from exc
-                raise
 
     # -- phases of tasks --------------------------------------------------------------------
     def _simulate(self) -> None:
