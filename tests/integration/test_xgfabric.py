@@ -8,6 +8,7 @@ real single-node SLURM whose edge has psij + queue_info, so the workflow classif
 * a stop mid-run leaves no SLURM job (squeue), no rhapsody session/task and no child edge;
 * an edge killed mid-run: its batch moves to the remaining cluster and the run completes; a
   run whose only cluster is killed fails with a clear error;
+* the orchestrating edge stopped mid-run releases the SLURM job, tasks and child edge;
 * config management and the 4xx answers (bad configs, unknown names, 409s).
 """
 from __future__ import annotations
@@ -262,7 +263,7 @@ def test_stop_mid_run_leaves_nothing(xgf, states, bc, bridge_url, log_dir, tmp_p
     assert (state["status"], state["phase"]) == ("failed", "stopped")
     assert state["error"] == "stopped by stop_workflow" and state["completed_simulations"] == 0
     # nothing left behind: no SLURM job, no child edge, no rhapsody session anywhere
-    assert _squeue(f"xgf-{run}") == []
+    wait_for(lambda: not _squeue(f"xgf-{run}"), 15, what="SLURM job gone")
     assert child not in edges(bridge_url)
     for edge in (SITE_A, SITE_B):
         assert _sessions(bridge_url, edge, "rhapsody") == []
@@ -304,3 +305,28 @@ def test_edge_killed_mid_run(xgf, states, bridge_url, log_dir, module_edges, tmp
     final = xgf.wait_done(timeout=120)
     assert final["status"] == "failed" and final["phase"] == "simulation"
     assert "no cluster left to simulate" in final["error"] and "only:" in final["error"]
+
+
+def test_orchestrating_edge_stopped_mid_run_releases(bc, bridge_url, log_dir, make_edge, sites,
+                                                     tmp_path):
+    """SIGTERM to the edge running the workflow: on its way out it cancels the tasks and the
+    SLURM job, and the child edge leaves."""
+    name = f"xgf-h{uuid.uuid4().hex[:4]}"
+    home = make_edge("xgfabric", name=name, env={"RADICAL_BRIDGE_URL": bridge_url,
+                                                 "RADICAL_EDGE_XGFABRIC_DIR": str(tmp_path)})
+    xgf = bc.get_edge_client(name).get_plugin("xgfabric")
+    wf = _workflow(xgf, "slow2", tmp_path, simulation_task={
+        **xgf.get_test_config()["simulation_task"],
+        "kwargs": {"sim_id": "{sim_id}", "sensor_file": "{input}", "seconds": 60}})
+    res = _resource(xgf, bridge_url, log_dir, "a-and-hpc", {
+        "site-a": {"edge": SITE_A, "type": "immediate"}, "hpc": _hpc(log_dir)})
+    xgf.start_workflow(wf, res)
+    state = wait_for(lambda: (s := xgf.get_status())["phase"] == "simulation" and all(
+        c["tasks_running"] for c in s["immediate_clusters"] + s["allocate_clusters"]) and s,
+        120, what="tasks running on both clusters")
+    child, run = state["allocate_clusters"][0]["exec_edge"], state["run_id"]
+    assert _squeue(f"xgf-{run}") and _sessions(bridge_url, SITE_A, "rhapsody")
+    home.stop(timeout=30)
+    wait_for(lambda: not _squeue(f"xgf-{run}"), 15, what="SLURM job gone")
+    wait_for(lambda: child not in edges(bridge_url), 30, what="child edge gone")
+    assert _sessions(bridge_url, SITE_A, "rhapsody") == []
