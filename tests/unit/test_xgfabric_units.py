@@ -141,3 +141,16 @@ def test_pick_and_classify_without_network():
         with pytest.raises(ClusterLost) as err:
             classify(None, cluster, edges)
         assert words in str(err.value)
+
+
+def test_client_needs_no_edge_side():
+    from blocked_imports import run_without
+
+    run_without({"celery", "redis", "psutil", "starlette", "fastapi", "psij", "rhapsody",
+                 "kombu", "pydantic", "pydantic_settings", "uvicorn", "orjson", "msgpack"}, """
+        from radical.edge.sdk.edge import resolve_client_class
+        from radical.edge.plugins.xgfabric.client import XGFabricClient
+        assert resolve_client_class("xgfabric") is XGFabricClient
+        from radical.edge.plugin_xgfabric import XGFabricClient as Alias
+        assert Alias is XGFabricClient
+    """)
