@@ -37,9 +37,12 @@ WORKER_PLUGINS = "rhapsody,staging,queue_info,sysinfo"
 
 @pytest.fixture(scope="module")
 def sites(slurm_cluster, module_edges, bridge_url, tmp_path_factory):
-    """The orchestrating edge and the three cluster edges (SLURM_CONF set for all)."""
+    """The orchestrating edge and the three cluster edges (SLURM_CONF set for all). The
+    orchestrator gets a token of its own with the `submit` scope only (least privilege)."""
     cfg_dir = tmp_path_factory.mktemp("xgf-configs")
+    token = authed.new_token(bridge_url, f"xgf-{uuid.uuid4().hex[:6]}", "submit")
     module_edges("xgfabric", name=HOME, env={"RADICAL_BRIDGE_URL": bridge_url,
+                                             "RADICAL_EDGE_TOKEN": token,
                                              "RADICAL_EDGE_XGFABRIC_DIR": str(cfg_dir),
                                              "RADICAL_EDGE_XGFABRIC_ALLOC_TIMEOUT": "120"})
     module_edges(WORKER_PLUGINS, name=SITE_A)
