@@ -69,10 +69,6 @@ class Engine(UnitRunner):
             if c.exec_edge and c.exec_edge not in edges and not c.lost:
                 self._lose(c, f"edge '{c.exec_edge}' left the bridge")
 
-    def _check(self) -> None:
-        if self.stop_event.is_set():
-            raise Stopped()
-
     def _edges(self) -> dict:
         return self.bc.topology().get("edges") or {}
 
@@ -128,9 +124,13 @@ class Engine(UnitRunner):
             try:
                 kind = classify(self.bc, c, edges)
                 self.box.log(f"cluster {c.name} (edge {c.edge}): {kind}", publish=False)
-            except ClusterLost as exc:
-                c.lost = str(exc)
-                self.box.log(f"cluster {c.name} unavailable: {exc}", "warning", publish=False)
+            except Stopped:
+                raise
+            except Exception as exc:  # ClusterLost, or queue_info failing on that edge
+                c.lost = str(exc) if isinstance(exc, ClusterLost) else \
+                    f"classification failed: {exc}"
+                self.box.log(f"cluster {c.name} unavailable: {c.lost}", "warning",
+                             publish=False)
         self._need_alive_or_allocatable()
         self._publish_clusters(progress=3)
 
@@ -141,7 +141,11 @@ class Engine(UnitRunner):
     def _sensor_data(self) -> Path:
         self._check()
         run_dir = Path(self.wf.local_workspace) / self.run_id
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WorkflowError(f"cannot use local_workspace {self.wf.local_workspace} on "
+                                f"this edge: {exc}") from None
         path = run_dir / "sensor.json"
         if not self.wf.mock_sensor_data:
             raise WorkflowError(f"reading sensor data from CSPOT ({self.wf.cspot_woof_url}) is "

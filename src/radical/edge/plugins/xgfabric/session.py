@@ -59,8 +59,8 @@ class Runner:
                                      f"phase {self.box.get('phase')}); stop it first")
         self._starting = True
         try:
-            wf = store.workflow(workflow)
-            res = store.resource(resource)
+            wf = await asyncio.to_thread(store.workflow, workflow)
+            res = await asyncio.to_thread(store.resource, resource)
             url = check_bridge_url(bridge_url or res.bridge_url)
             cert = bridge_cert or res.bridge_cert
             bc = await asyncio.to_thread(_connect, url, cert)

@@ -58,6 +58,11 @@ class UnitRunner:
     bc: BridgeClient
     stop_event: threading.Event
     _lock: threading.Lock
+
+    def _check(self) -> None:
+        if self.stop_event.is_set():
+            raise Stopped()
+
     # -- state ------------------------------------------------------------------------------
     def _publish_clusters(self, **changes: Any) -> None:
         for c in self.clusters:
@@ -88,7 +93,6 @@ class UnitRunner:
             reasons = "; ".join(f"{c.name}: {c.lost}" for c in self.clusters) or "none configured"
             raise WorkflowError(f"no cluster left to {what} ({reasons})")
         return alive
-
 
     # -- units of work ----------------------------------------------------------------------
     def _run_units(self, units: list[Unit], what: str) -> None:
