@@ -62,7 +62,7 @@ class Cluster:
     cfg: dict
     status: ClusterStatus
     exec_edge: str | None = None
-    clients: dict[str, Any] = field(default_factory=dict)  # plugin name -> client
+    clients: dict[str, Any] = field(default_factory=dict)  # "edge/plugin" -> its client
     job_id: str | None = None
     workspace: str = ""
     input_file: str = ""
