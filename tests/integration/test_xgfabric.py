@@ -9,6 +9,8 @@ real single-node SLURM whose edge has psij + queue_info, so the workflow classif
 * an edge killed mid-run: its batch moves to the remaining cluster and the run completes; a
   run whose only cluster is killed fails with a clear error;
 * the orchestrating edge stopped mid-run releases the SLURM job, tasks and child edge;
+* a batch job that never starts: a stop cancels it; after `alloc_timeout` the cluster is
+  dropped (job canceled) and the run completes on the others;
 * config management and the 4xx answers (bad configs, unknown names, 409s).
 """
 from __future__ import annotations
@@ -333,3 +335,38 @@ def test_orchestrating_edge_stopped_mid_run_releases(bc, bridge_url, log_dir, ma
     wait_for(lambda: not _squeue(f"xgf-{run}"), 15, what="SLURM job gone")
     wait_for(lambda: child not in edges(bridge_url), 30, what="child edge gone")
     assert _sessions(bridge_url, SITE_A, "rhapsody") == []
+
+
+def test_allocation_that_never_starts(xgf, states, bridge_url, log_dir, tmp_path):
+    """A batch job that stays queued (begin time in an hour): a stop cancels it; with an
+    allocation timeout the cluster is dropped, its job canceled, and the run completes on
+    the immediate cluster."""
+    wf = _workflow(xgf, "t-queued", tmp_path)
+    queued = {**_hpc(log_dir), "attributes": {"slurm.begin": "now+3600"}}
+    res = _resource(xgf, bridge_url, log_dir, "queued", {
+        "site-a": {"edge": SITE_A, "type": "immediate"}, "hpc": queued})
+    xgf.start_workflow(wf, res)
+    waiting = states.wait(lambda s: s["phase"] == "allocating" and s["pilot_jobs"], 60,
+                          "a queued batch job")
+    job, run = waiting["pilot_jobs"]["hpc"], waiting["run_id"]
+    assert _squeue(f"xgf-{run}") == [job, "PENDING"]
+    answer = xgf.stop_workflow()
+    assert answer["cleanup"]["jobs_canceled"] == [job]
+    assert answer["cleanup"]["edges_stopped"] == []  # none had joined
+    assert answer["state"]["phase"] == "stopped"
+    wait_for(lambda: not _squeue(f"xgf-{run}"), 15, what="SLURM job gone")
+
+    res = _resource(xgf, bridge_url, log_dir, "queued-5s", {
+        "site-a": {"edge": SITE_A, "type": "immediate"},
+        "hpc": {**queued, "alloc_timeout": 5}})
+    xgf.start_workflow(wf, res)
+    final = xgf.wait_done(timeout=120)
+    assert final["status"] == "completed", final["error"]
+    [hpc] = final["allocate_clusters"]
+    assert hpc["online"] is False and "did not join within 5 s" in hpc["error"]
+    assert hpc["pilot_status"] == "CANCELED"
+    assert final["cleanup"]["jobs_canceled"] == [hpc["pilot_job_id"]]
+    sims = json.loads(Path(final["results_file"]).read_text())["simulations"]
+    assert [s["sim_id"] for s in sims] == list(range(6))
+    assert {s["cluster"] for s in sims} == {"site-a"}
+    wait_for(lambda: not _squeue(f"xgf-{final['run_id']}"), 15, what="SLURM job gone")

@@ -152,8 +152,9 @@ def allocate(bc: BridgeClient, cluster: Cluster, run_id: str, timeout: float,
     """
     cc = cluster.cfg
     executor = cc.get("executor") or "slurm"
+    timeout = float(cc.get("alloc_timeout", timeout))
     name = child_name(cluster, run_id)
-    attributes = {"duration": int(cc.get("duration", 1800))}
+    attributes = {**(cc.get("attributes") or {}), "duration": int(cc.get("duration", 1800))}
     for key, attr in (("queue", "queue_name"), ("account", "account")):
         if cc.get(key):
             attributes[attr] = cc[key]
@@ -163,15 +164,15 @@ def allocate(bc: BridgeClient, cluster: Cluster, run_id: str, timeout: float,
     psij = cluster.client(bc, "psij", cluster.edge)
     sub = psij.submit_tunneled(spec, executor=executor, tunnel=bool(cc.get("tunnel", False)))
     cluster.job_id = sub["job_id"]
-    cluster.exec_edge = name
     cluster.status.pilot_job_id = sub.get("native_id") or sub["job_id"]
     cluster.status.pilot_status = "QUEUED"
-    cluster.status.exec_edge = name
+    cluster.status.exec_edge = name  # planned; `exec_edge` is set once it has joined
     changed()
     end = time.monotonic() + timeout
     while True:
         check()
         if name in edges():
+            cluster.exec_edge = name
             cluster.status.pilot_status = "ACTIVE"
             return
         state = psij.get_job_status(sub["job_id"]).get("state")
@@ -182,9 +183,26 @@ def allocate(bc: BridgeClient, cluster: Cluster, run_id: str, timeout: float,
             raise ClusterLost(f"batch job {cluster.status.pilot_job_id} ended ({state}) before "
                               f"its edge '{name}' joined")
         if time.monotonic() > end:
+            _cancel(psij, cluster)
             raise ClusterLost(f"edge '{name}' did not join within {timeout:g} s of submitting "
-                              f"batch job {cluster.status.pilot_job_id} (state {state})")
+                              f"batch job {cluster.status.pilot_job_id} (state {state}); "
+                              "job canceled")
         time.sleep(1.0)
+
+
+def _cancel(psij: Any, cluster: Cluster) -> dict[str, Any]:
+    """Cancel the cluster's batch job (once): ``{"job_canceled"}`` or ``{"job_error"}``."""
+    if cluster.status.pilot_status == "CANCELED":
+        return {"job_canceled": cluster.status.pilot_job_id}
+    try:
+        psij.cancel_job(cluster.job_id)
+    except EdgeError as exc:
+        if exc.status != 409:  # 409: the job had ended already
+            return {"job_error": exc.detail}
+        return {"job_canceled": None}
+    finally:
+        cluster.status.pilot_status = "CANCELED"
+    return {"job_canceled": cluster.status.pilot_job_id}
 
 
 def release(bc: BridgeClient, cluster: Cluster, edges: Callable[[], dict],
@@ -200,22 +218,15 @@ def release(bc: BridgeClient, cluster: Cluster, edges: Callable[[], dict],
                 done["tasks_canceled"] += int(client.cancel_all_tasks().get("canceled", 0))
             except Exception as exc:
                 log.debug("cancel_all on %s: %s", key, exc)
-    if cluster.job_id:
-        psij = cluster.clients.get(f"{cluster.edge}/psij")
-        try:
-            if psij is not None:
-                psij.cancel_job(cluster.job_id)
-            done["job_canceled"] = cluster.status.pilot_job_id
-        except EdgeError as exc:
-            if exc.status == 409:  # the job had ended already
-                done["job_canceled"] = None
-            else:
-                done["job_error"] = exc.detail
-        cluster.status.pilot_status = "CANCELED"
+    psij = cluster.clients.get(f"{cluster.edge}/psij")
+    if cluster.job_id and psij is not None:
+        done.update(_cancel(psij, cluster))
+    child = cluster.exec_edge if cluster.job_id else None  # a child edge that had joined
+    if child:
         end = time.monotonic() + timeout
-        while cluster.exec_edge in edges() and time.monotonic() < end:
+        while child in edges() and time.monotonic() < end:
             time.sleep(0.5)
-        done["edge_gone"] = cluster.exec_edge not in edges()
-        done["edge"] = cluster.exec_edge
+        done["edge_gone"] = child not in edges()
+        done["edge"] = child
     cluster.close_clients()
     return done

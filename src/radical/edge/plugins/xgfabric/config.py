@@ -53,7 +53,8 @@ class ResourceConfig:
 
     `cluster_configs` maps a cluster name to ``{"edge": edge name (default: the cluster
     name), "type": "immediate"|"allocate" (default: detected), "executor", "queue",
-    "account", "duration" (s), "tunnel", "environment", "gpu", "workspace"}``.  Empty: every
+    "account", "duration" (s), "attributes" (more psij job attributes), "alloc_timeout" (s),
+    "tunnel", "environment", "gpu", "workspace"}``.  Empty: every
     connected edge but this one that can run tasks, classified automatically.
     """
 
@@ -194,6 +195,12 @@ def check_resource(cfg: ResourceConfig) -> None:
         env = cc.get("environment", {})
         _need(isinstance(env, dict) and all(isinstance(v, str) for v in env.values()),
               f"cluster_configs['{name}'].environment must map names to strings")
+        attrs = cc.get("attributes", {})
+        _need(isinstance(attrs, dict), f"cluster_configs['{name}'].attributes must be an object "
+                                       "of psij job attributes")
+        wait = cc.get("alloc_timeout", 1)
+        _need(isinstance(wait, (int, float)) and not isinstance(wait, bool) and wait > 0,
+              f"cluster_configs['{name}'].alloc_timeout must be a positive number of seconds")
         duration = cc.get("duration", 1800)
         _need(_int(duration) and duration > 0,
               f"cluster_configs['{name}'].duration must be a positive number of seconds")
