@@ -112,6 +112,8 @@ export default async function mount(ctx) {
         ['Message', s.message || '—'],
         ...(s.error ? [['Error', h('span', { class: 'error', dataset: { testid: 'xgf-error' } }, s.error)]] : []),
         ...(s.results_file ? [['Results', h('code', {}, s.results_file)]] : []),
+        ...(s.cleanup ? [['Released', h('span', { dataset: { testid: 'xgf-cleanup' } },
+          `${s.cleanup.tasks_canceled || 0} task(s) canceled, ${(s.cleanup.jobs_canceled || []).length} batch job(s), ${(s.cleanup.edges_stopped || []).length} child edge(s)`)]] : []),
       ]));
     const clusters = [...(s.immediate_clusters || []), ...(s.allocate_clusters || [])];
     replace(clustersEl, table([
@@ -123,7 +125,7 @@ export default async function mount(ctx) {
       { label: 'Done', get: (c) => c.tasks_done },
       { label: 'Batch job', get: (c) => (c.pilot_job_id ? h('span', {}, `${c.pilot_job_id} `, badge(c.pilot_status)) : '—') },
       { label: 'Note', class: 'cmd', get: (c) => c.error || '' },
-    ], clusters, { empty: 'No clusters yet: start a workflow.', rowProps: (c) => ({ dataset: { cluster: c.name } }) }));
+    ], clusters, { empty: 'No clusters yet: start a workflow.', rowProps: (c) => ({ dataset: { cluster: c.name, running: c.tasks_running } }) }));
     const atBottom = logEl.scrollTop + logEl.clientHeight >= logEl.scrollHeight - 4;
     logEl.textContent = (s.log || []).map((e) => `${e.time}  ${e.level.toUpperCase().padEnd(7)} ${e.message}`).join('\n') || 'No run yet.';
     if (atBottom) logEl.scrollTop = logEl.scrollHeight;
