@@ -15,7 +15,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from radical.edge.sdk.bridge import BridgeClient
 
@@ -187,9 +187,7 @@ class Engine(UnitRunner):
                 c.lost = f"allocation failed: {exc}"
             self._publish_clusters()
 
-        with ThreadPoolExecutor(len(wanted)) as pool:
-            for fut in [pool.submit(one, c) for c in wanted]:
-                fut.result()
+        self._all_at_once(one, wanted)
         self._need_alive("run on")
 
     def _stage(self, sensor: Path) -> None:
@@ -214,11 +212,19 @@ class Engine(UnitRunner):
                     raise WorkflowError(f"staging to cluster {c.name} failed: {exc}") from exc
                 self._lose(c, f"staging failed: {exc}")
 
-        with ThreadPoolExecutor(max(1, len(self._alive()))) as pool:
-            for fut in [pool.submit(one, c) for c in self._alive()]:
-                fut.result()
+        self._all_at_once(one, self._alive())
         self._need_alive("run on")
         self._publish_clusters(progress=15)
+
+    def _all_at_once(self, func: Callable[[Cluster], None], clusters: list[Cluster]) -> None:
+        """`func(c)` for every cluster in parallel; the first error stops the others too."""
+        with ThreadPoolExecutor(max(1, len(clusters))) as pool:
+            try:
+                for fut in [pool.submit(func, c) for c in clusters]:
+                    fut.result()
+            except BaseException:
+                self.stop_event.set()  # the others wait on allocations: let them end now
+                raise
 
     # -- phases of tasks --------------------------------------------------------------------
     def _simulate(self) -> None:
