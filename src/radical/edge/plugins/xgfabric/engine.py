@@ -13,7 +13,7 @@ import logging
 import random
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable
 
@@ -219,12 +219,12 @@ class Engine(UnitRunner):
     def _all_at_once(self, func: Callable[[Cluster], None], clusters: list[Cluster]) -> None:
         """`func(c)` for every cluster in parallel; the first error stops the others too."""
         with ThreadPoolExecutor(max(1, len(clusters))) as pool:
-            try:
-                for fut in [pool.submit(func, c) for c in clusters]:
-                    fut.result()
-            except BaseException:
-                self.stop_event.set()  # the others wait on allocations: let them end now
-                raise
+            futures = [pool.submit(func, c) for c in clusters]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f.exception() for f in done if f.exception()), None)
+            if failed is not None:
+                self.stop_event.set()  # the others may wait on allocations: end them now
+                raise failed
 
     # -- phases of tasks --------------------------------------------------------------------
     def _simulate(self) -> None:
