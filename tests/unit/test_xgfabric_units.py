@@ -154,3 +154,25 @@ def test_client_needs_no_edge_side():
         from radical.edge.plugin_xgfabric import XGFabricClient as Alias
         assert Alias is XGFabricClient
     """)
+
+
+def test_state_box_coalesces_notifications():
+    import threading
+
+    seen: list[dict] = []
+    last = threading.Event()
+
+    def publish(state: dict) -> None:
+        seen.append(state)
+        if state["progress"] == 49:
+            last.set()
+
+    box = StateBox(WorkflowState(), publish)
+    box.update(status="running", phase="simulation")  # urgent: out at once
+    assert len(seen) == 1
+    for i in range(50):
+        box.update(progress=i)
+    assert last.wait(5), "the latest state was never published"
+    assert len(seen) <= 3 and seen[-1]["progress"] == 49  # not one per update
+    box.update(status="completed")
+    assert seen[-1]["status"] == "completed" and seen[-1]["progress"] == 49

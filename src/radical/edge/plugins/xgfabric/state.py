@@ -8,6 +8,7 @@ phase ``stopped``).
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
@@ -17,6 +18,8 @@ __all__ = ["ClusterStatus", "WorkflowState", "StateBox", "now_iso", "TERMINAL", 
 TERMINAL = ("completed", "failed")
 #: log entries kept in the state (older ones are dropped)
 MAX_LOG = 300
+#: least time between two notifications of a run (s); a status or phase change goes at once
+MIN_INTERVAL = 0.25
 
 
 def now_iso() -> str:
@@ -75,13 +78,20 @@ class WorkflowState:
 
 
 class StateBox:
-    """One `WorkflowState` shared by the engine thread and the edge's loop: every change
-    goes through `update`/`log` under a lock and is published as a whole."""
+    """One `WorkflowState` shared by the engine's threads and the edge's loop: every change
+    goes through `update`/`log` under a lock and is published as a whole.
+
+    Publishing is coalesced: at most one notification per `MIN_INTERVAL`, the last one
+    carrying the latest state; a change of `status` or `phase` goes out at once.
+    """
 
     def __init__(self, state: WorkflowState, publish: Any) -> None:
         self._lock = threading.Lock()
+        self._out = threading.Lock()  # snapshot + publish as one step: never out of order
         self._state = state
         self._publish = publish
+        self._last = 0.0
+        self._timer: threading.Timer | None = None
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -96,7 +106,7 @@ class StateBox:
             for key, value in changes.items():
                 setattr(self._state, key, value)
         if publish:
-            self._publish(self.snapshot())
+            self._emit("status" in changes or "phase" in changes)
 
     def log(self, message: str, level: str = "info", publish: bool = True,
             **changes: Any) -> None:
@@ -108,4 +118,26 @@ class StateBox:
             for key, value in changes.items():
                 setattr(self._state, key, value)
         if publish:
-            self._publish(self.snapshot())
+            self._emit("status" in changes or "phase" in changes)
+
+    def _emit(self, urgent: bool) -> None:
+        with self._out:
+            wait = self._last + MIN_INTERVAL - time.monotonic()
+            if not urgent and wait > 0:
+                if self._timer is None:  # the state as it is then goes out in `wait` s
+                    self._timer = threading.Timer(wait, self._flush)
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+            self._send()
+
+    def _flush(self) -> None:
+        with self._out:
+            self._send()
+
+    def _send(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._last = time.monotonic()
+        self._publish(self.snapshot())
