@@ -189,7 +189,7 @@ def test_three_clusters_end_to_end(xgf, states, bc, bridge_url, log_dir, tmp_pat
     wf = _workflow(xgf, "t3", tmp_path)
     res = _resource(xgf, bridge_url, log_dir, "three", {
         "site-a": {"edge": SITE_A, "type": "immediate"},
-        "site-b": {"edge": SITE_B, "type": "immediate"},
+        "site-b": {"edge": SITE_B, "type": "immediate", "gpu": True},
         "hpc": _hpc(log_dir)})
     t0 = time.monotonic()
     started = xgf.start_workflow(wf, res)
@@ -227,6 +227,8 @@ def test_three_clusters_end_to_end(xgf, states, bc, bridge_url, log_dir, tmp_pat
     assert {s["cluster"] for s in sims} == {"site-a", "site-b", "hpc"}
     assert {s["edge"] for s in sims if s["cluster"] == "hpc"} == {child}
     assert [m["model"] for m in results["training"]] == ["gnn", "mlp"]
+    placed = {m["model"]: m["cluster"] for m in results["training"]}
+    assert placed["mlp"] == "site-b" and placed["gnn"] != "site-b"  # the GPU cluster first
     assert all(m["result"]["sim_ids"] == list(range(6)) for m in results["training"])
     assert results["evaluation"]["result"]["best"] in ("gnn", "mlp")
 

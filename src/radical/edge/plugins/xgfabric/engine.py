@@ -267,7 +267,7 @@ class Engine(UnitRunner):
             return Unit(f"training {model}", [(self.wf.training_tasks[model],
                                                {"model": model, "results": results})], done)
 
-        self._run_units([unit(m) for m in models], "train")
+        self._run_units([unit(m) for m in models], "train", gpu_first=True)
 
     def _evaluate(self) -> None:
         if self.wf.evaluation_task is None:

@@ -95,8 +95,9 @@ class UnitRunner:
         return alive
 
     # -- units of work ----------------------------------------------------------------------
-    def _run_units(self, units: list[Unit], what: str) -> None:
-        """Run every unit, one per free cluster at a time; a lost cluster's unit is requeued."""
+    def _run_units(self, units: list[Unit], what: str, gpu_first: bool = False) -> None:
+        """Run every unit, one per free cluster at a time; a lost cluster's unit is requeued.
+        With `gpu_first`, clusters configured with ``"gpu": true`` get units first."""
         pending = deque(units)
         running: dict[Future, tuple[Cluster, Unit]] = {}
         with ThreadPoolExecutor(max(1, len(self.clusters))) as pool:
@@ -104,7 +105,10 @@ class UnitRunner:
                 while pending or running:
                     self._check()
                     busy = {c.name for c, _u in running.values()}
-                    for c in self._alive():
+                    free = self._alive()
+                    if gpu_first:
+                        free.sort(key=lambda x: not x.status.has_gpu)
+                    for c in free:
                         if pending and c.name not in busy:
                             unit = pending.popleft()
                             running[pool.submit(self._run_unit, c, unit)] = (c, unit)
