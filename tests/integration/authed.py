@@ -31,3 +31,11 @@ def get(url: str, **kw: Any) -> httpx.Response:
 
 def post(url: str, **kw: Any) -> httpx.Response:
     return request("POST", url, **kw)
+
+
+def new_token(bridge_url: str, user: str, scope: str, expires: str | None = None) -> str:
+    """A named token of `user` with `scope`, issued by the bridge (admin call)."""
+    r = post(f"{bridge_url}/bridge/tokens", json={"user": user, "scope": scope,
+                                                  "expires": expires}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["token"]

@@ -10,19 +10,13 @@ import httpx
 import pytest
 
 import authed
+from authed import new_token
 from radical.edge import services
 
 
 @pytest.fixture(scope="module")
 def scoped_edge(module_edges):
     return module_edges(name="scoped", plugins="echo,sysinfo")
-
-
-def new_token(bridge_url: str, user: str, scope: str, expires: str | None = None) -> str:
-    r = authed.post(f"{bridge_url}/bridge/tokens", json={"user": user, "scope": scope,
-                                                         "expires": expires}, timeout=10)
-    assert r.status_code == 200, r.text
-    return r.json()["token"]
 
 
 def as_(token: str) -> dict:

@@ -241,3 +241,20 @@ class LucidSettings(BaseSettings):
     #: ``RADICAL_EDGE_LUCID_MAX_WAIT``: longest a `task_wait` call waits before answering
     #: with the task's current state (s; keep it below the call timeout)
     lucid_max_wait: float = 30.0
+
+
+# -- xgfabric --
+class XGFabricSettings(BaseSettings):
+    """Settings of the xgfabric plugin (multi-cluster workflows driven from one edge)."""
+
+    model_config = SettingsConfigDict(env_prefix="RADICAL_EDGE_", extra="ignore")
+
+    #: ``RADICAL_EDGE_XGFABRIC_DIR``: where workflow/resource configs are saved (a session
+    #: may point elsewhere with ``set_workdir``)
+    xgfabric_dir: str = "~/.radical/edge/xgfabric"
+    #: ``RADICAL_EDGE_XGFABRIC_ALLOC_TIMEOUT``: longest wait for a child edge in a batch job
+    #: to join the bridge (s; a cluster whose job does not start in time is dropped)
+    xgfabric_alloc_timeout: float = 600.0
+    #: ``RADICAL_EDGE_XGFABRIC_RELEASE_TIMEOUT``: longest wait for a released child edge to
+    #: leave the bridge after its batch job was canceled (s)
+    xgfabric_release_timeout: float = 60.0

@@ -18,6 +18,7 @@ const MODULES = {
   rhapsody: () => import('./rhapsody.js'),
   staging: () => import('./staging.js'),
   lucid: () => import('./lucid.js'),
+  xgfabric: () => import('./xgfabric.js'),
 };
 const generic = () => import('./generic.js');
 
