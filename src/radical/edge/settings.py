@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     sse_ping_seconds: float = Field(15.0, description="SSE keep-alive comment interval")
     topology_poll_seconds: float = Field(1.0, description="how often liveness is re-read")
     access_log: bool = Field(False, description="uvicorn access log (query strings redacted)")
+    metrics_public: bool = Field(False, description="serve GET /metrics without a token (a "
+                                                    "scraper on a trusted network); default: "
+                                                    "needs scope read")
 
     # -- edge -----------------------------------------------------------------------------
     edge_name: str | None = Field(None, description="edge name (default: short hostname)")
@@ -81,7 +84,9 @@ class Settings(BaseSettings):
     walltime_margin: float = Field(120.0, description="stop taking calls this long before walltime")
     allow_pickle: bool = Field(False, description="accept pickled functions (rhapsody), auth only")
     max_running_tasks: int = Field(64, description="rhapsody: executables running at once")
-    log_level: str = Field("WARNING", description="log level of bridge and edges")
+    log_level: str = Field("INFO", description="log level of bridge and edges (lifecycle is "
+                                                "INFO, trouble WARNING/ERROR)")
+    log_json: bool = Field(False, description="log JSON lines instead of text (--log-json)")
 
     # -- rhapsec --
     rhapsody_functions: str = Field(

@@ -83,7 +83,7 @@ def run_edge(settings: Settings, name: str | None = None, plugins: str | None = 
         die_with_parent()
     host.start(classes, skipped=skipped)
     bind_host(host)
-    log.warning("edge '%s' up: plugins %s, role %s, queue %s", name,
+    log.info("edge '%s' up: plugins %s, role %s, queue %s", name,
                 ", ".join(host.plugins) or "none", host.role, keys.edge_queue(name))
     worker = build_worker(settings, name)
 
@@ -97,5 +97,5 @@ def run_edge(settings: Settings, name: str | None = None, plugins: str | None = 
         worker_ready.disconnect(ready)
         bind_host(None)
         host.stop()
-        log.warning("edge '%s' stopped", name)
+        log.info("edge '%s' stopped", name)
     return int(host.exit_code or worker.exitcode or 0)

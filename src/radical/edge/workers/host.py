@@ -40,6 +40,7 @@ from .plugin_fanout import reap_sessions_forever, tell_topology
 from .records import RecordWriter
 from .reply_sender import ReplySender
 from .router import Router
+from .stats import EdgeStats
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class PluginHost:
         self._thread = threading.Thread(target=self._loop.run_forever, name="plugin-host",
                                         daemon=True)
         self._inflight: set[asyncio.Task] = set()
+        self.stats = EdgeStats()
         self._incoming: deque[CallRequest] = deque()
         self._wakeup_pending = False
         self._seen = SeenCalls()
@@ -309,6 +311,7 @@ class PluginHost:
                     await source.aclose()
                     await self._drop_blob(call.body_ref)
         reply.timing = [call.received or started, started, time.time()]
+        self.stats.call_done(reply.status)
         # the outcome record goes out pipelined with the reply's PUBLISH, record first
         done = call_record.encode(call_record.DONE, self.edge_name, reply=reply,
                                   max_bytes=self.settings.call_record_max_bytes)
@@ -428,4 +431,5 @@ class PluginHost:
             "accepting": self.draining is None,
             "started": self._started,
             "version": __version__,
+            "stats": self.stats.snapshot(len(self._inflight)),
         }
