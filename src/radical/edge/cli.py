@@ -154,8 +154,23 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_flower(args: argparse.Namespace) -> int:
+    """Flower on the edges' broker, behind basic auth whose credentials are generated into a
+    0600 file (`flower_auth_file`) and handed over in the environment, never argv."""
+    require("flower")
+    import secrets
+
+    from .tokenfile import ensure_secret
+
     settings = _settings(args)
-    os.environ["RADICAL_EDGE_REDIS_URL"] = settings.redis_url
+    check_redis_url("flower", settings.redis_url)
+    path = Path(args.auth_file or settings.flower_auth_file).expanduser()
+    credentials = ensure_secret(path, lambda: f"admin:{secrets.token_urlsafe(24)}")
+    if ":" not in credentials:
+        raise SystemExit(f"radical-edge flower: {path} must hold 'user:password'")
+    os.environ.update(RADICAL_EDGE_REDIS_URL=settings.redis_url, FLOWER_BASIC_AUTH=credentials)
+    os.environ.pop("FLOWER_UNAUTHENTICATED_API", None)  # never open: auth is on
+    print(f"Flower on http://{args.host}:{args.port}/ (basic auth: user "
+          f"'{credentials.split(':', 1)[0]}', password in {path})", file=sys.stderr, flush=True)
     argv = [sys.executable, "-m", "celery", "-A", "radical.edge.app.flower_app", "flower",
             f"--address={args.host}", f"--port={args.port}"]
     os.execv(sys.executable, argv)
@@ -354,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5555)
+    p.add_argument("--auth-file", help="file with 'user:password' for Flower's basic auth "
+                                       "(default ~/.radical/edge/flower-auth, made if missing)")
     p.set_defaults(func=cmd_flower)
     return parser
 

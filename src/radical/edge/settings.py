@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     allowed_hosts: str = Field("", description="extra Host names the bridge answers "
                                                "(comma-separated; '*' = any)")
     login_ttl: float = Field(12 * 3600.0, description="lifetime of a portal login cookie (s)")
+    flower_auth_file: str = Field("~/.radical/edge/flower-auth", description=(
+        "`radical-edge flower`: 'user:password' of Flower's basic auth, created 0600 when "
+        "missing"))
 
     # -- payloads --
     payload_inline_bytes: int = Field(

@@ -18,7 +18,8 @@ from typing import Any
 from ...errors import StatusError
 
 #: executor names clients may use that psij-python spells differently
-EXECUTOR_ALIASES = {"pbs": "pbspro", "pbs_pro": "pbspro", "openpbs": "pbspro"}
+#: names users (and psij-python before 0.9) call the PBS Pro executor; psij 0.9 names it 'pbs'
+EXECUTOR_ALIASES = {"pbspro": "pbs", "pbs_pro": "pbs", "openpbs": "pbs"}
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CUSTOM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\.[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -290,11 +291,11 @@ def parse_job_spec(raw: Any) -> JobRequest:
 
 
 def normalize_executor(name: Any, known: set[str] | frozenset[str] | None = None) -> str:
-    """The psij executor name for `name` ('pbs' -> 'pbspro'); 422 when psij has none."""
+    """The psij executor name for `name` ('pbspro' -> 'pbs'); 422 when psij has none."""
     if not isinstance(name, str) or not name.strip():
         raise JobSpecError("executor must be a non-empty string such as 'local' or 'slurm'")
     canon = EXECUTOR_ALIASES.get(name.strip().lower(), name.strip().lower())
     if known is not None and canon not in known:
         raise JobSpecError(f"unknown executor {name!r}; this edge has: "
-                           f"{', '.join(sorted(set(known) | {'pbs'}))}")
+                           f"{', '.join(sorted(known))}")
     return canon
