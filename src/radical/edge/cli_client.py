@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import queue
 import sys
@@ -47,16 +48,26 @@ def connect(args: argparse.Namespace) -> Any:
 def run_client(func: Callable[[argparse.Namespace], int],
                args: argparse.Namespace) -> int:
     """Run a client command; errors become one line on stderr (exit 1) unless `--debug`."""
-    from .sdk.errors import EdgeError
+    from .sdk.errors import EdgeConnectionError, EdgeError, EdgeTimeoutError
 
+    debug = bool(getattr(args, "debug", False))
+    if debug:
+        logging.basicConfig(level=logging.DEBUG)
+    else:  # the SDK's warnings (e.g. "generic PluginClient") are not the user's business
+        logging.getLogger("radical.edge").setLevel(logging.ERROR)
     try:
         return func(args)
     except KeyboardInterrupt:
         return 130
     except (EdgeError, CommandError, ValueError, OSError) as exc:
-        if getattr(args, "debug", False):
+        if debug:
             raise
-        print(f"radical-edge {args.cmd}: {one_line(exc)}", file=sys.stderr)
+        text = one_line(exc)
+        if isinstance(exc, EdgeTimeoutError):
+            text = f"no answer from the bridge at {bridge_url(args)} in time: {exc.detail}"
+        elif isinstance(exc, EdgeConnectionError):
+            text = f"cannot reach the bridge at {bridge_url(args)}: {exc.detail}"
+        print(f"radical-edge {args.cmd}: {text}", file=sys.stderr)
         return 1
 
 
