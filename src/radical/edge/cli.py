@@ -396,8 +396,15 @@ def _enroll_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .extras import MissingExtra
+    from .preflight import PreflightError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (MissingExtra, PreflightError) as exc:
+        print(f"radical-edge {args.cmd}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

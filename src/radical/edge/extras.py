@@ -19,8 +19,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
 }
 
 
-class MissingExtra(SystemExit):
-    """Ends the command with the install hint (exit status 2)."""
+class MissingExtra(RuntimeError):
+    """A part is not installed; `cli.main` prints the install hint and exits with 2."""
 
 
 def missing(extra: str) -> list[str]:
@@ -31,5 +31,5 @@ def require(extra: str) -> None:
     """Stop with `pip install 'radical.edge[<extra>]'` unless `extra`'s modules are there."""
     gone = missing(extra)
     if gone:
-        raise MissingExtra(f"radical-edge: this command needs the '{extra}' extra (missing: "
-                           f"{', '.join(gone)}): pip install 'radical.edge[{extra}]'")
+        raise MissingExtra(f"needs the '{extra}' extra (missing: {', '.join(gone)}): "
+                           f"pip install 'radical.edge[{extra}]'")

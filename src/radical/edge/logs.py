@@ -16,6 +16,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import os
 import sys
 import time
 import warnings
@@ -38,6 +39,12 @@ def log_context(**fields: str) -> Iterator[None]:
         yield
     finally:
         _CALL.reset(token)
+
+
+def set_call_context(**fields: str) -> None:
+    """Set `fields` for the rest of the current task (each plugin call is its own task, so
+    this never leaks into another call)."""
+    _CALL.set({k: v for k, v in fields.items() if v})
 
 
 def set_process_context(**fields: str) -> None:
@@ -117,6 +124,24 @@ def setup_logging(level: str = "INFO", json_lines: bool = False, **process: str)
         for name in ("httpx", "httpcore"):
             logging.getLogger(name).setLevel(logging.WARNING)
     quiet_celery_root_warning()
+
+
+def signal_safe_say(msg: str, f: Any = None) -> None:
+    """Celery's `safe_say` (lines its signal handlers print, e.g. "worker: Warm shutdown"),
+    as a record of our format: formatted without any lock and written with one os.write,
+    so it is safe inside a signal handler and a JSON log stays all JSON."""
+    text = " ".join(str(msg).split())
+    if not text:
+        return
+    record = logging.LogRecord("celery.apps.worker", logging.INFO, __file__, 0, text, None,
+                               None)
+    handler = next((h for h in logging.getLogger().handlers
+                    if getattr(h, "_radical_edge", False)), None)
+    line = handler.format(record) if handler is not None else text
+    try:
+        os.write(2, (line + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass
 
 
 def quiet_celery_root_warning() -> None:

@@ -8,16 +8,12 @@ import os
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "sentinel://")
 
 
-class PreflightError(SystemExit):
-    """Ends the command with its one-line message (exit status 2)."""
+class PreflightError(ValueError):
+    """A configuration mistake; `cli.main` prints it as one line and exits with 2."""
 
     def __init__(self, command: str, message: str) -> None:
-        super().__init__(f"radical-edge {command}: {message}")
-        self.code = 2
-        self.message = f"radical-edge {command}: {message}"
-
-    def __str__(self) -> str:
-        return self.message
+        super().__init__(message)
+        self.command = command
 
 
 def check_redis_url(command: str, url: str) -> None:

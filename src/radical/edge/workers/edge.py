@@ -86,6 +86,11 @@ def run_edge(settings: Settings, name: str | None = None, plugins: str | None = 
     log.info("edge '%s' up: plugins %s, role %s, queue %s", name,
                 ", ".join(host.plugins) or "none", host.role, keys.edge_queue(name))
     worker = build_worker(settings, name)
+    import celery.apps.worker
+
+    from ..logs import signal_safe_say
+
+    celery.apps.worker.safe_say = signal_safe_say  # its shutdown lines in our log format
 
     def ready(sender: Any = None, **_kw: Any) -> None:
         host.announce()

@@ -28,6 +28,7 @@ from ..app.protocol import CallReply, CallRequest
 from ..app.pubsub import subscribe_forever
 from ..app.redis_conn import async_redis, sync_redis
 from ..app.topology import TopologyWatcher, edge_summary
+from ..logs import set_call_context as set_log_context
 from ..plugins.base import HostState, Plugin
 from ..plugins.loader import MAX_REASON
 from ..settings import Settings
@@ -284,6 +285,9 @@ class PluginHost:
             task.add_done_callback(self._inflight.discard)
 
     async def _handle(self, call: CallRequest) -> None:
+        # this task's log records name the plugin and the call (logs.py)
+        set_log_context(plugin=call.path.split("/", 2)[1] if "/" in call.path else "",
+                        call=call.id)
         started = time.time()
         ttl = call_record.ttl_ms(call.deadline, self.settings.call_retention, started)
         if too_late(call, started):
