@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     sse_ping_seconds: float = Field(15.0, description="SSE keep-alive comment interval")
     topology_poll_seconds: float = Field(1.0, description="how often liveness is re-read")
     access_log: bool = Field(False, description="uvicorn access log (query strings redacted)")
+    metrics: bool = Field(True, description="count every relayed call for /metrics (off: "
+                                             "/metrics serves states only)")
     metrics_public: bool = Field(False, description="serve GET /metrics without a token (a "
                                                     "scraper on a trusted network); default: "
                                                     "needs scope read")

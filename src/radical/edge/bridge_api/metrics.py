@@ -29,7 +29,8 @@ UNRESOLVED = "-"
 class BridgeMetrics:
     """The registry `/metrics` serves, and the per-call instruments of the proxy."""
 
-    def __init__(self) -> None:
+    def __init__(self, per_call: bool = True) -> None:
+        self.per_call = per_call  # off: calls are not counted (states are still served)
         self.registry = CollectorRegistry(auto_describe=True)
         self.calls = Counter("radical_edge_calls", "plugin calls relayed by this bridge, by "
                              "edge, plugin and HTTP status", ["edge", "plugin", "status"],
@@ -47,6 +48,8 @@ class BridgeMetrics:
     def call_done(self, edge: str, plugin: str, status: int,
                   parts: list[tuple[str, float]] | None) -> None:
         """Count one relayed call; `parts` are its `protocol.timing_parts` when answered."""
+        if not self.per_call:
+            return
         key = (edge, plugin, status)
         child = self._calls.get(key)
         if child is None:  # labels() costs a lock and a dict build: cache the children

@@ -42,7 +42,7 @@ class BridgeState:
         self.audit = AuditLog(self.redis, self.bridge_id)
         self.watcher = TopologyWatcher(self.redis, settings.topology_poll_seconds,
                                        self._on_topology)
-        self.metrics = BridgeMetrics()
+        self.metrics = BridgeMetrics(per_call=settings.metrics)
         self._tasks: list[asyncio.Task] = []
         self._celery: Any = None
         #: plugins hosted by the bridge itself (`--plugins`), listed as edge `bridge`
