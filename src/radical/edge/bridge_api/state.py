@@ -68,8 +68,12 @@ class BridgeState:
         if self._local_factory is not None:
             self.local = await self._local_factory(self.settings, self.redis)
             self.hub.topology(self.topology())
+        log.info("bridge %s up: Redis %s, %d edges online", self.bridge_id[:8],
+                 redacted(self.settings.redis_url), len(self.watcher.edges))
 
     async def stop(self) -> None:
+        log.info("bridge %s stopping: %d calls in flight", self.bridge_id[:8],
+                 self.dispatcher.pending)
         await self.audit.flush()
         if self.local is not None:
             await self.local.stop()
