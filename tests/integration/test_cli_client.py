@@ -25,7 +25,7 @@ def cli(*args: str, timeout: float = 60, env: dict | None = None
 @pytest.fixture(scope="module")
 def echo_edge(module_edges) -> str:
     name = f"c{uuid.uuid4().hex[:6]}"
-    module_edges("echo,sysinfo", name=name)
+    module_edges("echo,sysinfo,staging", name=name)
     return name
 
 
@@ -36,12 +36,12 @@ def test_edges_table_and_json(bridge_url, echo_edge):
     assert header.split() == ["EDGE", "ROLE", "STATE", "HEARTBEAT", "WALLTIME", "PLUGINS"]
     row = next(line.split() for line in rows if line.split()[0] == echo_edge)
     assert row[1:3] == ["login", "alive"] and row[3].endswith("s") and row[4] == "-"
-    assert row[5] == "echo,sysinfo"
+    assert row[5] == "echo,staging,sysinfo"
 
     r = cli("edges", "--url", bridge_url, "--json")
     assert r.returncode == 0, r.stderr
     edges = json.loads(r.stdout)
-    assert set(edges[echo_edge]["plugins"]) == {"echo", "sysinfo"}
+    assert set(edges[echo_edge]["plugins"]) == {"echo", "staging", "sysinfo"}
     assert edges[echo_edge]["heartbeat_age"] >= 0
 
 
@@ -112,6 +112,24 @@ def test_events_follows_notifications_with_filters(bridge_url, echo_edge):
     assert len(events) == 3  # thread_topic notifications were filtered out
     assert all(e["edge"] == echo_edge and e["topic"] == "async_topic" for e in events)
     assert [e["data"] for e in events] == [{"tag": tag, "i": i} for i in range(3)]
+
+
+def test_put_and_get_with_progress(bridge_url, echo_edge, tmp_path):
+    data = os.urandom(5 * 1024 * 1024 + 17)
+    (tmp_path / "src.bin").write_bytes(data)
+    remote = str(tmp_path / "remote" / "copy.bin")  # the edge runs on this machine
+    r = cli("put", echo_edge, str(tmp_path / "src.bin"), remote, "--url", bridge_url,
+            "--progress")
+    assert r.returncode == 0, r.stderr
+    assert "100.0%" in r.stderr and "5.0 MiB/5.0 MiB" in r.stderr  # the bar reached its end
+    assert (tmp_path / "remote" / "copy.bin").read_bytes() == data
+    r = cli("get", echo_edge, remote, str(tmp_path / "back.bin"), "--url", bridge_url,
+            "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["size"] == len(data) and r.stderr == ""  # no bar for scripts
+    assert (tmp_path / "back.bin").read_bytes() == data
+    r = cli("get", echo_edge, remote, str(tmp_path / "back.bin"), "--url", bridge_url)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1  # exists: refused, one line
 
 
 def test_token_commands_share_the_client_conventions(bridge_url):

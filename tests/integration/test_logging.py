@@ -60,6 +60,10 @@ def test_bad_urls_and_missing_certs_are_one_line(tmp_path):
           "--enroll-file", str(tmp_path / "missing-token")), "missing-token"),
         (("flower", "--redis-url", "tcp://x"), "bad Redis URL"),
     ]
+    dead_bridge = f"http://127.0.0.1:{services.free_port()}"
+    (tmp_path / "token").write_text("some-token\n")
+    checks.append((("edge", "-n", "x", "--url", dead_bridge, "--enroll-file",
+                    str(tmp_path / "token")), f"cannot reach the bridge at {dead_bridge}"))
     (tmp_path / "bad.pem").write_text("not a certificate\n")
     checks.append((("bridge", "--cert", str(tmp_path / "bad.pem"), "--key",
                     str(tmp_path / "bad.pem")), "cannot use TLS certificate"))

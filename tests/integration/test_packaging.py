@@ -102,6 +102,10 @@ def test_client_commands_run_from_the_client_install(client_venv, bridge_url):
     assert r.returncode == 0 and r.stdout.strip() == f"radical.edge {__version__}"
     r = run(exe, "edges", "--help")
     assert r.returncode == 0 and "--json" in r.stdout
+    # what the client commands import lazily is there too (put/get: the staging client)
+    r = run(str(client_venv / "bin" / "python"), "-c",
+            "import radical.edge.plugins.staging.client, radical.edge.cli_transfer")
+    assert r.returncode == 0, r.stderr
     # the real thing: the session's bridge, through the client install only
     r = run(exe, "edges", "--url", bridge_url, "--json", env={**os.environ})
     assert r.returncode == 0, r.stderr

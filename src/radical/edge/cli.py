@@ -1,5 +1,5 @@
 """radical-edge: run the server parts (up, bridge, edge, flower, enroll) and use them
-(edges, call, events, jobs, token, login).
+(edges, call, events, jobs, put, get, token, login).
 
 The client commands need only httpx (`pip install radical.edge`); a server command whose
 packages are missing says which extra to install instead of failing with an ImportError.
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .cli_access import add_access_parsers
 from .cli_client import add_client_parsers
+from .cli_transfer import add_transfer_parsers
 from .extras import require
 from .preflight import check_redis_url, check_tls_files, check_tls_loads
 from .version import __version__
@@ -330,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"radical.edge {__version__}")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     add_client_parsers(sub)
+    add_transfer_parsers(sub)
 
     p = sub.add_parser("up", help="run a private Redis (or join --redis-url), a bridge and "
                                   "a local edge")
