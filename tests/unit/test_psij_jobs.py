@@ -107,6 +107,9 @@ def test_full_spec_with_aliases():
     ({"executable": "/bin/ls", "resources": {"node_count": 2, "process_count": 3,
                                              "processes_per_node": 2}}, "must equal"),
     ({"executable": "/bin/ls", "name": 'a"b'}, "double quotes"),
+    ({"executable": "/bin/ls", "resources": {"node_count": 10 ** 30}}, "at most 1000000"),
+    ({"executable": "/bin/ls", "resources": {"node_count": 1000, "processes_per_node": 1001}},
+     "1001000 processes"),
 ])
 def test_bad_specs(spec, words):
     with pytest.raises(JobSpecError) as err:
