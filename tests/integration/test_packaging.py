@@ -120,3 +120,22 @@ def test_server_commands_name_the_missing_extra(client_venv, command, extra):
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.strip().endswith(f"pip install 'radical.edge[{extra}]'")
+
+
+def test_all_extras_resolve_with_the_pip_python_ships(client_venv, dist, tmp_path):
+    """`[all]` resolves with pip 23.2 (what Python 3.11 ships; its resolver once failed on
+    kombu[redis]'s `packaging` pin against psij-python) to psij-python >= 0.9.11."""
+    py = str(client_venv / "bin" / "python")
+    pip_version = run(py, "-m", "pip", "--version").stdout.split()[1]
+    assert pip_version.startswith("23."), pip_version  # the bundled one, not an upgrade
+    report = tmp_path / "report.json"
+    wheel = next(dist.glob("*.whl"))
+    r = run(py, "-m", "pip", "install", "-q", "--dry-run", "--ignore-installed", "--report",
+            str(report), f"{wheel}[all]", timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    versions = {item["metadata"]["name"].lower(): item["metadata"]["version"]
+                for item in json.loads(report.read_text())["install"]}
+    major, minor, patch = (int(x) for x in versions["psij-python"].split(".")[:3])
+    assert (major, minor, patch) >= (0, 9, 11)
+    assert {"celery", "kombu", "redis", "fastapi", "flower", "prometheus-client",
+            "rhapsody-py"} <= set(versions)
