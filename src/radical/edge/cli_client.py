@@ -15,6 +15,7 @@ import queue
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 #: the bridge `radical-edge up` and `bridge` serve by default
@@ -77,7 +78,7 @@ def one_line(exc: BaseException) -> str:
 
 
 def emit_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=None, sort_keys=True, default=str))
+    print(json.dumps(obj, sort_keys=True, default=str))
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -150,7 +151,7 @@ def cmd_call(args: argparse.Namespace) -> int:
     if args.body is not None:
         text = args.body
         if text.startswith("@"):
-            text = sys.stdin.read() if text == "@-" else open(text[1:]).read()
+            text = sys.stdin.read() if text == "@-" else Path(text[1:]).read_text()
         try:
             body = json.loads(text)
         except ValueError as exc:
