@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -133,7 +134,8 @@ def test_all_extras_resolve_with_the_pip_python_ships(client_venv, dist, tmp_pat
     r = run(py, "-m", "pip", "install", "-q", "--dry-run", "--ignore-installed", "--report",
             str(report), f"{wheel}[all]", timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    versions = {item["metadata"]["name"].lower(): item["metadata"]["version"]
+    versions = {re.sub(r"[-_.]+", "-", item["metadata"]["name"]).lower():
+                item["metadata"]["version"]
                 for item in json.loads(report.read_text())["install"]}
     major, minor, patch = (int(x) for x in versions["psij-python"].split(".")[:3])
     assert (major, minor, patch) >= (0, 9, 11)
