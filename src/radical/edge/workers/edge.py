@@ -8,11 +8,13 @@ import socket
 import sys
 from typing import Any
 
+import celery.apps.worker
 from celery.signals import worker_ready
 
 from ..app import acl, keys
 from ..app.keys import validate_name
 from ..app.celery_app import make_celery
+from ..logs import signal_safe_say
 from ..plugins import loader
 from ..settings import Settings
 from .host import PluginHost
@@ -84,12 +86,8 @@ def run_edge(settings: Settings, name: str | None = None, plugins: str | None = 
     host.start(classes, skipped=skipped)
     bind_host(host)
     log.info("edge '%s' up: plugins %s, role %s, queue %s", name,
-                ", ".join(host.plugins) or "none", host.role, keys.edge_queue(name))
+             ", ".join(host.plugins) or "none", host.role, keys.edge_queue(name))
     worker = build_worker(settings, name)
-    import celery.apps.worker
-
-    from ..logs import signal_safe_say
-
     celery.apps.worker.safe_say = signal_safe_say  # its shutdown lines in our log format
 
     def ready(sender: Any = None, **_kw: Any) -> None:
