@@ -80,6 +80,8 @@ def test_unreachable_bridge_and_bad_url_are_one_line(echo_edge):
     r = cli("edges", "--url", dead)
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
     assert f"cannot reach the bridge at {dead}: " in r.stderr and "refused" in r.stderr
+    r = cli("events", "--url", dead, timeout=20)
+    assert r.returncode == 1 and f"cannot reach the bridge at {dead}: " in r.stderr
     r = cli("edges", "--url", "not a url")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
 

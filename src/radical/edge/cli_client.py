@@ -195,6 +195,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
     deadline = time.monotonic() + args.timeout if args.timeout else None
     with connect(args) as bc:
+        bc.topology()  # fails at once (one line) if the bridge is unreachable or refuses us
         bc.register_callback(args.edge, args.plugin, args.topic, on_note)
         if args.topology:
             bc.register_topology_callback(on_topology)
