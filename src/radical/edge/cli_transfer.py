@@ -61,33 +61,29 @@ def _show(args: argparse.Namespace) -> bool:
     return args.progress or (sys.stderr.isatty() and not args.json)
 
 
-def cmd_put(args: argparse.Namespace) -> int:
+def _transfer(args: argparse.Namespace, upload: bool) -> int:
+    """`put` (upload) or `get` (download) through a staging session on the edge."""
+    remote, local = (args.tgt, args.src) if upload else (args.src, args.tgt)
+    label = (f"{local} -> {args.edge}:{remote}" if upload
+             else f"{args.edge}:{remote} -> {local}")
     with connect(args) as bc:
         with _staging(bc, args.edge) as st:
-            done = st.upload(args.src, args.tgt, overwrite=args.overwrite, resume=args.resume,
-                             progress=progress_bar(f"{args.src} -> {args.edge}:{args.tgt}",
-                                                   _show(args)))
+            move = st.upload if upload else st.download
+            done = move(args.src, args.tgt, overwrite=args.overwrite, resume=args.resume,
+                        progress=progress_bar(label, _show(args)))
     if args.json:
         emit_json(done)
     else:
-        print(f"{args.src} -> {args.edge}:{done['path']} ({done['size']} bytes, "
-              f"sha256 {done['sha256']})")
+        print(f"{label} ({done['size']} bytes, sha256 {done['sha256']})")
     return 0
+
+
+def cmd_put(args: argparse.Namespace) -> int:
+    return _transfer(args, upload=True)
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    with connect(args) as bc:
-        with _staging(bc, args.edge) as st:
-            done = st.download(args.src, args.tgt, overwrite=args.overwrite,
-                               resume=args.resume,
-                               progress=progress_bar(f"{args.edge}:{args.src} -> {args.tgt}",
-                                                     _show(args)))
-    if args.json:
-        emit_json(done)
-    else:
-        print(f"{args.edge}:{args.src} -> {done['path']} ({done['size']} bytes, "
-              f"sha256 {done['sha256']})")
-    return 0
+    return _transfer(args, upload=False)
 
 
 def add_transfer_parsers(sub: argparse._SubParsersAction) -> None:
