@@ -37,8 +37,8 @@ stamp=.venv/.radical-edge-setup$DEV
 if [[ ! -f $stamp || pyproject.toml -nt $stamp || -n $(find tests/fixtures -name pyproject.toml -newer "$stamp") ]]; then
   say "pip install (this takes a minute the first time)"
   .venv/bin/python -m pip install -q --upgrade pip setuptools wheel >/dev/null
-  extras="hpc,flower"
-  ((DEV)) && extras="hpc,flower,embedded,dev"
+  extras="all"  # bridge, edge, hpc plugins, flower (a laptop client needs none: httpx only)
+  ((DEV)) && extras="all,embedded,dev"
   .venv/bin/python -m pip install -q -e ".[${extras}]"
   ((DEV)) && .venv/bin/python -m pip install -q -e tests/fixtures/echo_plugin \
              $(ls -d tests/fixtures/*_plugin | grep -v echo_plugin | sed 's/^/-e /')

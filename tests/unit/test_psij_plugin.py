@@ -106,7 +106,7 @@ def test_plugin_description():
         assert not PsijPlugin.is_enabled(SimpleNamespace(role="bridge"))
         assert PsijPlugin.session_ttl == 86400
         answer = await edge.ok("GET", "executors")
-        assert {"local", "slurm", "pbs", "pbspro"} <= set(answer["executors"])
+        assert {"local", "slurm", "pbs"} <= set(answer["executors"])
         assert answer["default"] == "local"  # the fake host has no batch system
     run(main())
 

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     sse_ping_seconds: float = Field(15.0, description="SSE keep-alive comment interval")
     topology_poll_seconds: float = Field(1.0, description="how often liveness is re-read")
     access_log: bool = Field(False, description="uvicorn access log (query strings redacted)")
+    metrics: bool = Field(True, description="count every relayed call for /metrics (off: "
+                                             "/metrics serves states only)")
+    metrics_public: bool = Field(False, description="serve GET /metrics without a token (a "
+                                                    "scraper on a trusted network); default: "
+                                                    "needs scope read")
 
     # -- edge -----------------------------------------------------------------------------
     edge_name: str | None = Field(None, description="edge name (default: short hostname)")
@@ -81,7 +86,9 @@ class Settings(BaseSettings):
     walltime_margin: float = Field(120.0, description="stop taking calls this long before walltime")
     allow_pickle: bool = Field(False, description="accept pickled functions (rhapsody), auth only")
     max_running_tasks: int = Field(64, description="rhapsody: executables running at once")
-    log_level: str = Field("WARNING", description="log level of bridge and edges")
+    log_level: str = Field("INFO", description="log level of bridge and edges (lifecycle is "
+                                                "INFO, trouble WARNING/ERROR)")
+    log_json: bool = Field(False, description="log JSON lines instead of text (--log-json)")
 
     # -- rhapsec --
     rhapsody_functions: str = Field(
@@ -135,6 +142,9 @@ class Settings(BaseSettings):
     allowed_hosts: str = Field("", description="extra Host names the bridge answers "
                                                "(comma-separated; '*' = any)")
     login_ttl: float = Field(12 * 3600.0, description="lifetime of a portal login cookie (s)")
+    flower_auth_file: str = Field("~/.radical/edge/flower-auth", description=(
+        "`radical-edge flower`: 'user:password' of Flower's basic auth, created 0600 when "
+        "missing"))
 
     # -- payloads --
     payload_inline_bytes: int = Field(

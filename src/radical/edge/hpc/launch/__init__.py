@@ -201,7 +201,7 @@ def job_node(executor: str, native_id: str | None, timeout: float = 15.0) -> str
         return None
     if executor == "slurm":
         return _slurm_node(native_id, timeout)
-    if executor == "pbspro":
+    if executor in ("pbs", "pbs_classic"):
         return _pbs_node(native_id, timeout)
     if executor == "lsf":
         return _lsf_node(native_id, timeout)
