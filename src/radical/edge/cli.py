@@ -135,16 +135,18 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     """`radical-edge enroll create --name N`: a one-time token for edge N (admin)."""
     require("bridge")
     from . import enrollment
+    from .sdk.credentials import find_token
     from .settings import get_settings
 
     settings = get_settings()
     url = args.url or settings.public_url()
+    # like every client command: the configured token, else the local token file (loopback)
+    admin = find_token(url, settings.token_value())
     try:
-        answer = enrollment.issue(url, args.name, settings.token_value(), args.ttl,
-                                  settings.bridge_cert)
+        answer = enrollment.issue(url, args.name, admin, args.ttl, settings.bridge_cert)
     except enrollment.EnrollmentError as exc:
         print(f"radical-edge enroll: {exc}", file=sys.stderr)
-        return 1
+        return 2
     if args.out:
         enrollment.write_secret(args.out, answer["token"])
         print(f"enrollment token for edge '{answer['name']}' written to {args.out} "
