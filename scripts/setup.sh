@@ -2,6 +2,7 @@
 # Set up radical.edge on a fresh Debian/Ubuntu machine (idempotent; a second run is fast).
 #   scripts/setup.sh          runtime: venv in .venv with radical.edge and its plugins
 #   scripts/setup.sh --dev    also what the tests need: redis-server, chromium, openssh,
+#                             nginx, openssh-server, iproute2 (tests/deploy),
 #                             SLURM packages (installed by scripts/slurm_cluster.sh), test deps
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,10 @@ if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
   command -v redis-sentinel >/dev/null || need_pkg redis-sentinel  # Redis HA (tests, docs)
   if ((DEV)); then
     need_pkg chromium; need_pkg fonts-noto-color-emoji; need_pkg openssh-client; need_pkg openssl
+    # deployment tests (tests/deploy): nginx in front of bridges, sshd on a "compute node",
+    # network namespaces
+    need_pkg nginx; need_pkg libnginx-mod-stream; need_pkg openssh-server; need_pkg iproute2
+    command -v systemd-analyze >/dev/null || need_pkg systemd  # checks deploy/systemd units
   fi
   if ((${#apt_missing[@]})); then
     say "apt-get install ${apt_missing[*]}"
@@ -32,8 +37,8 @@ stamp=.venv/.radical-edge-setup$DEV
 if [[ ! -f $stamp || pyproject.toml -nt $stamp || -n $(find tests/fixtures -name pyproject.toml -newer "$stamp") ]]; then
   say "pip install (this takes a minute the first time)"
   .venv/bin/python -m pip install -q --upgrade pip setuptools wheel >/dev/null
-  extras="hpc,flower"
-  ((DEV)) && extras="hpc,flower,embedded,dev"
+  extras="all"  # bridge, edge, hpc plugins, flower (a laptop client needs none: httpx only)
+  ((DEV)) && extras="all,embedded,dev"
   .venv/bin/python -m pip install -q -e ".[${extras}]"
   ((DEV)) && .venv/bin/python -m pip install -q -e tests/fixtures/echo_plugin \
              $(ls -d tests/fixtures/*_plugin | grep -v echo_plugin | sed 's/^/-e /')

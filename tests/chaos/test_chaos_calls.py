@@ -13,9 +13,9 @@ import signal
 import time
 import uuid
 
-import httpx
 
 import authed  # noqa: E402  (tests/integration: the session's admin token)
+from waiting import wait_for  # noqa: E402
 from radical.edge import services
 
 from chaos_calls_helpers import Stack, counts, misreported, record
@@ -27,21 +27,11 @@ HEARTBEAT_TTL = 6.0  # settings.heartbeat_ttl default: the bridge declares an ed
 OUTAGE = 33.0
 
 
-def _wait(predicate, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not within {timeout} s")
-
-
 def test_kill9_mid_call_answers_unknown_and_queued_calls_never_run(log_dir):
     with Stack(log_dir) as s, cf.ThreadPoolExecutor(4) as pool:
         tag = uuid.uuid4().hex
         running = pool.submit(s.call, 30, tag)
-        _wait(lambda: s.runs(tag) == 1, 10, "the handler to start")
+        wait_for(lambda: s.runs(tag) == 1, 10, what="the handler to start")
         s.edge.kill9()
         killed = time.monotonic()
         late = pool.submit(s.call, 0, None)  # sent while the bridge still thinks it alive
@@ -66,7 +56,7 @@ def test_sigstop_past_ttl_then_sigcont_outcomes_are_true(log_dir):
         s.wait_serving(10)
         tags = [uuid.uuid4().hex for _ in range(4)]
         inflight = [pool.submit(s.call, 3.0, t) for t in tags]
-        _wait(lambda: all(s.runs(t) == 1 for t in tags), 10, "the four handlers to start")
+        wait_for(lambda: all(s.runs(t) == 1 for t in tags), 10, what="the four handlers to start")
         os.kill(s.edge.pid, signal.SIGSTOP)
         stopped = time.monotonic()
         try:
@@ -79,8 +69,8 @@ def test_sigstop_past_ttl_then_sigcont_outcomes_are_true(log_dir):
         # let whatever the edge had taken finish, then compare with what clients were told
         unknown = [a for a in answers if a.body.get("outcome") == "unknown"]
         for a in unknown:
-            _wait(lambda a=a: authed.get(f"{s.url}/calls/{a.body['call_id']}", timeout=5)
-                  .json().get("state") in ("done", "not_delivered"), 15, "unknown call to settle")
+            wait_for(lambda a=a: authed.get(f"{s.url}/calls/{a.body['call_id']}", timeout=5)
+                  .json().get("state") in ("done", "not_delivered"), 15, what="unknown call to settle")
         lies = misreported(s, answers)
         assert lies == [], lies
         assert any(a.status == 503 for a in answers), counts(answers)
@@ -94,7 +84,7 @@ def test_redis_restart_during_calls_every_outcome_is_true(log_dir):
         s.wait_serving(10)
         tags = [uuid.uuid4().hex for _ in range(20)]
         inflight = [pool.submit(s.call, 5.0, t) for t in tags]  # some queued, most running
-        _wait(lambda: sum(s.runs(t) for t in tags) >= 10, 10, "half the handlers to start")
+        wait_for(lambda: sum(s.runs(t) for t in tags) >= 10, 10, what="half the handlers to start")
         stopped = time.monotonic()
         s.stop_redis()
         during = [s.call(0.2) for _ in range(5)]  # sent while Redis is away
@@ -105,8 +95,8 @@ def test_redis_restart_during_calls_every_outcome_is_true(log_dir):
         answer_s = max(a.answered for a in answers) - stopped
         for a in answers:
             if a.body.get("outcome") == "unknown":
-                _wait(lambda a=a: authed.get(f"{s.url}/calls/{a.body['call_id']}", timeout=5)
-                      .status_code in (200, 404), 10, "record readable")
+                wait_for(lambda a=a: authed.get(f"{s.url}/calls/{a.body['call_id']}", timeout=5)
+                      .status_code in (200, 404), 10, what="record readable")
         lies = misreported(s, answers)
         assert lies == [], lies
         assert answer_s < 5, f"last answer {answer_s:.1f} s after Redis stopped"
@@ -123,7 +113,7 @@ def test_30s_redis_outage_first_call_within_2s_and_worker_consumes_again(log_dir
         s.wait_serving(10)
         tags = [uuid.uuid4().hex for _ in range(5)]
         inflight = [pool.submit(s.call, 1.5, t) for t in tags]
-        _wait(lambda: all(s.runs(t) == 1 for t in tags), 10, "the handlers to start")
+        wait_for(lambda: all(s.runs(t) == 1 for t in tags), 10, what="the handlers to start")
         s.stop_redis()
         down = time.monotonic()
         lost = [f.result() for f in inflight]  # their replies cannot come: answered at once
@@ -144,9 +134,9 @@ def test_30s_redis_outage_first_call_within_2s_and_worker_consumes_again(log_dir
         assert recover_s < 2.0, f"first call succeeded {recover_s:.2f} s after Redis was back"
         # the in-flight calls finished during the outage: the edge re-wrote their records
         for a in lost:
-            rec = _wait(lambda a=a: (lambda r: r if r.get("state") == "done" else None)(
+            rec = wait_for(lambda a=a: (lambda r: r if r.get("state") == "done" else None)(
                 authed.get(f"{s.url}/calls/{a.body['call_id']}", timeout=5).json()), 10,
-                "the outcome record of a call that finished during the outage")
+                what="the outcome record of a call that finished during the outage")
             assert rec["status"] == 200 and a.tag in rec["reply"]["body"]
         record("redis_outage_30s", outage_s=OUTAGE, call_during_outage_s=round(during_s, 3),
                inflight_answered_after_loss_s=round(lost_s, 2), inflight=counts(lost),

@@ -8,7 +8,7 @@ import uuid
 
 import httpx
 import pytest
-from authed import named_token as token
+from authed import new_token
 
 from radical.edge import services
 
@@ -29,7 +29,7 @@ def edge(module_edges, tmp_path_factory):
 @pytest.fixture(scope="module")
 def users(bridge_url):
     suffix = uuid.uuid4().hex[:6]
-    return {who: (f"{who}{suffix}", token(bridge_url, f"{who}{suffix}")) for who in ("alice", "bob")}
+    return {who: (f"{who}{suffix}", new_token(bridge_url, f"{who}{suffix}", "submit")) for who in ("alice", "bob")}
 
 
 def login_as(page, bridge_url: str, tok: str) -> None:
@@ -155,7 +155,7 @@ def test_my_work_lists_jobs_and_tasks_from_other_sessions(portal, page, browser,
 
 
 def test_my_work_survives_a_reload_and_a_new_tab(page, browser, bridge_url, edge):
-    tok = token(bridge_url, f"carol{uuid.uuid4().hex[:6]}")
+    tok = new_token(bridge_url, f"carol{uuid.uuid4().hex[:6]}", "submit")
     submit_work(bridge_url, tok, edge)
     login_as(page, bridge_url, tok)
     page.goto(f"{bridge_url}/#/work?kind=psij")

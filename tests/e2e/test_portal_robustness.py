@@ -81,7 +81,6 @@ def test_gap_after_retention_refreshes_the_page(portal, make_bridge, make_edge, 
     """Away longer than the stream's retention: the bridge sends a `gap` event and the page
     re-reads the topology (an edge that joined meanwhile shows) instead of silently missing
     notifications."""
-    import httpx
 
     port = services.free_port()
     first = make_bridge(port=port)

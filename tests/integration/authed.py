@@ -33,10 +33,9 @@ def post(url: str, **kw: Any) -> httpx.Response:
     return request("POST", url, **kw)
 
 
-def named_token(bridge_url: str, user: str, scope: str = "submit") -> str:
-    """A new named token for `user` (created with the admin token), for tests acting as
-    several users."""
-    r = post(f"{bridge_url.rstrip('/')}/bridge/tokens", json={"user": user, "scope": scope},
-             timeout=30)
-    r.raise_for_status()
+def new_token(bridge_url: str, user: str, scope: str, expires: str | None = None) -> str:
+    """A named token of `user` with `scope`, issued by the bridge (admin call)."""
+    r = post(f"{bridge_url}/bridge/tokens", json={"user": user, "scope": scope,
+                                                  "expires": expires}, timeout=10)
+    assert r.status_code == 200, r.text
     return r.json()["token"]

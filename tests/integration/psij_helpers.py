@@ -5,24 +5,12 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
 
-import httpx
 
 import authed
+from waiting import wait_for  # noqa: F401  (re-exported to the psij tests)
 
 from radical.edge import BridgeClient, services
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, step: float = 0.1,
-             what: str = "condition") -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"{what} not met within {timeout} s")
 
 
 def edges(bridge_url: str) -> dict:

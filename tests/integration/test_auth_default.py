@@ -8,13 +8,14 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import psutil
 
 from radical.edge import BridgeClient, services
+
+from up_helpers import start_up
 
 
 def _start_up(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, list[str], int, dict]:
@@ -23,19 +24,8 @@ def _start_up(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, list[str],
     env = {k: v for k, v in os.environ.items()
            if k not in ("RADICAL_EDGE_TOKEN", "RADICAL_EDGE_REDIS_URL")}
     env.update(RADICAL_EDGE_TOKEN_FILE=str(tmp_path / "home" / ".radical" / "edge" / "token"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "radical.edge.cli", "up", "--port", str(port), "--name", "upedge",
-         "--redis-port", str(redis_port), "--log-dir", str(tmp_path / "logs"), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    lines: list[str] = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith("Ctrl-C"):
-            break
+    proc, lines = start_up(["--port", str(port), "--name", "upedge", "--redis-port",
+                            str(redis_port), "--log-dir", str(tmp_path / "logs"), *extra], env)
     return proc, lines, port, env
 
 

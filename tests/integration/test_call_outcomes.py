@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 
 import authed  # noqa: E402  (tests/integration: the session's admin token)

@@ -64,22 +64,30 @@ def test_stock_celery_send_task_reaches_the_edge(make_edge, redis_url):
     sub.close()
 
 
-def test_flower_shows_edges_as_workers(make_edge, redis_url, log_dir):
+def test_flower_shows_edges_as_workers_behind_basic_auth(make_edge, redis_url, log_dir,
+                                                          tmp_path):
+    """`radical-edge flower` makes its own credentials (0600 file, never argv): its API
+    works with them out of the box and answers 401 without."""
     make_edge("sysinfo", name="flowered")
     port = services.free_port()
+    auth_file = tmp_path / "private" / "flower-auth"
     log = open(log_dir / "flower.log", "ab")
+    env = {k: v for k, v in os.environ.items() if k != "FLOWER_UNAUTHENTICATED_API"}
     proc = subprocess.Popen([sys.executable, "-m", "radical.edge.cli", "flower", "--port",
-                             str(port), "--redis-url", redis_url], stdout=log,
-                            stderr=subprocess.STDOUT,
-                            env={**os.environ, "FLOWER_UNAUTHENTICATED_API": "true"})
+                             str(port), "--redis-url", redis_url, "--auth-file", str(auth_file)],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
+        services.wait_until(auth_file.exists, 30, "the credentials file")
+        assert auth_file.stat().st_mode & 0o777 == 0o600
+        user, password = auth_file.read_text().strip().split(":", 1)
+        assert user == "admin" and len(password) >= 24
         workers: dict = {}
 
         def seen() -> bool:
             nonlocal workers
             try:
-                r = authed.get(f"http://127.0.0.1:{port}/api/workers", params={"refresh": "1"},
-                              timeout=10)
+                r = httpx.get(f"http://127.0.0.1:{port}/api/workers", params={"refresh": "1"},
+                              auth=(user, password), timeout=10)
                 workers = r.json() if r.status_code == 200 else {}
             except httpx.HTTPError:
                 return False
@@ -88,8 +96,41 @@ def test_flower_shows_edges_as_workers(make_edge, redis_url, log_dir):
         services.wait_until(seen, 60, "Flower to list edge@flowered", interval=1.0)
         queues = [q["name"] for q in workers["edge@flowered"].get("active_queues", [])]
         assert "edge.flowered" in queues
+        assert httpx.get(f"http://127.0.0.1:{port}/api/workers", timeout=10).status_code == 401
+        assert httpx.get(f"http://127.0.0.1:{port}/api/workers", auth=(user, "wrong"),
+                         timeout=10).status_code == 401
+        assert httpx.get(f"http://127.0.0.1:{port}/", auth=(user, password),
+                         timeout=10).status_code == 200  # the dashboard too
+        assert password not in " ".join(open(f"/proc/{proc.pid}/cmdline").read().split("\0"))
     finally:
         services.Service("flower", proc).stop(timeout=10)  # Flower is slow to honour SIGTERM
+
+
+def test_flower_takes_the_operators_basic_auth(make_edge, redis_url, log_dir, tmp_path):
+    """FLOWER_BASIC_AUTH set by the operator (a container secret) is used as it is: nothing
+    is generated or written."""
+    port = services.free_port()
+    default_file = tmp_path / "flower-auth"
+    env = {**os.environ, "FLOWER_BASIC_AUTH": "ops:given-secret",
+           "RADICAL_EDGE_FLOWER_AUTH_FILE": str(default_file)}
+    env.pop("FLOWER_UNAUTHENTICATED_API", None)
+    proc = subprocess.Popen([sys.executable, "-m", "radical.edge.cli", "flower", "--port",
+                             str(port), "--redis-url", redis_url],
+                            stdout=open(log_dir / "flower.log", "ab"),
+                            stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/api/workers"
+    try:
+        def answers() -> bool:
+            try:
+                return httpx.get(url, auth=("ops", "given-secret"), timeout=10).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        services.wait_until(answers, 60, "Flower to answer with the operator's credentials")
+        assert httpx.get(url, timeout=10).status_code == 401
+        assert not default_file.exists()
+    finally:
+        services.Service("flower", proc).stop(timeout=10)
 
 
 def test_embedded_redis_from_the_extra_when_none_on_path(monkeypatch, tmp_path):

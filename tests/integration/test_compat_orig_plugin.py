@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 
-import httpx
 import pytest
 
 from compat import orig_client as orig

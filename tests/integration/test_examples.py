@@ -31,3 +31,20 @@ def test_example_lucid(bridge_url, make_edge, tmp_path):
     assert out.returncode == 0, out.stderr
     done = [ln for ln in out.stdout.splitlines() if ": DONE exit 0: task " in ln]
     assert len(done) == 3, out.stdout
+
+
+def test_example_xgfabric(bridge_url, make_edge, tmp_path):
+    pytest.importorskip("rhapsody")
+    make_edge("xgfabric", name="example-xgf", env={"RADICAL_BRIDGE_URL": bridge_url,
+                                                   "RADICAL_EDGE_XGFABRIC_DIR": str(tmp_path)})
+    for name in ("example-site-a", "example-site-b"):
+        make_edge("rhapsody,staging", name=name)
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "xgfabric_workflow.py"),
+                          "--edge", "example-xgf", "--clusters", "example-site-a,example-site-b"],
+                         env={**os.environ, "RADICAL_BRIDGE_URL": bridge_url},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "completed: 6/6 simulations, 2 model(s)" in out.stdout, out.stdout
+    assert "[100 %] done: 6/6 simulations" in out.stdout, out.stdout
+    done = [ln for ln in out.stdout.splitlines() if ln.startswith("  cluster example-site-")]
+    assert len(done) == 2 and all("immediate" in ln for ln in done), out.stdout

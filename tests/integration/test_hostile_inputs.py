@@ -10,7 +10,6 @@ import os
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 import authed  # noqa: E402  (tests/integration: the session's admin token)

@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-import httpx
 import pytest
 import redis
 from redis.exceptions import AuthenticationError, NoPermissionError

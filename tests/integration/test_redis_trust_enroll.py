@@ -6,6 +6,9 @@ its command line or environment.
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -122,10 +125,6 @@ def test_issuing_needs_admin_and_valid_input(enroll_stack):
 
 
 def test_cli_enroll_create_writes_a_private_file(enroll_stack, tmp_path):
-    import os
-    import subprocess
-    import sys
-
     out = tmp_path / "token"
     env = {**os.environ, "RADICAL_EDGE_TOKEN": ADMIN}
     r = subprocess.run([sys.executable, "-m", "radical.edge.cli", "enroll", "create", "--name",
@@ -228,3 +227,23 @@ def test_parent_minted_tokens_never_take_a_live_name(enroll_stack, log_dir):
     assert r.status_code == 409, r.text
     with pytest.raises(NoPermissionError):  # nor mint under another edge's prefix
         asyncio.run(mint("liveone", "freshname"))
+
+
+def test_cli_enroll_finds_the_admin_token_in_the_token_file(enroll_stack, tmp_path):
+    """As the README says: on the bridge's host the admin token file is enough."""
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(ADMIN + "\n")
+    token_file.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if k != "RADICAL_EDGE_TOKEN"}
+    env["RADICAL_EDGE_TOKEN_FILE"] = str(token_file)
+    out = tmp_path / "token"
+    r = subprocess.run([sys.executable, "-m", "radical.edge.cli", "enroll", "create", "--name",
+                        "filed", "--url", enroll_stack["url"], "--out", str(out)],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert redeem(enroll_stack["url"], "filed", out.read_text().strip()).status_code == 200
+    env["RADICAL_EDGE_TOKEN_FILE"] = str(tmp_path / "none")  # no token anywhere: one line, 2
+    r = subprocess.run([sys.executable, "-m", "radical.edge.cli", "enroll", "create", "--name",
+                        "nofile", "--url", enroll_stack["url"]],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from up_helpers import start_up
+
 PROBE = Path(__file__).with_name("up_private_probe.py")
 
 
@@ -58,7 +60,6 @@ def test_up_with_an_explicit_redis_url_uses_it_and_cleans_its_keys(redis_url, tm
     """`--redis-url` joins that Redis (no private one) and removes the edge's keys on exit."""
     import os
     import signal
-    import time
 
     import redis as redis_py
 
@@ -68,20 +69,9 @@ def test_up_with_an_explicit_redis_url_uses_it_and_cleans_its_keys(redis_url, tm
     name = f"explicit{os.getpid()}"
     port = services.free_port()
     env = {k: v for k, v in os.environ.items() if k != "RADICAL_EDGE_REDIS_URL"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "radical.edge.cli", "up", "--port", str(port), "--name", name,
-         "--redis-url", redis_url, "--log-dir", str(tmp_path), "-p", "sysinfo"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc, lines = start_up(["--port", str(port), "--name", name, "--redis-url", redis_url,
+                            "--log-dir", str(tmp_path), "-p", "sysinfo"], env)
     try:
-        lines: list[str] = []
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("Ctrl-C"):
-                break
         out = "".join(lines)
         assert "radical.edge is up" in out and "private" not in out, out
         client = redis_py.Redis.from_url(redis_url)

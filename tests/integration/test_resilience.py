@@ -8,7 +8,6 @@ import threading
 import time
 import uuid
 
-import httpx
 
 import authed
 

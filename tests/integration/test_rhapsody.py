@@ -15,6 +15,7 @@ from collections import Counter
 import httpx
 import pytest
 from authed import AUTH
+from waiting import wait_for
 
 from radical.edge import BridgeClient, services
 from radical.edge.plugins.rhapsody.executor import pid_alive
@@ -207,20 +208,10 @@ def test_pickled_functions_need_opt_in_and_token(http, rh_edges, token_bridge):
     http.post(f"/rh-p/rhapsody/unregister_session/{sid}")
 
 
-def _wait_for(check, timeout=10.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
-
-
 def test_cancel_kills_the_process_and_its_children(rh, tmp_path):
     script = f"sleep 300 & echo $! > {tmp_path}/child; wait"
     rh.submit_tasks([{"uid": "sleeper", "executable": "/bin/sh", "arguments": ["-c", script]}])
-    task = _wait_for(lambda: (t := rh.get_task("sleeper")).get("pid")
+    task = wait_for(lambda: (t := rh.get_task("sleeper")).get("pid")
                      and (tmp_path / "child").exists() and (tmp_path / "child").read_text()
                      .strip() and t)
     leader, child = task["pid"], int((tmp_path / "child").read_text())
@@ -228,7 +219,7 @@ def test_cancel_kills_the_process_and_its_children(rh, tmp_path):
     t0 = time.monotonic()
     answer = rh.cancel_task("sleeper")
     assert answer["state"] == "CANCELED" and answer["canceled"] is True
-    _wait_for(lambda: not pid_alive(leader) and not pid_alive(child), timeout=5)
+    wait_for(lambda: not pid_alive(leader) and not pid_alive(child), timeout=5)
     assert time.monotonic() - t0 < 5
     [result] = rh.wait_tasks(["sleeper"], timeout=10)
     assert result["state"] == "CANCELED"
@@ -237,7 +228,7 @@ def test_cancel_kills_the_process_and_its_children(rh, tmp_path):
 def test_cancel_all_and_the_bound_on_running_executables(rh, http):
     tasks = [{"uid": f"s{i}", "executable": "sleep", "arguments": ["300"]} for i in range(12)]
     rh.submit_tasks(tasks)
-    stats = _wait_for(lambda: (s := http.get("/rh-a/rhapsody/stats").json())
+    stats = wait_for(lambda: (s := http.get("/rh-a/rhapsody/stats").json())
                       ["running_processes"] == MAX_RUNNING and s)
     # the other tasks wait for a slot: they are queued, never started beyond the bound
     queued = [t for t in rh.list_tasks()["tasks"] if t["state"] != "RUNNING"]
@@ -248,7 +239,7 @@ def test_cancel_all_and_the_bound_on_running_executables(rh, http):
     pids = [t["pid"] for t in running]
     assert len(pids) == MAX_RUNNING and all(pid_alive(p) for p in pids)
     assert rh.cancel_all_tasks() == {"canceled": 12}
-    _wait_for(lambda: not any(pid_alive(p) for p in pids), timeout=5)
+    wait_for(lambda: not any(pid_alive(p) for p in pids), timeout=5)
     results = rh.wait_tasks([t["uid"] for t in tasks], timeout=10)
     assert {r["state"] for r in results} == {"CANCELED"}
     assert http.get("/rh-a/rhapsody/stats").json()["running_processes"] == 0
@@ -261,7 +252,7 @@ def test_close_cancels_tasks_and_frees_the_session(bc, http, rh_edges):
     rh.wait_tasks([a["uid"] for a in acks], timeout=30)
     rh.submit_tasks([{"uid": f"z{i}", "executable": "sleep", "arguments": ["300"]}
                      for i in range(3)])
-    running = _wait_for(lambda: len(p := [t["pid"] for t in rh.list_tasks()["tasks"]
+    running = wait_for(lambda: len(p := [t["pid"] for t in rh.list_tasks()["tasks"]
                                           if t.get("pid") and t["state"] == "RUNNING"]) == 3
                         and p)
     work_dir = rh.session_status()["work_dir"]
@@ -313,7 +304,7 @@ def test_ten_thousand_tasks_every_uid_once(bc, rh_edges, backend):
         elapsed = time.monotonic() - t0
         assert [r["uid"] for r in results] == uids
         assert all(r["state"] == "DONE" for r in results)
-        _wait_for(lambda: len(seen) == n, timeout=10)
+        wait_for(lambda: len(seen) == n, timeout=10)
         time.sleep(0.2)
         assert set(seen) == set(uids) and max(seen.values()) == 1  # nothing lost, no dups
         assert elapsed < 60, elapsed

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 import authed
+from waiting import wait_for
 import msgpack
 import pytest
 
@@ -63,16 +64,6 @@ def session(http: httpx.Client, edge: str) -> str:
     wait_for(lambda: http.get(f"/{edge}/rhapsody/session_status/{sid}").json()["status"]
              == "ready", 30)
     return sid
-
-
-def wait_for(check, timeout: float = 30.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def submit(http, edge, sid, tasks, msgpack_body=False) -> httpx.Response:

@@ -11,7 +11,7 @@ import uuid
 import httpx
 import pytest
 import redis
-from authed import AUTH, named_token
+from authed import AUTH, new_token
 
 from radical.edge import BridgeClient, services
 from radical.edge.sdk import EdgeError
@@ -75,7 +75,7 @@ def edge(module_edges, tmp_path_factory):
 @pytest.fixture(scope="module")
 def users(bridge_url):
     suffix = uuid.uuid4().hex[:6]
-    return {who: named_token(bridge_url, f"{who}{suffix}") for who in ("alice", "bob")}
+    return {who: new_token(bridge_url, f"{who}{suffix}", "submit") for who in ("alice", "bob")}
 
 
 def test_my_work_across_sessions_with_times_and_states(bridge_url, edge, users):

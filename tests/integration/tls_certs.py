@@ -24,8 +24,8 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
     path.chmod(0o600)
 
 
-def make_tls_files(directory: Path) -> TLSFiles:
-    """CA + server cert (SAN 127.0.0.1, localhost) signed by it, written as PEM files."""
+def make_tls_files(directory: Path, ips: tuple[str, ...] = ()) -> TLSFiles:
+    """CA + server cert (SAN 127.0.0.1, localhost and `ips`) signed by it, as PEM files."""
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (x509.CertificateBuilder().subject_name(_name("radical-edge test CA"))
@@ -36,8 +36,9 @@ def make_tls_files(directory: Path) -> TLSFiles:
           .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
           .sign(ca_key, hashes.SHA256()))
     key = ec.generate_private_key(ec.SECP256R1())
-    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                       x509.DNSName("localhost")])
+    san = x509.SubjectAlternativeName(
+        [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", *ips)]
+        + [x509.DNSName("localhost")])
     cert = (x509.CertificateBuilder().subject_name(_name("localhost"))
             .issuer_name(ca.subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number())

@@ -22,6 +22,8 @@ import redis
 
 from radical.edge import services
 
+from up_helpers import start_up
+
 
 def main() -> int:
     sig = getattr(signal, f"SIG{sys.argv[1]}")
@@ -43,20 +45,9 @@ def main() -> int:
         def ignore_sigint() -> None:  # what a shell does to a `cmd &` job
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-        up = subprocess.Popen(
-            [sys.executable, "-m", "radical.edge.cli", "up", "--port", "8000", "--name",
-             "probe-edge", "--log-dir", str(logs), "--auth"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-            preexec_fn=ignore_sigint if background else None)
-        lines: list[str] = []
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = up.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("Ctrl-C"):
-                break
+        up, lines = start_up(["--port", "8000", "--name", "probe-edge", "--log-dir", str(logs),
+                              "--auth"], env,
+                             preexec_fn=ignore_sigint if background else None)
         result["output"] = "".join(lines)
         pids = [int(p.split("=")[1]) for ln in lines if ln.strip().startswith("pids")
                 for p in ln.split(":", 1)[1].split()]

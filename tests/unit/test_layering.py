@@ -29,7 +29,7 @@ UPPER = ("app", "hpc", "plugins", "workers", "bridge_api", "sdk", "services", "c
 
 RULES: list[tuple[str, str, tuple[str, ...]]] = [
     *[(f"{PKG}.{leaf}", "the top-level leaves are below everything", _p(*UPPER))
-      for leaf in ("settings", "registry", "constants", "errors", "version")],
+      for leaf in ("settings", "registry", "constants", "errors", "version", "logs", "extras")],
     (f"{PKG}.app", "app/ is the bottom layer",
      _p("bridge_api", "workers", "plugins", "hpc", "services", "cli")),
     (f"{PKG}.hpc", "hpc/ sits below plugins and workers",

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from radical.edge.plugins.psij.build import (
+    format_walltime,
     build_psij_spec,
     env_script,
     unquote_directives,
@@ -47,9 +48,12 @@ def test_parse_duration_empty_is_none():
 
 
 def test_walltime_rendering():
-    assert str(walltime(90, "slurm")) == "00:01:30"
-    assert str(walltime(86400 + 5, "slurm")) == "1-00:00:05"
-    assert str(walltime(26 * 3600, "pbspro")) == "26:00:00"
+    def shown(seconds: int, executor: str) -> str:
+        return format_walltime(walltime(seconds, executor), executor)
+
+    assert shown(90, "slurm") == "00:01:30"
+    assert shown(86400 + 5, "slurm") == "1-00:00:05"
+    assert shown(26 * 3600, "pbs") == "26:00:00"
     assert walltime(120, "lsf").total_seconds() == 120
 
 
@@ -103,6 +107,9 @@ def test_full_spec_with_aliases():
     ({"executable": "/bin/ls", "resources": {"node_count": 2, "process_count": 3,
                                              "processes_per_node": 2}}, "must equal"),
     ({"executable": "/bin/ls", "name": 'a"b'}, "double quotes"),
+    ({"executable": "/bin/ls", "resources": {"node_count": 10 ** 30}}, "at most 1000000"),
+    ({"executable": "/bin/ls", "resources": {"node_count": 1000, "processes_per_node": 1001}},
+     "1001000 processes"),
 ])
 def test_bad_specs(spec, words):
     with pytest.raises(JobSpecError) as err:
@@ -112,8 +119,9 @@ def test_bad_specs(spec, words):
 
 
 def test_executor_names():
-    known = frozenset({"local", "slurm", "pbspro", "lsf"})
-    assert normalize_executor("PBS", known) == "pbspro"
+    known = frozenset({"local", "slurm", "pbs", "lsf"})
+    assert normalize_executor("PBS", known) == "pbs"
+    assert normalize_executor("pbspro", known) == "pbs"  # the name before psij-python 0.9
     assert normalize_executor(" slurm ", known) == "slurm"
     with pytest.raises(JobSpecError) as err:
         normalize_executor("condor", known)
@@ -185,8 +193,8 @@ def test_pbs_script_gets_queue_and_account(tmp_path):
     pytest.importorskip("psij")
     req = parse_job_spec({"executable": "/bin/true", "attributes": {
         "queue_name": "workq", "account": "proj", "duration": 26 * 3600}})
-    text = _script(tmp_path / "work", req, "pbspro", tmp_path)
-    assert '#PBS -q "workq"' in text and '#PBS -A "proj"' in text
+    text = _script(tmp_path / "work", req, "pbs", tmp_path)
+    assert "#PBS -q workq" in text.splitlines() and "#PBS -A proj" in text.splitlines()
     assert "#PBS -l walltime=26:00:00" in text
 
 

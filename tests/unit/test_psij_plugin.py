@@ -109,7 +109,7 @@ def test_plugin_description():
         assert PsijPlugin.session_ttl == 86400
         answer = await edge.ok("GET", "executors")
         offered = set(answer["executors"]) | set(answer["unavailable"])
-        assert {"local", "slurm", "pbs", "pbspro", "lsf"} <= offered
+        assert {"local", "slurm", "pbs", "lsf"} <= offered
         assert "local" in answer["executors"]
         for name in answer["executors"]:  # usable: its submit tool is on PATH
             assert missing_tool(EXECUTOR_ALIASES.get(name, name)) is None, name

@@ -37,7 +37,7 @@ def test_any_job_spec_is_valid_or_a_job_spec_error(spec) -> None:
         req = parse_job_spec(spec)
     except JobSpecError:
         return
-    for executor in ("local", "slurm", "pbspro", "lsf"):
+    for executor in ("local", "slurm", "pbs", "lsf"):
         try:
             build_psij_spec(req, executor, stdout_path="/tmp/o", stderr_path="/tmp/e")
         except JobSpecError:
@@ -72,12 +72,12 @@ durations = (st.integers(-10**40, 10**40) | st.floats(allow_nan=True, allow_infi
 @settings(max_examples=300, deadline=None)
 @given(durations)
 def test_any_duration_is_refused_or_renders_as_a_walltime(value) -> None:
-    from radical.edge.plugins.psij.build import walltime
+    from radical.edge.plugins.psij.build import format_walltime, walltime
 
     try:
         seconds = parse_duration(value)
     except JobSpecError:
         return
     if seconds is not None:
-        for executor in ("slurm", "pbspro", "lsf"):
-            assert str(walltime(seconds, executor))
+        for executor in ("slurm", "pbs", "lsf"):
+            assert format_walltime(walltime(seconds, executor), executor)

@@ -37,7 +37,11 @@ def test_credentials_url_keeps_query_and_quotes_password():
 def test_acl_file_lines_switch_default_off():
     lines = acl.acl_file_lines({"u": ("pw", acl.edge_rules("a"))})
     assert lines[0].startswith("user default off")
-    assert lines[1].startswith("user u on >pw ") and "\x06" not in lines[1]
+    assert "nopass" not in lines[0]  # protected mode would refuse all non-loopback clients
+    assert lines[1].startswith("user u on >pw ")
+    # kombu's priority queue names stay in (raw bytes: Redis splits ACL lines on spaces only)
+    assert f"~{keys.edge_queue('a')}{acl.KOMBU_PRIORITY_SEP}*" in lines[1].split(" ")
+    assert all(" " not in rule and "\n" not in rule for rule in acl.edge_rules("a"))
 
 
 def test_tls_options_verify_by_default():

@@ -5,7 +5,6 @@ import threading
 import time
 
 import httpx
-import pytest
 
 from radical.edge.sdk.sse import SSEEvent, SSEListener, SSEParser
 

@@ -1,40 +1,61 @@
-"""`radical-edge up | bridge | edge | enroll | flower | login | token`."""
+"""radical-edge: run the server parts (up, bridge, edge, flower, enroll) and use them
+(edges, call, events, jobs, put, get, token, login).
+
+The client commands need only httpx (`pip install radical.edge`); a server command whose
+packages are missing says which extra to install instead of failing with an ImportError.
+"""
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .cli_access import add_access_parsers
-from .settings import Settings, get_settings
+from .cli_client import add_client_parsers
+from .cli_transfer import add_transfer_parsers
+from .extras import require
+from .preflight import check_redis_url, check_tls_files, check_tls_loads
+from .version import __version__
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis-url", help="Redis broker URL (env RADICAL_EDGE_REDIS_URL)")
-    p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default), ERROR")
+    p.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ERROR")
+    p.add_argument("--log-json", action="store_true", default=None,
+                   help="log JSON lines (env RADICAL_EDGE_LOG_JSON)")
 
 
-def _settings(args: argparse.Namespace, **more: object) -> Settings:
+def _settings(args: argparse.Namespace, **more: object) -> "Settings":
+    from .settings import get_settings
+
     return get_settings().with_overrides(redis_url=args.redis_url, log_level=args.log_level,
-                                         **more)
+                                         log_json=args.log_json, **more)
 
 
-def _logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _logging(settings: "Settings", **process: str) -> None:
+    from .logs import setup_logging
+
+    setup_logging(settings.log_level, settings.log_json, **process)
 
 
 def cmd_bridge(args: argparse.Namespace) -> int:
+    require("bridge")
     from .bridge_api.server import run_bridge
 
     settings = _settings(args, host=args.host, port=args.port, bridge_cert=args.cert,
                          bridge_key=args.key, bridge_plugins=args.plugins)
+    check_redis_url("bridge", settings.redis_url)
+    check_tls_files("bridge", settings.bridge_cert, settings.bridge_key)
+    check_tls_loads("bridge", settings.bridge_cert, settings.bridge_key)
     settings = _auth_settings(settings, args.no_auth)
-    _logging(settings)
+    _logging(settings, component="bridge")
     local_factory = None
     if settings.bridge_plugins:  # plugins hosted by the bridge itself: the edge runtime's host
         from .workers.local_host import hosting
@@ -49,7 +70,7 @@ NO_AUTH_WARNING = ("WARNING: --no-auth: this bridge serves ANYONE who can reach 
                    "else can log in to.")
 
 
-def _auth_settings(settings: Settings, no_auth: bool) -> Settings:
+def _auth_settings(settings: "Settings", no_auth: bool) -> "Settings":
     """Closed by default: the configured token, else the token file (created if missing)."""
     from pydantic import SecretStr
 
@@ -62,20 +83,30 @@ def _auth_settings(settings: Settings, no_auth: bool) -> Settings:
 
 
 def cmd_edge(args: argparse.Namespace) -> int:
+    require("edge")
+    from redis.exceptions import RedisError
+
     from .plugins.loader import PluginLoadError
     from .workers.edge import run_edge
 
     settings = _settings(args)
-    _logging(settings)
+    _logging(settings, component="edge", edge=args.name or settings.edge_name or "")
     try:
         settings = _enrolled(args, settings)
+        check_redis_url("edge", settings.redis_url)
         return run_edge(settings, args.name, args.plugins)
+    except RedisError as exc:
+        from .app.redis_conn import redacted
+
+        print(f"radical-edge edge: Redis at {redacted(settings.redis_url)} is not usable: "
+              f"{' '.join(str(exc).split()) or type(exc).__name__}", file=sys.stderr)
+        return 2
     except (PluginLoadError, ValueError, RuntimeError, OSError) as exc:
-        print(f"radical-edge edge: {exc}", file=sys.stderr)
+        print(f"radical-edge edge: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
 
 
-def _enrolled(args: argparse.Namespace, settings: Settings) -> Settings:
+def _enrolled(args: argparse.Namespace, settings: "Settings") -> "Settings":
     """With `--url BRIDGE` and an enrollment token: Redis URL + credentials from the bridge."""
     from . import enrollment
 
@@ -102,16 +133,20 @@ def _enrolled(args: argparse.Namespace, settings: Settings) -> Settings:
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     """`radical-edge enroll create --name N`: a one-time token for edge N (admin)."""
+    require("bridge")
     from . import enrollment
+    from .sdk.credentials import find_token
+    from .settings import get_settings
 
     settings = get_settings()
     url = args.url or settings.public_url()
+    # like every client command: the configured token, else the local token file (loopback)
+    admin = find_token(url, settings.token_value())
     try:
-        answer = enrollment.issue(url, args.name, settings.token_value(), args.ttl,
-                                  settings.bridge_cert)
+        answer = enrollment.issue(url, args.name, admin, args.ttl, settings.bridge_cert)
     except enrollment.EnrollmentError as exc:
         print(f"radical-edge enroll: {exc}", file=sys.stderr)
-        return 1
+        return 2
     if args.out:
         enrollment.write_secret(args.out, answer["token"])
         print(f"enrollment token for edge '{answer['name']}' written to {args.out} "
@@ -122,8 +157,29 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_flower(args: argparse.Namespace) -> int:
+    """Flower on the edges' broker, behind basic auth: `--auth-file`, else the operator's
+    FLOWER_BASIC_AUTH (e.g. a container secret), else credentials generated into a 0600
+    file (`flower_auth_file`); handed over in the environment, never argv."""
+    require("flower")
+    import secrets
+
+    from .tokenfile import ensure_secret
+
     settings = _settings(args)
-    os.environ["RADICAL_EDGE_REDIS_URL"] = settings.redis_url
+    check_redis_url("flower", settings.redis_url)
+    given = os.environ.get("FLOWER_BASIC_AUTH")
+    if args.auth_file or not given:
+        path = Path(args.auth_file or settings.flower_auth_file).expanduser()
+        given = ensure_secret(path, lambda: f"admin:{secrets.token_urlsafe(24)}")
+        where = f"password in {path}"
+    else:
+        where = "from FLOWER_BASIC_AUTH"
+    if ":" not in given:
+        raise SystemExit("radical-edge flower: basic auth must be 'user:password'")
+    os.environ.update(RADICAL_EDGE_REDIS_URL=settings.redis_url, FLOWER_BASIC_AUTH=given)
+    os.environ.pop("FLOWER_UNAUTHENTICATED_API", None)  # never open: auth is on
+    print(f"Flower on http://{args.host}:{args.port}/ (basic auth: user "
+          f"'{given.split(':', 1)[0]}', {where})", file=sys.stderr, flush=True)
     argv = [sys.executable, "-m", "celery", "-A", "radical.edge.app.flower_app", "flower",
             f"--address={args.host}", f"--port={args.port}"]
     os.execv(sys.executable, argv)
@@ -132,6 +188,7 @@ def cmd_flower(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """The main job: Redis (private, or the one configured), a bridge and one local edge."""
+    require("all")
     from . import services
 
     settings = _settings(args)
@@ -246,7 +303,7 @@ def _clean_up(own_redis: object, configured_url: str, name: str) -> None:
         services.remove_edge_keys(configured_url, name)
 
 
-def _login_link(url: str, token: str, settings: Settings) -> str:
+def _login_link(url: str, token: str, settings: "Settings") -> str:
     """A single-use portal login link from the bridge (the token stays out of the URL)."""
     import httpx
 
@@ -277,8 +334,12 @@ def _bridge_plugins_flag(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="radical-edge", description=__doc__)
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    parser = argparse.ArgumentParser(prog="radical-edge", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"radical.edge {__version__}")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    add_client_parsers(sub)
+    add_transfer_parsers(sub)
 
     p = sub.add_parser("up", help="run a private Redis (or join --redis-url), a bridge and "
                                   "a local edge")
@@ -318,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5555)
+    p.add_argument("--auth-file", help="file with 'user:password' for Flower's basic auth "
+                                       "(default ~/.radical/edge/flower-auth, made if missing)")
     p.set_defaults(func=cmd_flower)
     return parser
 
@@ -343,8 +406,15 @@ def _enroll_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .extras import MissingExtra
+    from .preflight import PreflightError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (MissingExtra, PreflightError) as exc:
+        print(f"radical-edge {args.cmd}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

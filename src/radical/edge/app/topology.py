@@ -23,7 +23,8 @@ from .retry import Backoff
 log = logging.getLogger(__name__)
 
 #: announcement fields that change on every heartbeat and are not a topology change
-VOLATILE = frozenset({"heartbeat"})
+#: (`stats`: the edge's own counters, exported by the bridge's /metrics)
+VOLATILE = frozenset({"heartbeat", "stats"})
 #: a departed name is forgotten (404 instead of 503) after this long
 FORGET_AFTER = 3600.0
 
@@ -47,10 +48,15 @@ class TopologyWatcher:
         self.edges: dict[str, dict] = {}
         self.departed: dict[str, float] = {}
         self.ready = asyncio.Event()
+        self.refreshed: float | None = None  # monotonic time of the last successful read
 
     def ping(self) -> None:
         """Re-read now (a join/leave was announced)."""
         self._wake.set()
+
+    def age(self) -> float | None:
+        """Seconds since the view was last read from Redis (None: never)."""
+        return None if self.refreshed is None else time.monotonic() - self.refreshed
 
     def state_of(self, name: str) -> str:
         """'alive', 'gone' (known but not connected) or 'unknown'."""
@@ -84,6 +90,7 @@ class TopologyWatcher:
         left = set(self.edges) - set(alive)
         changed = stable != self._stable
         self.edges, self._stable = alive, stable
+        self.refreshed = now
         self.ready.set()
         if changed and self._on_change is not None:
             await self._on_change(alive, joined, left)
@@ -114,6 +121,9 @@ def edge_summary(announcement: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in announcement.items() if k not in VOLATILE}
     end = announcement.get("walltime_end")
     out["walltime_remaining"] = max(0, int(end - time.time())) if end else None
+    beat = announcement.get("heartbeat")
+    out["heartbeat_age"] = round(max(0.0, time.time() - beat), 3) if isinstance(
+        beat, (int, float)) else None
     name = announcement.get("name")
     plugins = announcement.get("plugins")
     if name and isinstance(plugins, dict):

@@ -22,6 +22,7 @@ from .calls import router as calls_router
 from .events import serve_events
 from .enroll import router as enroll_router
 from .management import router as management_router
+from .observability import router as observability_router
 from .portal import mount_portal
 from .work_api import router as work_router
 from .proxy import is_proxy_path, proxy
@@ -70,6 +71,7 @@ def create_app(settings: Settings, local_factory: LocalHostFactory | None = None
     app.include_router(access_router)
     app.include_router(enroll_router)
     app.include_router(work_router)
+    app.include_router(observability_router)
     mount_portal(app)
 
     @app.exception_handler(StarletteHTTPException)

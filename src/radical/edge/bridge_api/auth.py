@@ -46,10 +46,12 @@ BODY_TYPES = ("application/json", "application/msgpack", "application/x-msgpack"
 SECRET_PARAMS = frozenset({"token", "ticket"})
 #: the bridge's own routes that `read` may use; every other one needs `admin`
 _READ_GETS = frozenset({"/edge/list", "/edges", "/events", "/docs", "/redoc", "/openapi.json",
+                        "/metrics",
                         "/favicon.ico", "/work"})
 #: prefixes of the bridge's own read routes (`GET /calls/{id}`: a call's outcome)
 _READ_GET_PREFIXES = ("/docs/", "/calls/")
-_READ_POSTS = frozenset({"/edge/list", "/events/ticket", "/bridge/login-ticket"})
+EDGE_LIST = "/edge/list"  # the original's listing is a POST, but only reads
+_READ_POSTS = frozenset({EDGE_LIST, "/events/ticket", "/bridge/login-ticket"})
 #: edges redeem a one-time enrollment token here; they hold no bridge token (enroll.py)
 ENROLL_REDEEM = "/edge/enroll/redeem"
 
@@ -94,10 +96,11 @@ def needed_scope(method: str, path: str, hosted: frozenset[str] = frozenset()) -
 
 def is_public(method: str, path: str) -> bool:
     """The static portal shell and plugin UI modules (hold no data, run nothing here: the
-    browser imports them as ES modules, which cannot carry a header) and the ticket exchange."""
+    browser imports them as ES modules, which cannot carry a header), the ticket exchange
+    and the probes `/health` and `/ready` (up/ready and which dependency is down, nothing else)."""
     if method == "POST":  # their bodies hold a one-time credential
         return path in ("/bridge/login", ENROLL_REDEEM)
-    return method in ("GET", "HEAD") and (path in ("/", "/portal")
+    return method in ("GET", "HEAD") and (path in ("/", "/portal", "/health", "/ready")
                                           or path.startswith(("/portal/", "/plugins/")))
 
 
@@ -108,6 +111,7 @@ class BridgeGuard:
         self.no_auth = settings.no_auth
         self.hosts = allowed_hosts(settings)
         self.public_origin = settings.public_url().lower()
+        self.metrics_public = settings.metrics_public
         self._seen_hosts: dict[bytes, bool] = {}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -144,7 +148,8 @@ class BridgeGuard:
         ticket = None
         if b"token=" in qs or b"ticket=" in qs:
             ticket = _strip_secrets(scope)
-        if is_public(method, path):
+        if is_public(method, path) or (self.metrics_public and path == "/metrics"
+                                       and method in READ_METHODS):
             if has_body and ctype not in BODY_TYPES:
                 return await deny(send, 415, "request bodies must be application/json")
             return await self.app(scope, receive, send)
@@ -175,8 +180,8 @@ class BridgeGuard:
                                          "application/msgpack or application/octet-stream, "
                                          f"not '{(ctype or '')[:100]}'")
         scope["identity"] = who
-        if method in READ_METHODS:
-            return await self.app(scope, receive, send)
+        if method in READ_METHODS or (method == "POST" and path == EDGE_LIST):
+            return await self.app(scope, receive, send)  # reads are not audited (tickets are)
 
         status = 500
 

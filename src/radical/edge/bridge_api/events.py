@@ -66,6 +66,7 @@ class EventHub:
         self.topology_event: dict[str, Any] | None = None
         self.topology_version = 0
         self.gaps = 0
+        self.received = 0  # notifications read from the stream (metrics)
 
     # -- clients --------------------------------------------------------------------------
     def connect(self) -> Client:
@@ -142,8 +143,13 @@ class EventHub:
             self.covered_from = self.last_id = (0, 0)
             self._notify()
 
+    def window_ids(self) -> list[StreamId]:
+        """Ids of the notifications held in memory, oldest first (metrics: backlog)."""
+        return self._ids
+
     def _append(self, entries: list) -> None:
         epoch = self.epoch or ""
+        self.received += len(entries)
         for eid, fields in entries:
             sid = parse_sid(eid)
             self._ids.append(sid)

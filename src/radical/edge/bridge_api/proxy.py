@@ -16,13 +16,14 @@ from .. import constants
 from ..app import keys
 from ..app.identity import ANONYMOUS, Identity
 from ..app.blobs import abandon
-from ..app.protocol import FORWARDED_HEADERS, CallRequest, server_timing
+from ..app.protocol import FORWARDED_HEADERS, CallRequest, server_timing, timing_parts
 from . import work
 from .bodies import BodyAborted, receive_body, send_blob_reply
 from .dispatcher import BridgeError
 from .envelope import error_bytes
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .idempotency import MUTATING, idempotent_call
+from .metrics import UNRESOLVED
 from .state import BridgeState
 
 TIMEOUT_HEADER = constants.TIMEOUT_HEADER.lower()  # ASGI header names are lower case
@@ -85,13 +86,16 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
     path: str = scope["path"]
     began = time.time()
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    edge = plugin = UNRESOLVED  # metric labels: only names the bridge knows
+    parts = None
     try:
         refused = check_path(scope.get("raw_path") or path.encode(), path)
         if refused:
             raise BridgeError(400, refused)
-        edge, _, rest = path[1:].partition("/")
-        plugin, _, sub = rest.partition("/")
-        resolve(state, edge, plugin)
+        want_edge, _, rest = path[1:].partition("/")
+        want_plugin, _, sub = rest.partition("/")
+        resolve(state, want_edge, want_plugin)
+        edge, plugin = want_edge, want_plugin
         timeout = call_timeout(headers.get(TIMEOUT_HEADER), state)
         body = await receive_body(state.redis, state.settings, headers, receive, timeout)
         call = CallRequest.new(
@@ -118,13 +122,15 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
                               headers.get("content-type", ""), body_out, began)
         out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers
                if k.lower() not in HOP_HEADERS]
-        out.append((b"server-timing", server_timing(call, reply, time.time()).encode()))
+        parts = timing_parts(call, reply, time.time())
+        out.append((b"server-timing", server_timing(parts).encode()))
         out.append((CALL_ID_HEADER, reply.id.encode()))
         if reply.body_ref:  # a big body follows out of band: relay it as it comes
             length = [v for k, v in reply.headers if k.lower() == "content-length"]
             if length:
                 out.append((b"content-length", length[0].encode("latin-1")))
             out += SANDBOX_HEADERS
+            state.metrics.call_done(edge, plugin, status, parts)
             await send_blob_reply(state.redis, reply.body_ref, call.deadline, status, out, send,
                                   receive)
             return
@@ -138,6 +144,7 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
         status = 500
         body_out = error_bytes(500, f"bridge error: {type(exc).__name__}")
         out = [(b"content-type", b"application/json")]
+    state.metrics.call_done(edge, plugin, status, parts)
     out += SANDBOX_HEADERS
     out.append((b"content-length", str(len(body_out)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": out})

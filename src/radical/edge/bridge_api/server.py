@@ -30,6 +30,7 @@ def run_bridge(settings: Settings, local_factory: LocalHostFactory | None = None
     config = uvicorn.Config(
         create_app(settings, local_factory), host=settings.host, port=settings.port,
         log_level=settings.log_level.lower(), access_log=settings.access_log,
+        log_config=None,  # uvicorn's lines go through our handler (logs.py): one format
         timeout_graceful_shutdown=3, timeout_keep_alive=30, backlog=2048,
         loop="uvloop", http="httptools", proxy_headers=False, **ssl,
     )

@@ -15,6 +15,7 @@ from ..settings import Settings
 from .audit import AuditLog
 from .dispatcher import CallDispatcher
 from .events import EventHub
+from .metrics import BridgeMetrics
 from .tokens import TokenStore
 from .work import WorkIndex
 
@@ -43,6 +44,7 @@ class BridgeState:
         self.work = WorkIndex(self.redis, settings.work_retention, settings.work_max_items)
         self.watcher = TopologyWatcher(self.redis, settings.topology_poll_seconds,
                                        self._on_topology)
+        self.metrics = BridgeMetrics(per_call=settings.metrics)
         self._tasks: list[asyncio.Task] = []
         self._celery: Any = None
         #: plugins hosted by the bridge itself (`--plugins`), listed as edge `bridge`
@@ -70,8 +72,12 @@ class BridgeState:
         if self._local_factory is not None:
             self.local = await self._local_factory(self.settings, self.redis)
             self.hub.topology(self.topology())
+        log.info("bridge %s up: Redis %s, %d edges online", self.bridge_id[:8],
+                 redacted(self.settings.redis_url), len(self.watcher.edges))
 
     async def stop(self) -> None:
+        log.info("bridge %s stopping: %d calls in flight", self.bridge_id[:8],
+                 self.dispatcher.pending)
         await self.audit.flush()
         try:  # submissions still queued for the work index
             await asyncio.wait_for(self.work.flush(), 3)
@@ -107,9 +113,12 @@ class BridgeState:
     async def _on_topology(self, edges: dict, joined: set, left: set) -> None:
         for name in left:
             lost = self.dispatcher.edge_lost(name)
-            log.warning("edge '%s' left%s", name, f" ({lost} calls failed)" if lost else "")
+            if lost:
+                log.warning("edge '%s' left (%d calls failed)", name, lost)
+            else:
+                log.info("edge '%s' left", name)
         for name in joined:
-            log.warning("edge '%s' joined", name)
+            log.info("edge '%s' joined", name)
         self.hub.topology(self.topology())
         if self.local is not None:
             await self.local.on_topology_change(self.topology()["edges"])

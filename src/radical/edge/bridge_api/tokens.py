@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 
 from ..app import keys
 from ..app.identity import OWNER, Identity
+from ..app.protocol import json_object
 
 CACHE_SECONDS = 2.0
 TICKET_SECONDS = 60.0
@@ -64,7 +65,7 @@ class TokenStore:
         hit = self._cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        record = _record(await self._redis.hget(keys.TOKENS, key))
+        record = json_object(await self._redis.hget(keys.TOKENS, key))
         who, ttl = None, CACHE_SECONDS
         if record is not None and not _expired(record):
             who = Identity.from_wire(record)
@@ -91,7 +92,7 @@ class TokenStore:
         """Every live token's record (never the token); expired ones are pruned."""
         out, dead = [], []
         for key, raw in (await self._redis.hgetall(keys.TOKENS)).items():
-            record = _record(raw)
+            record = json_object(raw)
             if record is None or _expired(record):
                 dead.append(key)
             else:
@@ -104,7 +105,7 @@ class TokenStore:
         """Remove the tokens whose id is `token_id`, or all tokens of user `token_id`."""
         gone = []
         for key, raw in (await self._redis.hgetall(keys.TOKENS)).items():
-            record = _record(raw) or {}
+            record = json_object(raw) or {}
             if token_id in (record.get("id"), record.get("user")):
                 gone.append(key)
         if gone:
@@ -126,20 +127,10 @@ class TokenStore:
         if not ticket or len(ticket) > 256:
             return None
         raw = await self._redis.getdel(keys.ticket(digest(ticket)))
-        data = _record(raw)
+        data = json_object(raw)
         if not data or data.get("kind") != kind:
             return None
         return Identity.from_wire(data)
-
-
-def _record(raw: Any) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    try:
-        data = orjson.loads(raw)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _expired(record: dict[str, Any]) -> bool:

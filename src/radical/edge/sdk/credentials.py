@@ -29,6 +29,8 @@ def read_token_file(path: Path | None = None) -> str | None:
 
 
 def is_local(url: str) -> bool:
+    """True when `url` points at this host only (a token may go there; a child on
+    another node cannot reach it)."""
     host = (urlsplit(url).hostname or "").strip("[]").lower()
     if host == "localhost":
         return True

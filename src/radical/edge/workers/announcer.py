@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from ..app import keys
 from ..app.retry import Backoff
+from ..app.topology import VOLATILE
 from .lease import NameLease
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class Announcer:
                 return self._lease.renew_and_announce_sync(self._redis)
             info = self._snapshot()
             info["heartbeat"] = time.time()
-            stable = orjson.dumps({k: v for k, v in info.items() if k != "heartbeat"})
+            stable = orjson.dumps({k: v for k, v in info.items() if k not in VOLATILE})
             if not self._lease.renew_and_announce_sync(self._redis, orjson.dumps(info)):
                 return False
             existed_before = self._last_stable is not None

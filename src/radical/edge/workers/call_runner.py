@@ -11,7 +11,6 @@ import asyncio
 import inspect
 import logging
 import os
-import traceback
 from collections.abc import AsyncIterator, Mapping
 from datetime import date, datetime
 from pathlib import PurePath
@@ -179,6 +178,6 @@ async def run_call(router: Router, call: CallRequest, state: dict[str, Any],
     except StatusError as exc:  # any of the project's own errors carries its status
         return CallReply.error(call.id, exc.status, exc.detail)
     except Exception as exc:  # a plugin bug must not crash the edge
-        log.error("plugin handler %s %s failed:\n%s", call.method, call.path,
-                  traceback.format_exc())
+        # one line (logs.py folds the exception; DEBUG keeps the traceback)
+        log.error("plugin handler %s %s failed", call.method, call.path, exc_info=True)
         return CallReply.error(call.id, 500, f"plugin error: {type(exc).__name__}: {exc}")

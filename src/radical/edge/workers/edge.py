@@ -8,11 +8,13 @@ import socket
 import sys
 from typing import Any
 
+import celery.apps.worker
 from celery.signals import worker_ready
 
 from ..app import acl, keys
 from ..app.keys import validate_name
 from ..app.celery_app import make_celery
+from ..logs import signal_safe_say
 from ..plugins import loader
 from ..settings import Settings
 from .host import PluginHost
@@ -83,9 +85,10 @@ def run_edge(settings: Settings, name: str | None = None, plugins: str | None = 
         die_with_parent()
     host.start(classes, skipped=skipped)
     bind_host(host)
-    log.warning("edge '%s' up: plugins %s, role %s, queue %s", name,
-                ", ".join(host.plugins) or "none", host.role, keys.edge_queue(name))
+    log.info("edge '%s' up: plugins %s, role %s, queue %s", name,
+             ", ".join(host.plugins) or "none", host.role, keys.edge_queue(name))
     worker = build_worker(settings, name)
+    celery.apps.worker.safe_say = signal_safe_say  # its shutdown lines in our log format
 
     def ready(sender: Any = None, **_kw: Any) -> None:
         host.announce()
@@ -97,5 +100,5 @@ def run_edge(settings: Settings, name: str | None = None, plugins: str | None = 
         worker_ready.disconnect(ready)
         bind_host(None)
         host.stop()
-        log.warning("edge '%s' stopped", name)
+        log.info("edge '%s' stopped", name)
     return int(host.exit_code or worker.exitcode or 0)

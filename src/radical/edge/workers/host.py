@@ -28,6 +28,7 @@ from ..app.protocol import CallReply, CallRequest
 from ..app.pubsub import subscribe_forever
 from ..app.redis_conn import async_redis, sync_redis
 from ..app.topology import TopologyWatcher, edge_summary
+from ..logs import set_call_context as set_log_context
 from ..plugins.base import HostState, Plugin
 from ..plugins.loader import MAX_REASON
 from ..settings import Settings
@@ -40,6 +41,7 @@ from .plugin_fanout import reap_sessions_forever, tell_topology
 from .records import RecordWriter
 from .reply_sender import ReplySender
 from .router import Router
+from .stats import EdgeStats
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,7 @@ class PluginHost:
         self._thread = threading.Thread(target=self._loop.run_forever, name="plugin-host",
                                         daemon=True)
         self._inflight: set[asyncio.Task] = set()
+        self.stats = EdgeStats()
         self._incoming: deque[CallRequest] = deque()
         self._wakeup_pending = False
         self._seen = SeenCalls()
@@ -282,6 +285,9 @@ class PluginHost:
             task.add_done_callback(self._inflight.discard)
 
     async def _handle(self, call: CallRequest) -> None:
+        # this task's log records name the plugin and the call (logs.py)
+        set_log_context(plugin=call.path.split("/", 2)[1] if "/" in call.path else "",
+                        call=call.id)
         started = time.time()
         ttl = call_record.ttl_ms(call.deadline, self.settings.call_retention, started)
         if too_late(call, started):
@@ -309,6 +315,7 @@ class PluginHost:
                     await source.aclose()
                     await self._drop_blob(call.body_ref)
         reply.timing = [call.received or started, started, time.time()]
+        self.stats.call_done(reply.status)
         # the outcome record goes out pipelined with the reply's PUBLISH, record first
         done = call_record.encode(call_record.DONE, self.edge_name, reply=reply,
                                   max_bytes=self.settings.call_record_max_bytes)
@@ -428,4 +435,5 @@ class PluginHost:
             "accepting": self.draining is None,
             "started": self._started,
             "version": __version__,
+            "stats": self.stats.snapshot(len(self._inflight)),
         }

@@ -21,7 +21,6 @@ What the job gets in its environment (explicit values in the client's job_spec w
 from __future__ import annotations
 
 import copy
-import ipaddress
 import os
 import shutil
 import sys
@@ -33,6 +32,7 @@ from urllib.parse import urlsplit
 from ...errors import StatusError
 from ...app import keys
 from ...settings import REDIS_PREFIX_ENV, LaunchSettings
+from ...sdk.credentials import is_local as is_loopback_url
 from ..batch.base import run_command
 
 WRAPPER_NAME = "radical-edge-wrapper.sh"
@@ -112,15 +112,6 @@ def redis_endpoint(url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", port
 
 
-def is_loopback_url(url: str) -> bool:
-    """True when `url` points at this host only (a child on another node cannot reach it)."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def child_job_spec(job_spec: dict, edge_name: str, redis_url: str, *,
@@ -210,7 +201,7 @@ def job_node(executor: str, native_id: str | None, timeout: float = 15.0) -> str
         return None
     if executor == "slurm":
         return _slurm_node(native_id, timeout)
-    if executor == "pbspro":
+    if executor in ("pbs", "pbs_classic"):
         return _pbs_node(native_id, timeout)
     if executor == "lsf":
         return _lsf_node(native_id, timeout)

@@ -1,8 +1,8 @@
 """The psij ``JobSpec`` for a validated `JobRequest`, and fixes to the scripts psij writes.
 
 `build_psij_spec` turns a `JobRequest` into a ``psij.JobSpec`` for one executor, working
-around psij-python 0.1 quirks (see the functions' docstrings); psij-python is imported
-lazily, inside the functions that need it.
+around psij-python quirks (see the functions' docstrings); psij-python (>= 0.9.11) is
+imported lazily, inside the functions that need it.
 """
 from __future__ import annotations
 
@@ -15,31 +15,23 @@ from typing import Any
 from .spec import RESOURCE_INTS, JobRequest, JobSpecError
 
 #: psij executors that submit a generated batch script (environment goes via pre_launch)
-BATCH_EXECUTORS = frozenset({"slurm", "pbspro", "lsf", "cobalt"})
+BATCH_EXECUTORS = frozenset({"slurm", "pbs", "pbs_classic", "lsf", "cobalt"})
 
 
-class _SlurmWalltime(timedelta):
-    """psij renders `duration` with str(): make that 'D-HH:MM:SS', which sbatch accepts
-    (str(timedelta) gives '1 day, 2:00:00' beyond a day, which sbatch rejects)."""
-
-    def __str__(self) -> str:
-        total = int(self.total_seconds())
+def format_walltime(duration: timedelta, executor: str) -> str:
+    """'D-HH:MM:SS' for SLURM, 'HHH:MM:SS' (hours beyond 24) for PBS and LSF: zero-padded
+    (psij's own rendering is '1-0:0:0', which some sites' submit filters reject)."""
+    total = int(duration.total_seconds())
+    if executor == "slurm":
         days, rest = divmod(total, 86400)
         text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
         return f"{days}-{text}" if days else text
-
-
-class _HMSWalltime(timedelta):
-    """'HHH:MM:SS' with hours beyond 24, the form PBS and LSF templates expect."""
-
-    def __str__(self) -> str:
-        total = int(self.total_seconds())
-        return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
+    return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
 
 
 def walltime(seconds: int, executor: str) -> timedelta:
-    cls = _SlurmWalltime if executor == "slurm" else _HMSWalltime
-    return cls(seconds=seconds)
+    """The psij `duration`; the executor renders it with `format_walltime` (executors.py)."""
+    return timedelta(seconds=seconds)
 
 
 def env_script(environment: dict[str, str], then_source: str | None = None) -> str:
@@ -62,22 +54,13 @@ def build_psij_spec(req: JobRequest, executor: str, *, stdout_path: str, stderr_
 
     * batch executors: the environment goes through `env_file` (see `env_script`), which the
       caller has written; local jobs get it directly (psij passes it to Popen).
-    * PBS: psij-python 0.1's template reads `queueName`/`projectName` (never set), so queue and
-      account become the custom attributes `pbs.q` / `pbs.A` (rendered ``#PBS -q ...``).
     * resources: `exclusive_node_use` defaults to False here (psij's default True would ask
       for whole nodes).
     """
     import psij
 
     custom = dict(req.custom_attributes)
-    queue, account = req.queue_name, req.account
-    if executor == "pbspro":
-        if queue:
-            custom.setdefault("pbs.q", queue)
-        if account:
-            custom.setdefault("pbs.A", account)
-        queue = account = None
-    attr_kwargs: dict[str, Any] = {"queue_name": queue, "project_name": account,
+    attr_kwargs: dict[str, Any] = {"queue_name": req.queue_name, "account": req.account,
                                    "reservation_id": req.reservation,
                                    "custom_attributes": custom or None}
     if req.duration is not None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ...settings import PsijSettings
-from .build import unquote_directives
+from .build import format_walltime, unquote_directives
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ POLL_ERROR_THRESHOLD = 60
 
 
 #: the command each batch executor runs to submit; absent on PATH -> executor unavailable
-SUBMIT_TOOLS = {"slurm": "sbatch", "pbspro": "qsub", "lsf": "bsub", "cobalt": "qsub"}
+SUBMIT_TOOLS = {"slurm": "sbatch", "pbs": "qsub", "pbs_classic": "qsub", "lsf": "bsub",
+                "cobalt": "qsub"}
 
 
 def missing_tool(name: str) -> str | None:
@@ -77,18 +78,13 @@ class ExecutorPool:
 
     @staticmethod
     def known() -> frozenset[str]:
-        """Executor names psij-python offers here (plus the alias 'pbs')."""
+        """Executor names psij-python offers here."""
         import psij
 
         return frozenset(psij.JobExecutor.get_executor_names())
 
     def _config(self, name: str) -> Any:
-        """Executor config with our work directory and polling.
-
-        psij-python 0.1's `BatchSchedulerExecutorConfig` passes `work_directory` and
-        `launcher_log_file` to its base class in swapped order, so both are set by attribute
-        here instead of through the constructor.
-        """
+        """Executor config with our work directory and polling (no launcher log file)."""
         import psij
         from psij.executors.batch.batch_scheduler_executor import (
             BatchSchedulerExecutorConfig,
@@ -97,8 +93,8 @@ class ExecutorPool:
         config_cls: type = psij.JobExecutorConfig
         if name == "slurm":
             from psij.executors.batch.slurm import SlurmExecutorConfig as config_cls
-        elif name == "pbspro":
-            from psij.executors.batch.pbspro import PBSProExecutorConfig as config_cls
+        elif name in ("pbs", "pbs_classic"):
+            from psij.executors.batch.pbs_base import PBSExecutorConfig as config_cls
         elif name == "lsf":
             from psij.executors.batch.lsf import LsfExecutorConfig as config_cls
         if issubclass(config_cls, BatchSchedulerExecutorConfig):
@@ -122,6 +118,8 @@ class ExecutorPool:
                 executor = psij.JobExecutor.get_instance(name, config=self._config(name))
                 if hasattr(executor, "generate_submit_script"):
                     _fix_directives(executor)
+                if hasattr(executor, "_format_duration"):  # zero-padded walltimes
+                    executor._format_duration = lambda d, n=name: format_walltime(d, n)
                 self._executors[name] = executor
                 log.info("psij executor %s ready (work dir %s)", name, self.work_dir)
             return executor

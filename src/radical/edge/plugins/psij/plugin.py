@@ -64,7 +64,7 @@ def _offset(request: Request, name: str) -> int:
 def _default_executor(app: Any) -> str:
     batch = getattr(getattr(app, "state", None), "batch", None)
     name = getattr(batch, "psij_executor", None) or "local"
-    return "pbs" if name == "pbspro" else name
+    return name
 
 
 class PsijPlugin(Plugin):

@@ -18,7 +18,8 @@ from typing import Any
 from ...errors import StatusError
 
 #: executor names clients may use that psij-python spells differently
-EXECUTOR_ALIASES = {"pbs": "pbspro", "pbs_pro": "pbspro", "openpbs": "pbspro"}
+#: names users (and psij-python before 0.9) call the PBS Pro executor; psij 0.9 names it 'pbs'
+EXECUTOR_ALIASES = {"pbspro": "pbs", "pbs_pro": "pbs", "openpbs": "pbs"}
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CUSTOM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\.[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -40,6 +41,10 @@ _ATTR_ALIASES = {"duration": "duration", "walltime": "duration",
 #: the integer fields of ``job_spec.resources`` (psij's `ResourceSpecV1` counts)
 RESOURCE_INTS = ("node_count", "process_count", "processes_per_node", "cpu_cores_per_process",
                  "gpu_cores_per_process")
+#: most processes (and so nodes) one job may ask for: psij-python >= 0.9 writes one nodefile
+#: line per process before starting a local job, so 10**30 would hang the edge; no machine
+#: runs more than this in one job
+MAX_PROCESSES = 1_000_000
 
 
 class JobSpecError(StatusError, ValueError):
@@ -129,6 +134,8 @@ def _positive_int(value: Any, what: str) -> int | None:
         raise JobSpecError(f"{what} must be a whole number, got {value!r}")
     if number < 1:
         raise JobSpecError(f"{what} must be at least 1, got {number}")
+    if number > MAX_PROCESSES:
+        raise JobSpecError(f"{what} must be at most {MAX_PROCESSES}, got {number}")
     return number
 
 
@@ -278,6 +285,10 @@ def parse_job_spec(raw: Any) -> JobRequest:
             raise JobSpecError(f"node_count given twice with different values "
                                f"({node_count} and {req.node_count})")
         req.node_count = node_count
+    processes = req.process_count or (req.node_count or 1) * (req.processes_per_node or 1)
+    if processes > MAX_PROCESSES:
+        raise JobSpecError(f"resources: {processes} processes in one job; at most "
+                           f"{MAX_PROCESSES}")
     excl = res.get("exclusive_node_use", False)
     if not isinstance(excl, bool):
         raise JobSpecError("resources.exclusive_node_use must be true or false")
@@ -290,11 +301,11 @@ def parse_job_spec(raw: Any) -> JobRequest:
 
 
 def normalize_executor(name: Any, known: set[str] | frozenset[str] | None = None) -> str:
-    """The psij executor name for `name` ('pbs' -> 'pbspro'); 422 when psij has none."""
+    """The psij executor name for `name` ('pbspro' -> 'pbs'); 422 when psij has none."""
     if not isinstance(name, str) or not name.strip():
         raise JobSpecError("executor must be a non-empty string such as 'local' or 'slurm'")
     canon = EXECUTOR_ALIASES.get(name.strip().lower(), name.strip().lower())
     if known is not None and canon not in known:
         raise JobSpecError(f"unknown executor {name!r}; this edge has: "
-                           f"{', '.join(sorted(set(known) | {'pbs'}))}")
+                           f"{', '.join(sorted(known))}")
     return canon

@@ -18,6 +18,7 @@ const MODULES = {
   rhapsody: () => import('./rhapsody.js'),
   staging: () => import('./staging.js'),
   lucid: () => import('./lucid.js'),
+  xgfabric: () => import('./xgfabric.js'),
 };
 const generic = () => import('./generic.js');
 // Views that are not a plugin's page, by the first segment of their route (#/work).
