@@ -134,9 +134,11 @@ async function renderPage(force = false) {
   state.page = page;
   if (!state.topology) { main.append(loading('Waiting for the bridge…')); return; }
   if (!pinfo) {
-    main.append(h('p', { class: 'banner banner-warn', dataset: { testid: 'plugin-missing' } },
-      info ? `Edge '${route.edge}' has no plugin '${route.plugin}'.`
-        : `${departureText(route.edge, departedInfo(route.edge))} This page loads when it joins.`));
+    const d = departedInfo(route.edge);
+    main.append(info
+      ? h('p', { class: 'banner banner-warn', dataset: { testid: 'plugin-missing' } }, `Edge '${route.edge}' has no plugin '${route.plugin}'.`)
+      : h('p', { class: 'banner banner-warn', dataset: { testid: 'edge-gone', reason: d ? d.reason : 'unknown' } },
+        `${departureText(route.edge, d)} This page loads when it joins.`));
     return;
   }
   page.live = true;
