@@ -130,11 +130,11 @@ class Portal:
                 .replace(/\\s+/g, ' ')).join(' | '))""", AXE_TAGS)
         return list(found)
 
-    def shot(self, name: str) -> Path:
+    def shot(self, name: str, full_page: bool = True) -> Path:
         path = shot_dir() / f"{name}.png"
         self.page.evaluate("window.scrollTo(0, 0)")
         self.page.wait_for_timeout(150)  # let fonts and the last layout settle
-        self.page.screenshot(path=str(path), full_page=True)
+        self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
 

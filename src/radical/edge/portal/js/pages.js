@@ -3,7 +3,7 @@
 import { h, add, kvList, card, button, fmtDuration, fmtValue, table } from './dom.js';
 import { post } from './api.js';
 import { toast, confirmDialog } from './ui.js';
-import { roleBadge, liveness, walltimeEnd, walltimeText, edgeHref, pluginHref } from './tree.js';
+import { roleBadge, liveness, walltimeEnd, walltimeText, edgeHref, pluginHref, naturalCompare } from './tree.js';
 
 function walltimeNode(info) {
   const end = walltimeEnd(info);
@@ -46,7 +46,7 @@ function pluginChips(name, info) {
 
 export function overviewPage(el, topology, connected) {
   const edges = (topology && topology.edges) || {};
-  const names = Object.keys(edges).sort();
+  const names = Object.keys(edges).sort(naturalCompare);
   const bridge = (topology && topology.bridge) || {};
   add(el,
     h('div', { class: 'page-head' }, h('h2', {}, '🌉 Bridge')),
