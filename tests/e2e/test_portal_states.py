@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from radical.edge import services
 
 SUBMITS = "#main button[type=submit]"
@@ -87,3 +89,28 @@ def test_lost_edge_stays_greyed_with_its_reason_and_returns(portal, bridge_url, 
     gone_node = page.locator(f'{portal.edge_node(other)}[data-departed=stopped]')
     gone_node.locator("[data-testid=dismiss-departed]").click()
     gone_node.wait_for(state="detached")
+
+
+def test_a_launched_edge_that_fails_shows_its_stderr_and_log(portal, bridge_url, make_edge, tmp_path):
+    pytest.importorskip("psij")
+    parent = f"lp{uuid.uuid4().hex[:6]}"
+    make_edge(plugins="psij", name=parent,
+              env={"RADICAL_EDGE_PSIJ_DIR": str(tmp_path / "psij"),
+                   "RADICAL_EDGE_LOG_DIR": str(tmp_path / "logs")})
+    page = portal.open(bridge_url, f"/e/{parent}/psij")
+    form = page.locator("[data-form=launch]")
+    form.locator("[data-field=name]").wait_for()
+    child = f"{parent}.bad"
+    form.locator("[data-field=name]").fill(child)
+    form.locator("[data-field=executor]").select_option("local")
+    # the wrapper starts logging, then finds no interpreter: the edge never comes up
+    form.locator("[data-field=extra]").fill("--python /nonexistent/python3")
+    page.click("[data-testid=launch-submit]")
+    status = page.locator("[data-testid=launch-status]")
+    status.locator("text=before the edge joined").wait_for(timeout=60_000)
+    stderr = status.locator("[data-testid=launch-stderr]")
+    stderr.wait_for()
+    assert f"edge '{child}': logging to" in stderr.inner_text()
+    log = status.locator("[data-testid=launch-log]")
+    assert "no usable Python interpreter (tried '/nonexistent/python3')" in log.inner_text()
+    portal.shot("launch-failed")
