@@ -103,8 +103,10 @@ def test_keyboard_skip_link_tree_arrows_and_titles(portal, page, bridge_url, scr
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "main"
 
-    # the tree is one Tab stop; arrows move inside it (natural order: .2 before .10)
-    page.locator("#tree-filter").focus()
+    # the tree is one Tab stop; arrows move inside it (natural order: .2 before .10). The
+    # filter keeps other tests' edges of this session out of the way.
+    page.locator("#tree-filter").fill(screen_edge)
+    page.wait_for_function("() => document.querySelectorAll('#tree li[data-edge]').length === 3")
     page.keyboard.press("Tab")
     focused = lambda: page.evaluate("document.activeElement.dataset.nav")  # noqa: E731
     assert focused() == "bridge"

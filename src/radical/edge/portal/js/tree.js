@@ -107,8 +107,8 @@ export function shortName(name, parent) {
 }
 
 function isOpen(name, kids, ctx) {
-  if (ctx.filtering) return true;
   if (closed.has(name)) return false;
+  if (ctx.filtering) return true;
   return opened.has(name) || kids <= GROUP_LIMIT;
 }
 
