@@ -167,3 +167,23 @@ def test_destructive_dialogs_focus_cancel_and_terminate_is_apart(portal, page, b
     page_.keyboard.press("Space")
     page_.locator("dialog.modal[open]").wait_for(state="detached")
     assert page_.locator(portal.edge_node(screen_edge)).get_attribute("data-departed") is None
+
+
+@pytest.mark.parametrize("width", ["phone", "desktop"])
+def test_the_other_plugin_pages_pass_axe(portal, page, bridge_url, module_edges, tmp_path_factory, width):
+    """The pages of staging, rhapsody and a plugin rendered from its ui_config (echo)."""
+    root = tmp_path_factory.mktemp("axe-files")
+    (root / "notes.txt").write_text("hello\n")
+    name = f"ax{width[0]}{uuid.uuid4().hex[:5]}"
+    module_edges(name=name, plugins="staging,rhapsody,echo",
+                 env={"RADICAL_EDGE_STAGING_ROOTS": str(root)})
+    page.set_viewport_size(WIDTHS[width])
+    ready = {"staging": "#main table", "rhapsody": "[data-testid=rh-session] .badge[data-state=ready]",
+             "echo": "#main .card"}
+    for plugin, selector in ready.items():
+        portal.open(bridge_url, f"/e/{name}/{plugin}")
+        page.locator(selector).first.wait_for(timeout=60_000)
+        facts = layout_facts(page)
+        assert facts["overflow"] <= 0, f"{plugin} at {width}: scrolls sideways by {facts['overflow']} px"
+        violations = portal.a11y_violations()
+        assert violations == [], f"{plugin} at {width}:\n" + "\n".join(violations)

@@ -5,7 +5,7 @@
 import { h, replace, clear } from './dom.js';
 import { PluginApi, askToken, post, redeemLoginLink } from './api.js';
 import { EventStream } from './sse.js';
-import { renderTree, tickWalltimes, visibleDepartures } from './tree.js';
+import { renderTree, tickWalltimes } from './tree.js';
 import { overviewPage, edgePage, departureText } from './pages.js';
 import { toast, loading, errorBox } from './ui.js';
 import { showBridgeState, holdWhileOffline, ChangeToasts } from './shell.js';
@@ -52,7 +52,7 @@ function edgeInfo(name) {
 }
 
 function departedInfo(name) {
-  return state.topology ? visibleDepartures(state.topology)[name] || (state.topology.departed || {})[name] : undefined;
+  return state.topology ? (state.topology.departed || {})[name] : undefined;
 }
 
 function renderSidebar() {

@@ -85,7 +85,7 @@ export function liveness(info, connected) {
 }
 
 // Departed edges the user has not dismissed (a new departure shows again).
-export function visibleDepartures(topology) {
+function visibleDepartures(topology) {
   const out = {};
   const edges = (topology && topology.edges) || {};
   for (const [n, d] of Object.entries((topology && topology.departed) || {})) {
@@ -94,7 +94,7 @@ export function visibleDepartures(topology) {
   return out;
 }
 
-export function dismissDeparture(name, since) { dismissed.set(name, since); }
+function dismissDeparture(name, since) { dismissed.set(name, since); }
 
 function pluginLabel(name, info) {
   const ui = (info && info.ui_config) || {};
