@@ -137,3 +137,6 @@ def test_two_hundred_edges(portal, bridge_url, fleet):
     left = [t for t in page.evaluate("window.toastLog") if " left" in t]
     assert len(left) == 1 and "(stopped)" in left[0], left
     assert page.locator(f'#tree li[data-departed="stopped"][data-edge*="{tag}"]').count() == 20
+    page.click("[data-testid=dismiss-all-departed]")
+    page.wait_for_function("() => !document.querySelector('#tree li[data-departed]')")
+    assert page.locator(f'#tree li[data-edge="frontier{tag}.1"]').count() == 1

@@ -170,16 +170,12 @@ def test_destructive_dialogs_focus_cancel_and_terminate_is_apart(portal, page, b
 
 
 @pytest.mark.parametrize("width", ["phone", "desktop"])
-def test_the_other_plugin_pages_pass_axe(portal, page, bridge_url, module_edges, tmp_path_factory, width):
-    """The pages of staging, rhapsody and a plugin rendered from its ui_config (echo)."""
-    root = tmp_path_factory.mktemp("axe-files")
-    (root / "notes.txt").write_text("hello\n")
+def test_the_other_plugin_pages_pass_axe(portal, page, bridge_url, module_edges, width):
+    """The pages of rhapsody and of a plugin rendered from its ui_config (echo)."""
     name = f"ax{width[0]}{uuid.uuid4().hex[:5]}"
-    module_edges(name=name, plugins="staging,rhapsody,echo",
-                 env={"RADICAL_EDGE_STAGING_ROOTS": str(root)})
+    module_edges(name=name, plugins="rhapsody,echo")
     page.set_viewport_size(WIDTHS[width])
-    ready = {"staging": "#main table", "rhapsody": "[data-testid=rh-session] .badge[data-state=ready]",
-             "echo": "#main .card"}
+    ready = {"rhapsody": "[data-testid=rh-session] .badge[data-state=ready]", "echo": "#main .card"}
     for plugin, selector in ready.items():
         portal.open(bridge_url, f"/e/{name}/{plugin}")
         page.locator(selector).first.wait_for(timeout=60_000)

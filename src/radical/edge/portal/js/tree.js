@@ -226,12 +226,19 @@ export function renderTree(container, topology, { selected = {}, connected = tru
       dataset: { testid: 'bridge-link', nav: 'bridge' } }, '🌉 Bridge'),
     h('span', { class: 'count', title: 'connected edges', dataset: { testid: 'edge-count' } },
       ctx.filtering ? `${shown} / ${total}` : String(total)));
+  const goneNames = Object.keys(departed);
+  const dismissAll = goneNames.length > 1
+    ? h('button', { type: 'button', class: 'dismiss-all', dataset: { testid: 'dismiss-all-departed' },
+      onclick: () => { goneNames.forEach((n) => dismissDeparture(n, departed[n].since)); ctx.rerender(); } },
+    `Dismiss ${goneNames.length} departed edges`)
+    : null;
   replace(container,
     h('ul', { class: 'tree', role: 'tree', 'aria-label': 'bridge, edges and plugins' },
       h('li', { class: 'tree-bridge', role: 'treeitem', 'aria-expanded': 'true', 'aria-selected': String(!selected.edge) }, bridgeRow,
         roots.length
           ? h('ul', { role: 'group', class: 'subtree' }, roots.map((n) => edgeNode(n, ctx)))
-          : h('p', { class: 'empty tree-empty' }, ctx.filtering ? 'No edge matches the filter.' : 'No edges connected.'))));
+          : h('p', { class: 'empty tree-empty' }, ctx.filtering ? 'No edge matches the filter.' : 'No edges connected.'))),
+    dismissAll);
   tickWalltimes(container);
   rove(container, focusKey);
   if (!container.dataset.keys) {
