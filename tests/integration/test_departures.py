@@ -3,6 +3,7 @@ portal shows it greyed with that reason instead of letting it vanish (issue 15, 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import authed
 from radical.edge import services
@@ -55,3 +56,23 @@ def test_a_returning_edge_is_no_longer_departed(bridge_url, make_edge):
     make_edge(name=name)
     services.wait_until(lambda: departed(bridge_url, name) is None, 30, "departure cleared")
     assert name in topology(bridge_url)["edges"]
+
+
+def test_an_edge_leaving_at_its_walltime_says_walltime(bridge_url, redis_url, log_dir):
+    """Inside a (fake) allocation: the edge drains before its walltime, then the scheduler's
+    SIGTERM at the end takes it away (tests/fixtures/fake_batch, no SLURM needed)."""
+    root = Path(__file__).resolve().parents[2]
+    name = f"wall{uuid.uuid4().hex[:6]}"
+    env = {"PYTHONPATH": str(root / "tests" / "fixtures" / "fake_batch"),
+           "FAKE_BATCH_JOB_ID": "4343", "FAKE_BATCH_REMAINING": "40",
+           "RADICAL_EDGE_WALLTIME_MARGIN": "37"}
+    edge = services.start_edge(redis_url, name, "sysinfo", log_dir, env=env, bridge_url=bridge_url)
+    try:
+        services.wait_until(lambda: topology(bridge_url)["edges"][name]["accepting"] is False,
+                            30, "the edge to drain before its walltime", edge)
+        edge.stop()
+        entry = wait_departed(bridge_url, name, "walltime")
+        assert entry["detail"] == "its batch job reached its walltime" and entry["role"] == "compute"
+        assert entry["job_id"] == "4343"
+    finally:
+        edge.stop()

@@ -37,6 +37,8 @@ def test_stale_words_and_walltime():
     d.left("w", {"walltime_end": time.time() + 10})
     assert d.view()["w"]["reason"] == "walltime"
     d.left("x", {"walltime_end": time.time() + 3 * departures.WALLTIME_SLACK})
-    assert d.view()["x"]["reason"] == "lost"
+    assert d.view()["x"]["reason"] == "lost"  # cancelled or killed long before its end
+    d.left("y", {"walltime_end": time.time() + 600, "accepting": False})  # was draining
+    assert d.view()["y"]["reason"] == "walltime"
     d.returned("w")
     assert "w" not in d.view()

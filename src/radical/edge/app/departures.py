@@ -2,7 +2,8 @@
 
 The topology itself only says "gone". The reason comes from what the watcher saw last:
 - `disconnected`: a bridge asked it to shut down (`POST /edge/disconnect`);
-- `walltime`: its last announcement said its batch job's walltime was ending;
+- `walltime`: its batch job's walltime was ending: its last announcement said it had stopped
+  taking calls for that (the drain before the end), or it left at the very end;
 - `stopped`: it withdrew cleanly (SIGTERM, its job ended, `Ctrl-C`) and said `leave:` on the
   topology channel;
 - `lost`: its announcement expired without a word: killed (`kill -9`), crashed, paused or
@@ -27,7 +28,7 @@ RANK = {"lost": 0, "stopped": 1, "walltime": 2, "disconnected": 3}
 #: how long a word said before (or just after) a departure is believed
 WORD_SECONDS = 15.0
 #: walltime counts as the reason when the edge left this close to its job's end (seconds)
-WALLTIME_SLACK = 300.0
+WALLTIME_SLACK = 30.0
 
 #: announcement fields kept for a departed edge (what the greyed tree node shows)
 KEPT = ("role", "host", "scheduler", "job_id")
@@ -63,7 +64,8 @@ class Departures:
         if now - when < WORD_SECONDS:
             reason = word
         end = last.get("walltime_end")
-        if RANK[reason] < RANK["walltime"] and end and now >= float(end) - WALLTIME_SLACK:
+        ending = end and (last.get("accepting") is False or now >= float(end) - WALLTIME_SLACK)
+        if RANK[reason] < RANK["walltime"] and ending:
             reason = "walltime"
         detail = REASONS[reason]
         if reason == "lost" and heartbeat_ttl:
