@@ -102,6 +102,12 @@ def test_two_hundred_edges(portal, bridge_url, fleet):
     page.locator(f'#tree li[data-edge="frontier{tag}.120"]').wait_for()
     order = group.locator(":scope > ul > li[data-edge]").evaluate_all("els => els.map(e => e.dataset.edge)")
     assert order == frontier
+    # one row per edge: the plugins of one of many siblings start folded away
+    assert group.locator("li[data-plugin]").count() == 0
+    first = page.locator(f'#tree li[data-edge="frontier{tag}.1"]')
+    assert first.get_attribute("aria-expanded") == "false"
+    first.locator(":scope > .node-row .twisty").click()
+    first.locator("li[data-plugin=sysinfo]").wait_for()
 
     # the 60 alike names: each shows what differs from its group, nothing is cut off
     sub = page.locator(f'#tree li[data-group="aurora{tag}.compute"]')

@@ -106,10 +106,12 @@ export function shortName(name, parent) {
   return parent && name.startsWith(`${parent}.`) ? name.slice(parent.length) : name;
 }
 
+// Open unless the user closed it; by default closed when it has many child edges, or when it
+// is a leaf among many siblings (200 edges should not mean 400 rows of plugins).
 function isOpen(name, kids, ctx) {
   if (closed.has(name)) return false;
-  if (ctx.filtering) return true;
-  return opened.has(name) || kids <= GROUP_LIMIT;
+  if (ctx.filtering || opened.has(name)) return true;
+  return kids <= GROUP_LIMIT && !(kids === 0 && ctx.crowded.has(name));
 }
 
 function toggle(name, open) {
@@ -214,9 +216,10 @@ export function renderTree(container, topology, { selected = {}, connected = tru
       roots.push(n);
     }
   }
+  const crowded = new Set([...children.values(), roots].filter((sibs) => sibs.length > GROUP_LIMIT).flat());
   const focusKey = container.contains(document.activeElement) && document.activeElement.dataset
     ? document.activeElement.dataset.nav : null;
-  const ctx = { edges, departed, children, parents, selected, connected, filtering: !!filter.trim(),
+  const ctx = { edges, departed, children, parents, crowded, selected, connected, filtering: !!filter.trim(),
     rerender: (key) => renderTree(container, topology, { selected, connected, filter }) && focusNav(container, key) };
   const bridgeUrl = topology && topology.bridge ? topology.bridge.url : '';
   const shown = names.filter((n) => edges[n]).length;
