@@ -26,7 +26,6 @@ const state = {
   topology: null,
   connected: false,
   terminated: false,  // this page terminated the bridge: a final state, not "reconnecting"
-  status: 'connecting',
   route: { edge: null, plugin: null },
   page: null,     // {key, disposers: [], el}
 };
@@ -65,7 +64,6 @@ function setConnection({ status, delay }) {
   if (status === 'connected') state.terminated = false;
   if (state.terminated && status !== 'auth') status = 'stopped';
   state.connected = status === 'connected';
-  state.status = status;
   const el = $('conn');
   const text = {
     connecting: 'connecting…',
@@ -189,9 +187,11 @@ function markGone(isGone) {
   page.gone.hidden = !isGone;
   if (isGone) {
     page.wasGone = true;
-    const d = departedInfo(state.route.edge);
-    page.gone.dataset.reason = d ? d.reason : 'unknown';
-    page.gone.textContent = `${departureText(state.route.edge, d)} What this page shows is no longer live, and actions fail until the edge returns; the page reloads itself then.`;
+    const { edge, plugin } = state.route;
+    const d = departedInfo(edge);
+    page.gone.dataset.reason = d ? d.reason : edgeInfo(edge) ? 'plugin-gone' : 'unknown';
+    const what = edgeInfo(edge) ? `Edge '${edge}' no longer offers plugin '${plugin}'.` : departureText(edge, d);
+    page.gone.textContent = `${what} What this page shows is no longer live, and actions fail until it returns; the page reloads itself then.`;
   }
   const body = $('main').querySelector('.plugin-page');
   if (body) body.classList.toggle('stale', isGone);

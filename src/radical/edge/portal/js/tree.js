@@ -110,7 +110,7 @@ export function shortName(name, parent) {
 // is a leaf among many siblings (200 edges should not mean 400 rows of plugins).
 function isOpen(name, kids, ctx) {
   if (closed.has(name)) return false;
-  if (ctx.filtering || opened.has(name)) return true;
+  if (ctx.filtering || opened.has(name) || ctx.selected.edge === name) return true;
   return kids <= GROUP_LIMIT && !(kids === 0 && ctx.crowded.has(name));
 }
 
@@ -216,7 +216,9 @@ export function renderTree(container, topology, { selected = {}, connected = tru
       roots.push(n);
     }
   }
-  const crowded = new Set([...children.values(), roots].filter((sibs) => sibs.length > GROUP_LIMIT).flat());
+  // leaves among many live siblings (departed ones do not crowd anybody)
+  const crowded = new Set([...children.values(), roots]
+    .filter((sibs) => sibs.filter((n) => !departed[n]).length > GROUP_LIMIT).flat());
   const focusKey = container.contains(document.activeElement) && document.activeElement.dataset
     ? document.activeElement.dataset.nav : null;
   const ctx = { edges, departed, children, parents, crowded, selected, connected, filtering: !!filter.trim(),
