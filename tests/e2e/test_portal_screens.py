@@ -33,6 +33,11 @@ def drawer_settles(page, shown: bool) -> None:
     page.wait_for_function(f"() => ({SIDEBAR_SHOWN})() === {'true' if shown else 'false'}")
 
 
+def tidy(page) -> None:
+    """Dismiss the departed edges other tests of this session left (clean screenshots)."""
+    page.evaluate("() => { const b = document.querySelector('[data-testid=dismiss-all-departed]'); if (b) b.click(); }")
+
+
 def layout_facts(page) -> dict:
     return page.evaluate("""() => {
         const h2 = document.querySelector('#main h2');
@@ -55,6 +60,7 @@ def test_every_width_fits_reads_and_passes_axe(portal, page, bridge_url, screen_
     for view, route in routes.items():
         portal.open(bridge_url, route)
         page.locator("#main h2").first.wait_for()
+        tidy(page)
         if view == "sysinfo":
             page.locator("[data-testid=sysinfo] .cards").wait_for()
         if view == "psij":
