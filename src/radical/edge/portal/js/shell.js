@@ -75,7 +75,8 @@ export class ChangeToasts {
     this.toast = toast;
     this.last = null;         // edge names of the previous topology
     this.joined = new Set();
-    this.left = new Map();    // name -> reason
+    this.left = new Set();    // names
+    this.latest = null;       // the newest topology (its `departed` reasons)
     this.timer = null;
   }
 
@@ -87,11 +88,12 @@ export class ChangeToasts {
       for (const n of this.last) {
         if (names.has(n)) continue;
         if (this.joined.has(n)) { this.joined.delete(n); continue; }
-        this.left.set(n, (((data && data.departed) || {})[n] || {}).reason || '');
+        this.left.add(n);
       }
       if ((this.joined.size || this.left.size) && !this.timer) this.timer = setTimeout(() => this.flush(), COALESCE_MS);
     }
     this.last = names;
+    this.latest = data;  // reasons are read at flush: a late `leave:` word may refine them
   }
 
   flush() {
@@ -99,8 +101,9 @@ export class ChangeToasts {
     const sort = (a) => a.sort(new Intl.Collator(undefined, { numeric: true }).compare);
     if (this.joined.size) this.toast(summary(sort([...this.joined]), 'joined'), 'info', { timeout: 4000 });
     if (this.left.size) {
-      const names = sort([...this.left.keys()]);
-      const reasons = new Set(this.left.values());
+      const names = sort([...this.left]);
+      const departed = (this.latest && this.latest.departed) || {};
+      const reasons = new Set(names.map((n) => (departed[n] || {}).reason || ''));
       const why = reasons.size === 1 && [...reasons][0] ? ` (${[...reasons][0]})` : '';
       this.toast(`${summary(names, 'left').slice(0, -1)}${why}.`, 'info', { timeout: 6000 });
     }
