@@ -21,6 +21,7 @@ if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
     # network namespaces
     need_pkg nginx; need_pkg libnginx-mod-stream; need_pkg openssh-server; need_pkg iproute2
     command -v systemd-analyze >/dev/null || need_pkg systemd  # checks deploy/systemd units
+    command -v npm >/dev/null || need_pkg npm  # axe-core for the portal's accessibility tests
   fi
   if ((${#apt_missing[@]})); then
     say "apt-get install ${apt_missing[*]}"
@@ -43,5 +44,11 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp || -n $(find tests/fixtures -name
   ((DEV)) && .venv/bin/python -m pip install -q -e tests/fixtures/echo_plugin \
              $(ls -d tests/fixtures/*_plugin | grep -v echo_plugin | sed 's/^/-e /')
   touch "$stamp"
+fi
+# axe-core (npm) checks the portal's contrast and keyboard access in the browser tests; it
+# lives in a project-local node_modules and is injected into the page by tests/e2e, never served.
+if ((DEV)) && [[ ! -f tests/e2e/a11y/node_modules/axe-core/axe.min.js ]]; then
+  say "npm install axe-core (tests/e2e/a11y)"
+  npm install --prefix tests/e2e/a11y --no-package-lock --no-audit --no-fund --silent
 fi
 say "ready: $(.venv/bin/python -c 'import radical.edge as r; print("radical.edge", r.__version__)')"

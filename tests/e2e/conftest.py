@@ -22,6 +22,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 860}
+#: axe-core, installed by `scripts/setup.sh --dev` (npm, tests/e2e/a11y/package.json)
+AXE = Path(__file__).parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
+#: the WCAG 2.1 A and AA rules (contrast, names, roles, keyboard)
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 TIMEOUT_MS = 20_000
 
 
@@ -110,11 +114,27 @@ class Portal:
     def edge_node(self, name: str) -> str:
         return f'#tree li.tree-edge[data-edge="{name}"]'
 
-    def shot(self, name: str) -> Path:
+    def a11y_violations(self) -> list[str]:
+        """axe-core's WCAG 2.1 AA violations of what the page shows now, one line each.
+
+        axe is evaluated through the DevTools protocol, which the portal's CSP does not
+        govern: nothing is added to the page's own sources."""
+        if not AXE.exists():
+            pytest.skip(f"accessibility checks need axe-core at {AXE} (scripts/setup.sh --dev)")
+        if not self.page.evaluate("() => !!window.axe"):
+            self.page.evaluate(AXE.read_text())
+        found = self.page.evaluate(
+            """async (tags) => (await axe.run(document, {runOnly: {type: 'tag', values: tags},
+                resultTypes: ['violations']})).violations.map(v => v.id + ' (' + v.impact + '): '
+                + v.nodes.slice(0, 4).map(n => n.target.join(' ') + ' — ' + n.failureSummary
+                .replace(/\\s+/g, ' ')).join(' | '))""", AXE_TAGS)
+        return list(found)
+
+    def shot(self, name: str, full_page: bool = True) -> Path:
         path = shot_dir() / f"{name}.png"
         self.page.evaluate("window.scrollTo(0, 0)")
         self.page.wait_for_timeout(150)  # let fonts and the last layout settle
-        self.page.screenshot(path=str(path), full_page=True)
+        self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
 

@@ -29,8 +29,13 @@ def test_terminate_and_restart_the_bridge(portal, make_bridge, make_edge):
     page.click("[data-testid=terminate-bridge]")
     page.click("[data-testid=confirm-ok]")
     first.proc.wait(15)
-    page.wait_for_selector("#conn[data-status=reconnecting]")
+    # a final state: "bridge stopped", not "reconnecting" forever
+    page.wait_for_selector("#conn[data-status=stopped]")
+    banner = page.locator("#bridge-banner[data-state=stopped]")
+    assert "Bridge stopped" in banner.inner_text()
     assert page.locator(portal.edge_node(before)).count() == 1  # last known view kept
+    assert page.locator("[data-testid=terminate-bridge]").is_disabled()
+    portal.shot("bridge-stopped")
 
     # while the bridge is down an edge joins and one leaves (through Redis)
     after = f"a{uuid.uuid4().hex[:6]}"
@@ -39,7 +44,15 @@ def test_terminate_and_restart_the_bridge(portal, make_bridge, make_edge):
 
     second = make_bridge(port=port)
     assert second.extra["url"] == url
+    # stopped means stopped: the page does not reconnect behind the user's back (its
+    # shortest retry is 0.5 s) ...
+    page.wait_for_timeout(2500)
+    assert page.locator("#conn").get_attribute("data-status") == "stopped"
+    # ... until asked to
+    page.click("[data-testid=bridge-retry]")
     portal.wait_connected(timeout=30_000)
+    assert page.locator("#bridge-banner").is_hidden()
+    assert page.locator("[data-testid=terminate-bridge]").is_enabled()
     page.locator(portal.edge_node(after)).wait_for(timeout=30_000)
     page.locator(portal.edge_node(before)).wait_for()
     page.locator(portal.edge_node(leaving)).wait_for(state="detached")

@@ -28,10 +28,13 @@ def test_tree_shows_edges_and_follows_joins_and_leaves(portal, bridge_url, make_
     page.locator(f'#main tr[data-edge-row="{site}.1"]').wait_for()
     portal.shot("overview")
 
-    # ... and leaving again
+    # ... and leaving again: greyed in place with why, until dismissed
     child.stop()
-    nested.wait_for(state="detached")
+    page.locator(f'{portal.edge_node(site)} li[data-edge="{site}.1"][data-departed=stopped]').wait_for()
+    assert "left: stopped" in nested.inner_text()
     page.locator(f'#main tr[data-edge-row="{site}.1"]').wait_for(state="detached")
+    nested.locator("[data-testid=dismiss-departed]").click()
+    nested.wait_for(state="detached")
     assert page.locator(portal.edge_node(site)).count() == 1
 
     # the edge page: host, role, plugins
@@ -62,7 +65,7 @@ def test_disconnect_asks_first_then_removes_the_edge(portal, bridge_url, make_ed
     # confirm: the edge shuts down and leaves the tree and the page
     page.click("[data-testid=disconnect-edge]")
     page.click("[data-testid=confirm-ok]")
-    page.locator(portal.edge_node(name)).wait_for(state="detached", timeout=30_000)
-    page.wait_for_selector("[data-testid=edge-gone]")
+    page.locator(f'{portal.edge_node(name)}[data-departed=disconnected]').wait_for(timeout=30_000)
+    assert page.locator("[data-testid=edge-gone]").get_attribute("data-reason") == "disconnected"
     svc.proc.wait(30)
     assert name not in services.list_edges(bridge_url)

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from . import keys
 from .aio import raise_if_cancelling, wait_event
+from .departures import Departures
 from .retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class TopologyWatcher:
     """Keeps `edges` (alive announcements) and `departed` (recently gone names) current."""
 
     def __init__(self, redis: aioredis.Redis, poll_seconds: float,
-                 on_change: OnChange | None = None) -> None:
+                 on_change: OnChange | None = None, heartbeat_ttl: float | None = None) -> None:
         self._redis = redis
         self._poll = poll_seconds
         self._on_change = on_change
@@ -47,6 +48,9 @@ class TopologyWatcher:
         self._stable: dict[str, dict] = {}
         self.edges: dict[str, dict] = {}
         self.departed: dict[str, float] = {}
+        #: why each departed edge left (shown by the portal until it returns)
+        self.departures = Departures()
+        self._heartbeat_ttl = heartbeat_ttl
         self.ready = asyncio.Event()
         self.refreshed: float | None = None  # monotonic time of the last successful read
 
@@ -79,11 +83,14 @@ class TopologyWatcher:
         now = time.monotonic()
         for name in set(self.edges) - set(alive):
             self.departed[name] = now
+            self.departures.left(name, self.edges[name], self._heartbeat_ttl)
         for name in list(self.departed):
             if name in alive:
                 del self.departed[name]
+                self.departures.returned(name)
             elif now - self.departed[name] > FORGET_AFTER:
                 del self.departed[name]
+                self.departures.forget(name)
                 await self._redis.srem(keys.EDGES, name)
         stable = stable_view(alive)
         joined = set(alive) - set(self.edges)

@@ -42,6 +42,7 @@ async def edge_disconnect(edge: str, request: Request) -> JSONResponse:
     if state.watcher.state_of(edge) != "alive":
         return JSONResponse(error_body(404, f"unknown edge '{edge[:128]}'"), status_code=404)
     worker = keys.edge_worker(edge)
+    state.edge_leaving(edge, "disconnected")
     try:
         await asyncio.wait_for(asyncio.to_thread(
             state.celery.control.shutdown, destination=[worker]), 10)

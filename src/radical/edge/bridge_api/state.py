@@ -43,7 +43,7 @@ class BridgeState:
         self.audit = AuditLog(self.redis, self.bridge_id)
         self.work = WorkIndex(self.redis, settings.work_retention, settings.work_max_items)
         self.watcher = TopologyWatcher(self.redis, settings.topology_poll_seconds,
-                                       self._on_topology)
+                                       self._on_topology, settings.heartbeat_ttl)
         self.metrics = BridgeMetrics(per_call=settings.metrics)
         self._tasks: list[asyncio.Task] = []
         self._celery: Any = None
@@ -106,9 +106,17 @@ class BridgeState:
 
     def _on_message(self, channel: str, data: bytes) -> None:
         if channel == keys.TOPOLOGY_CHANNEL:
+            word = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+            if word.startswith("leave:"):  # a clean withdrawal (see app/departures.py)
+                self.edge_leaving(word[6:], "stopped")
             self.watcher.ping()
         else:
             self.dispatcher.on_reply(channel, data)
+
+    def edge_leaving(self, name: str, reason: str) -> None:
+        """Remember why `name` leaves; re-publish if that changes a departure shown already."""
+        if self.watcher.departures.said(name, reason):
+            self.hub.topology(self.topology())
 
     async def _on_topology(self, edges: dict, joined: set, left: set) -> None:
         for name in left:
@@ -129,7 +137,7 @@ class BridgeState:
         if self.local is not None and self.local.plugins:
             edges = {"bridge": edge_summary(self.local.describe()), **edges}
         return {"bridge": {"url": url or self.settings.public_url(), "id": self.bridge_id},
-                "edges": edges}
+                "edges": edges, "departed": self.watcher.departures.view()}
 
     @property
     def celery(self) -> Any:

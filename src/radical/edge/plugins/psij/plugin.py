@@ -14,6 +14,8 @@ Routes (all under ``/{edge}/psij/``; `sid` = session id)::
     POST cancel/{sid}/{job_id}         -> {"job_id", "native_id", "state", "canceled": true}
     GET  executors                     -> {"executors": [usable...], "unavailable": {name: why},
                                            "default": "slurm"|"pbs"|"local"}
+    GET  launch_log/{sid}/{job_id}     a launched edge's job stderr and edge log tail (why it
+                                       did not join) -> {"stderr", "log_path", "log", ...}
 
 Notifications: ``job_status`` ``{job_id, native_id, state, time, executor, sid[, edge_name]}``
 once per state; the terminal one adds ``exit_code``, ``message`` and the last 4 KiB of
@@ -40,6 +42,7 @@ from radical.edge.hpc.launch.ssh import SSHSettings
 from radical.edge.hpc.launch.tunnel import TunnelManager
 
 from ..base import Plugin, PluginHostAPI, PluginSession, json_body
+from . import launch_log
 from .executors import ExecutorPool, missing_tool, psij_root
 from .jobs import FINAL_STATES, JobRecord
 from .session import PsijSession
@@ -139,6 +142,7 @@ class PsijPlugin(Plugin):
         self.add_route_get("list_jobs/{sid}", self.list_jobs)
         self.add_route_post("cancel/{sid}/{job_id}", self.cancel_job)
         self.add_route_get("executors", self.executors)
+        self.add_route_get("launch_log/{sid}/{job_id}", self.launch_log)
 
     def _loop(self) -> asyncio.AbstractEventLoop | None:
         try:
@@ -301,6 +305,14 @@ class PsijPlugin(Plugin):
         return await session.get_job_status(request.path_params["job_id"],
                                             _offset(request, "stdout_offset"),
                                             _offset(request, "stderr_offset"))
+
+    async def launch_log(self, request: Request) -> dict:
+        """A launched child edge's job stderr and log tail (why it did not join)."""
+        record = self._session(request).record(request.path_params["job_id"])
+        if not record.edge_name:
+            raise HTTPException(404, f"job '{record.job_id}' did not launch an edge "
+                                     "(use status/ for its output)")
+        return await asyncio.to_thread(launch_log.launch_log, record)
 
     async def list_jobs(self, request: Request) -> dict:
         return await self._session(request).list_jobs()

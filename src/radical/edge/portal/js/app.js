@@ -6,8 +6,9 @@ import { h, replace, clear } from './dom.js';
 import { PluginApi, askToken, post, redeemLoginLink } from './api.js';
 import { EventStream } from './sse.js';
 import { renderTree, tickWalltimes } from './tree.js';
-import { overviewPage, edgePage } from './pages.js';
+import { overviewPage, edgePage, departureText } from './pages.js';
 import { toast, loading, errorBox } from './ui.js';
+import { showBridgeState, holdWhileOffline, ChangeToasts } from './shell.js';
 
 // Bundled page modules, by plugin type (or by a plugin's `ui_module` naming one of them).
 // Modules are never loaded from plugin-provided URLs.
@@ -29,6 +30,7 @@ const VIEWS = {
 const state = {
   topology: null,
   connected: false,
+  terminated: false,  // this page terminated the bridge: a final state, not "reconnecting"
   route: { edge: null, plugin: null },
   page: null,     // {key, disposers: [], el}
 };
@@ -54,11 +56,19 @@ function edgeInfo(name) {
   return state.topology && state.topology.edges ? state.topology.edges[name] : undefined;
 }
 
+function departedInfo(name) {
+  return state.topology ? (state.topology.departed || {})[name] : undefined;
+}
+
 function renderSidebar() {
-  if (state.topology) renderTree($('tree'), state.topology, { selected: state.route, connected: state.connected });
+  if (state.topology) {
+    renderTree($('tree'), state.topology, { selected: state.route, connected: state.connected, filter: $('tree-filter').value });
+  }
 }
 
 function setConnection({ status, delay }) {
+  if (status === 'connected') state.terminated = false;
+  if (state.terminated && status !== 'auth') status = 'stopped';
   state.connected = status === 'connected';
   const el = $('conn');
   const text = {
@@ -73,6 +83,8 @@ function setConnection({ status, delay }) {
   el.title = status === 'auth' ? 'click to enter the bridge token'
     : status === 'connected' ? 'receiving live events from the bridge' : 'not receiving live events';
   document.body.classList.toggle('offline', !state.connected);
+  showBridgeState($('bridge-banner'), status, { delay, retry: () => { state.terminated = false; events.reconnect(); } });
+  holdWhileOffline($('main'), !state.connected && status !== 'connecting');
   renderSidebar();
 }
 
@@ -95,6 +107,11 @@ async function renderPage(force = false) {
   const main = $('main');
   const info = route.edge ? edgeInfo(route.edge) : undefined;
 
+  document.title = route.view
+    ? `${route.view === 'work' ? 'My work' : route.view} · Edge Explorer`
+    : route.edge
+      ? `${route.plugin ? `${route.plugin} · ` : ''}${route.edge} · Edge Explorer`
+      : 'Bridge · Edge Explorer';
   if (route.view) { await renderView(route, key, main, force); return; }
   if (!route.edge) {  // overview: cheap, always rebuilt
     disposePage();
@@ -107,15 +124,15 @@ async function renderPage(force = false) {
     disposePage();
     clear(main);
     if (!state.topology) { main.append(loading('Waiting for the bridge…')); return; }
-    edgePage(main, route.edge, info, state.connected);
+    edgePage(main, route.edge, info, state.connected, departedInfo(route.edge));
     return;
   }
   // plugin page: keep it alive across topology updates, just flag a missing edge
   const pinfo = info && info.plugins ? info.plugins[route.plugin] : undefined;
   if (state.page && state.page.key === key && !force) {
     if (state.page.live && !pinfo) markGone(true);
-    else if (state.page.live) markGone(false);
-    else if (pinfo) renderPage(true);  // it was waiting for the edge/plugin: build it now
+    else if (state.page.live && state.page.wasGone) renderPage(true);  // it returned: fresh state
+    else if (!state.page.live && pinfo) renderPage(true);  // it was waiting for the edge/plugin
     return;
   }
   disposePage();
@@ -124,14 +141,15 @@ async function renderPage(force = false) {
   state.page = page;
   if (!state.topology) { main.append(loading('Waiting for the bridge…')); return; }
   if (!pinfo) {
-    main.append(h('p', { class: 'banner banner-warn', dataset: { testid: 'plugin-missing' } },
-      info ? `Edge '${route.edge}' has no plugin '${route.plugin}'.`
-        : `Edge '${route.edge}' is not connected. This page loads when it joins.`));
+    const d = departedInfo(route.edge);
+    main.append(info
+      ? h('p', { class: 'banner banner-warn', dataset: { testid: 'plugin-missing' } }, `Edge '${route.edge}' has no plugin '${route.plugin}'.`)
+      : h('p', { class: 'banner banner-warn', dataset: { testid: 'edge-gone', reason: d ? d.reason : 'unknown' } },
+        `${departureText(route.edge, d)} This page loads when it joins.`));
     return;
   }
   page.live = true;
-  const gone = h('p', { class: 'banner banner-warn', hidden: true, dataset: { testid: 'edge-gone' } },
-    `Edge '${route.edge}' has left the bridge; actions on this page will fail until it returns.`);
+  const gone = h('p', { class: 'banner banner-warn', hidden: true, dataset: { testid: 'edge-gone' } });
   const body = h('div', { class: 'plugin-page', dataset: { plugin: route.plugin, type: pinfo.type || route.plugin } });
   main.append(gone, body);
   page.gone = gone;
@@ -149,9 +167,19 @@ async function renderPage(force = false) {
     onDispose: (fn) => page.disposers.push(fn),
     alive: () => !!(edgeInfo(route.edge) || {}).plugins,
   };
+  let mod;
   try {
-    const mod = modName ? await MODULES[modName]() : await generic();
-    if (state.page !== page) return;  // navigated away meanwhile
+    mod = modName ? await MODULES[modName]() : await generic();
+  } catch (err) {  // the bridge was away while the module loaded: retried on reconnect
+    console.warn('page module did not load', err);
+    if (state.page === page) {
+      page.failed = true;
+      replace(body, errorBox(state.connected ? err : 'this page could not load while the bridge is unreachable; it loads when the bridge is back'));
+    }
+    return;
+  }
+  if (state.page !== page) return;  // navigated away meanwhile
+  try {
     clear(body);
     await mod.default(ctx);
   } catch (err) {
@@ -182,31 +210,59 @@ async function renderView(route, key, main, force) {
   }
 }
 
+// The edge of the open plugin page left (or came back): say so, with why, and grey out
+// what is shown (it is no longer live); a return rebuilds the page from fresh state.
 function markGone(isGone) {
-  if (state.page && state.page.gone) state.page.gone.hidden = !isGone;
+  const page = state.page;
+  if (!page || !page.gone) return;
+  page.gone.hidden = !isGone;
+  if (isGone) {
+    page.wasGone = true;
+    const { edge, plugin } = state.route;
+    const d = departedInfo(edge);
+    page.gone.dataset.reason = d ? d.reason : edgeInfo(edge) ? 'plugin-gone' : 'unknown';
+    const what = edgeInfo(edge) ? `Edge '${edge}' no longer offers plugin '${plugin}'.` : departureText(edge, d);
+    page.gone.textContent = `${what} What this page shows is no longer live, and actions fail until it returns; the page reloads itself then.`;
+  }
+  const body = $('main').querySelector('.plugin-page');
+  if (body) body.classList.toggle('stale', isGone);
 }
 
 function onRoute() {
   state.route = parseRoute();
+  document.body.classList.remove('drawer-open');
+  $('drawer-toggle').setAttribute('aria-expanded', 'false');
   renderSidebar();
   renderPage();
   const main = $('main');
   if (main) main.focus({ preventScroll: true });
 }
 
-let lastNames = null;
+const changes = new ChangeToasts(toast);
 function onTopology(data) {
-  const names = Object.keys((data && data.edges) || {}).sort();
-  if (lastNames) {
-    const joined = names.filter((n) => !lastNames.includes(n));
-    const left = lastNames.filter((n) => !names.includes(n));
-    joined.forEach((n) => toast(`Edge '${n}' joined.`, 'info', { timeout: 3000 }));
-    left.forEach((n) => toast(`Edge '${n}' left.`, 'info', { timeout: 3000 }));
-  }
-  lastNames = names;
+  changes.update(data);
   state.topology = data;
   renderSidebar();
   renderPage();
+}
+
+// Narrow screens: the tree is a drawer; the top bar's button opens it, Escape closes it.
+function wireDrawer() {
+  const btn = $('drawer-toggle');
+  const set = (open) => {
+    document.body.classList.toggle('drawer-open', open);
+    btn.setAttribute('aria-expanded', String(open));
+    if (open) {
+      const item = $('tree').querySelector('[data-nav][tabindex="0"]');
+      (item || $('tree-filter')).focus();
+    }
+  };
+  btn.addEventListener('click', () => set(!document.body.classList.contains('drawer-open')));
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape' && document.body.classList.contains('drawer-open')) { set(false); btn.focus(); }
+  });
+  $('skip-link').addEventListener('click', (ev) => { ev.preventDefault(); $('main').focus(); });
+  $('tree-filter').addEventListener('input', renderSidebar);
 }
 
 // After an event-stream gap the tree may be stale: read the topology again.
@@ -225,7 +281,15 @@ async function start() {
   $('conn').addEventListener('click', () => { if (events.status === 'auth') askToken(); });
   events.on('topology', onTopology);
   events.on('gap', refreshTopology);
+  events.on('open', ({ reconnected }) => {  // a page whose module failed to load: again now
+    if (reconnected && state.page && state.page.failed) renderPage(true);
+  });
   document.addEventListener('radical:token', (ev) => { if (ev.detail.ok) events.reconnect(); });
+  document.addEventListener('radical:terminated', () => {
+    state.terminated = true;
+    events.stop();
+  });
+  wireDrawer();
   window.addEventListener('hashchange', onRoute);
   setInterval(() => tickWalltimes(document), 1000);
   state.route = parseRoute();

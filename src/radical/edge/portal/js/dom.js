@@ -139,7 +139,7 @@ export function kvList(rows) {
 // A simple table: columns [{label, get(row) -> text|Node, class}], rows [...].
 export function table(columns, rows, { empty = 'Nothing to show.', rowProps } = {}) {
   if (!rows || rows.length === 0) return h('p', { class: 'empty' }, empty);
-  return h('div', { class: 'table-wrap' }, h('table', { class: 'grid' },
+  return h('div', { class: 'table-wrap', tabIndex: 0 }, h('table', { class: 'grid' },
     h('thead', {}, h('tr', {}, columns.map((c) => h('th', { class: c.class }, c.label)))),
     h('tbody', {}, rows.map((row) => h('tr', rowProps ? rowProps(row) : {},
       columns.map((c) => {

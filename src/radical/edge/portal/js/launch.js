@@ -80,6 +80,7 @@ export function launchCard(ctx, { executors, dflt, onJob, sched = null }) {
       say('✖ The job of edge ', h('strong', {}, name), ' ended ', badge(d.state), ' before the edge joined.',
         d.message ? ` ${d.message}` : '');
       stop();
+      showWhy(ans.job_id);
     });
     let timer = null;
     if (ans.tunnel) {  // show the tunnel's progress while waiting
@@ -95,6 +96,23 @@ export function launchCard(ctx, { executors, dflt, onJob, sched = null }) {
       };
       timer = setTimeout(poll, 1000);
     }
+    // why it failed: the job's stderr and the edge's own log, as its parent edge sees them
+    const showWhy = async (jobId) => {
+      let why;
+      try {
+        why = await ctx.api.get('launch_log/{sid}/{job_id}', { values: { job_id: jobId }, quiet: true });
+      } catch (e) {
+        status.append(h('p', { class: 'muted' }, `The edge's log could not be read: ${e.message || e}`));
+        return;
+      }
+      const part = (title, text, testid) => h('details', { class: 'launch-why', open: true },
+        h('summary', {}, title), h('pre', { class: 'output', dataset: { testid } }, text));
+      status.append(
+        part('Job stderr (tail)', why.stderr || '(empty)', 'launch-stderr'),
+        why.log !== null && why.log !== undefined
+          ? part(`Edge log ${why.log_path} (tail)`, why.log || '(empty)', 'launch-log')
+          : h('p', { class: 'muted', dataset: { testid: 'launch-log-note' } }, why.log_note || 'no edge log'));
+    };
     const stop = () => { offTopo(); offJob(); clearTimeout(timer); watch = null; };
     watch = stop;
     check();

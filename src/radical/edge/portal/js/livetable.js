@@ -16,7 +16,7 @@ export class LiveTable {
     this.tbody = h('tbody');
     this.emptyEl = h('p', { class: 'empty' }, empty);
     const head = [...columns.map((c) => h('th', { class: c.class }, c.label)), actions ? h('th', {}, '') : null];
-    this.tableEl = h('div', { class: 'table-wrap', hidden: true },
+    this.tableEl = h('div', { class: 'table-wrap', tabIndex: 0, hidden: true },
       h('table', { class: 'grid livetable', dataset: { testid } }, h('thead', {}, h('tr', {}, head)), this.tbody));
     this.el = h('div', { class: 'live-table' }, this.emptyEl, this.tableEl);
   }

@@ -3,7 +3,7 @@
 import { h, add, kvList, card, button, fmtDuration, fmtValue, table } from './dom.js';
 import { post } from './api.js';
 import { toast, confirmDialog } from './ui.js';
-import { roleBadge, liveness, walltimeEnd, walltimeText, edgeHref, pluginHref } from './tree.js';
+import { roleBadge, liveness, walltimeEnd, walltimeText, edgeHref, pluginHref, naturalCompare } from './tree.js';
 
 function walltimeNode(info) {
   const end = walltimeEnd(info);
@@ -31,7 +31,8 @@ export async function terminateBridge() {
   });
   if (!ok) return false;
   await post('bridge/terminate');
-  toast('The bridge is terminating; this page reconnects when it is back.', 'info');
+  // the app shows a final "bridge stopped" state instead of reconnecting forever
+  document.dispatchEvent(new CustomEvent('radical:terminated'));
   return true;
 }
 
@@ -45,13 +46,10 @@ function pluginChips(name, info) {
 
 export function overviewPage(el, topology, connected) {
   const edges = (topology && topology.edges) || {};
-  const names = Object.keys(edges).sort();
+  const names = Object.keys(edges).sort(naturalCompare);
   const bridge = (topology && topology.bridge) || {};
-  add(el, 
-    h('div', { class: 'page-head' },
-      h('h2', {}, '🌉 Bridge'),
-      h('div', { class: 'actions' },
-        button('🛑 Terminate bridge', () => terminateBridge().catch(() => {}), { style: 'danger', testid: 'terminate-bridge' }))),
+  add(el,
+    h('div', { class: 'page-head' }, h('h2', {}, '🌉 Bridge')),
     card('Bridge', kvList([
       ['URL', bridge.url || location.origin],
       ['ID', bridge.id || '—'],
@@ -66,14 +64,33 @@ export function overviewPage(el, topology, connected) {
       { label: 'Walltime left', get: (n) => walltimeNode(edges[n]) },
       { label: 'Plugins', get: (n) => pluginChips(n, edges[n]) },
     ], names, { empty: 'No edges connected. Start one with `radical-edge edge --name NAME`.',
-      rowProps: (n) => ({ dataset: { edgeRow: n } }) })));
+      rowProps: (n) => ({ dataset: { edgeRow: n } }) })),
+    adminCard());
 }
 
-export function edgePage(el, name, info, connected) {
+// What stops the whole service sits apart, below everything else, and asks first.
+function adminCard() {
+  const c = card('Administration',
+    h('p', { class: 'muted' }, 'Stopping the bridge cuts every user of this portal and every client off the edges until it is started again; the edges keep running.'),
+    h('div', { class: 'actions' },
+      button('🛑 Terminate bridge', () => terminateBridge().catch(() => {}), { style: 'danger', testid: 'terminate-bridge' })));
+  c.classList.add('admin');
+  c.setAttribute('aria-label', 'Administration');
+  return c;
+}
+
+// Why an edge left, as one line (from the topology's `departed` entry).
+export function departureText(name, d) {
+  if (!d) return `Edge '${name}' is not connected.`;
+  const when = d.since ? ` at ${new Date(d.since * 1000).toLocaleTimeString()}` : '';
+  return `Edge '${name}' left${when}: ${d.detail || d.reason}.`;
+}
+
+export function edgePage(el, name, info, connected, departed) {
   if (!info) {
     add(el, h('div', { class: 'page-head' }, h('h2', {}, `Edge ${name}`)),
-      h('p', { class: 'banner banner-warn', dataset: { testid: 'edge-gone' } },
-        `Edge '${name}' is not connected. This page comes back when it (re)joins.`));
+      h('p', { class: 'banner banner-warn', dataset: { testid: 'edge-gone', reason: departed ? departed.reason : 'unknown' } },
+        `${departureText(name, departed)} This page comes back when it (re)joins.`));
     return;
   }
   const alloc = info.allocation;

@@ -68,6 +68,7 @@ export class EventStream {
 
   // Drop the current connection and connect again now (e.g. after a new token).
   reconnect() {
+    this._stopped = false;
     clearTimeout(this._timer);
     if (this._ctrl) this._ctrl.abort();
     this.backoff = MIN_BACKOFF;

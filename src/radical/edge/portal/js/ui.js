@@ -57,18 +57,18 @@ function dialog(build) {
   });
 }
 
-// Resolves true when confirmed, false otherwise.
+// Resolves true when confirmed, false otherwise. A destructive question starts with the
+// focus on Cancel, so a stray Enter or Space never destroys anything.
 export function confirmDialog({ title = 'Are you sure?', message = '', confirmLabel = 'Confirm', danger = true } = {}) {
   return dialog((dlg, finish) => {
     const ok = h('button', { type: 'button', class: ['btn', danger ? 'btn-danger' : 'btn-primary'],
       dataset: { testid: 'confirm-ok' }, onclick: () => finish(true) }, confirmLabel);
-    dlg.append(
-      h('h2', {}, title),
-      h('p', { class: 'modal-msg' }, message),
-      h('div', { class: 'modal-actions' },
-        h('button', { type: 'button', class: 'btn', dataset: { testid: 'confirm-cancel' }, onclick: () => finish(false) }, 'Cancel'),
-        ok));
-    setTimeout(() => ok.focus(), 0);
+    const cancel = h('button', { type: 'button', class: 'btn', dataset: { testid: 'confirm-cancel' }, onclick: () => finish(false) }, 'Cancel');
+    const heading = h('h2', { id: `dlg-${Date.now()}` }, title);
+    dlg.setAttribute('aria-labelledby', heading.id);
+    if (danger) dlg.setAttribute('role', 'alertdialog');
+    dlg.append(heading, h('p', { class: 'modal-msg' }, message), h('div', { class: 'modal-actions' }, cancel, ok));
+    setTimeout(() => (danger ? cancel : ok).focus(), 0);
   }).then((v) => v === true);
 }
 

@@ -1,0 +1,115 @@
+"""Honest states (issue 15 item 4): a visible banner while the bridge is down with submits
+held back and a retry; page modules that failed to load meanwhile load on reconnect; a lost
+edge stays greyed with why it left, its page says so, and it rebuilds itself on return.
+(Terminate's final "bridge stopped" state: test_portal_robustness.py.)"""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from radical.edge import services
+
+SUBMITS = "#main button[type=submit]"
+
+
+def test_bridge_down_banner_held_submits_and_module_retry(portal, make_bridge, make_edge):
+    port = services.free_port()
+    first = make_bridge(port=port)
+    url = first.extra["url"]
+    name = f"st{uuid.uuid4().hex[:6]}"
+    make_edge(plugins="sysinfo,psij", name=name)
+    page = portal.open(url, f"/e/{name}/psij")
+    page.locator(SUBMITS).first.wait_for()
+    assert page.locator("#bridge-banner").is_hidden()
+    n_submits = page.locator(SUBMITS).count()
+    assert n_submits >= 2 and all(b.is_enabled() for b in page.locator(SUBMITS).all())
+
+    first.stop()
+    banner = page.locator("#bridge-banner[data-state=reconnecting]")
+    banner.wait_for()
+    assert "Bridge unreachable" in banner.inner_text() and "submitting is disabled" in banner.inner_text()
+    page.wait_for_function(f"() => [...document.querySelectorAll('{SUBMITS}')].every(b => b.disabled)")
+    assert page.locator("[data-testid=bridge-retry]").is_enabled()
+    portal.shot("bridge-down")
+    # a page whose module is not loaded yet cannot load now, and says why
+    page.evaluate(f"location.hash = '#/e/{name}/sysinfo'")
+    page.locator("#main .error-box").wait_for()
+    assert "bridge is back" in page.locator("#main .error-box").inner_text()
+
+    make_bridge(port=port)  # the page's own back-off finds it (Retry: test_portal_robustness)
+    portal.wait_connected(timeout=30_000)
+    page.locator("[data-testid=sysinfo] .cards").wait_for()  # the module loaded after all
+    assert page.locator("#main .error-box").count() == 0
+    assert page.locator("#bridge-banner").is_hidden()
+    page.evaluate(f"location.hash = '#/e/{name}/psij'")
+    page.locator(SUBMITS).first.wait_for()
+    page.wait_for_function(f"() => [...document.querySelectorAll('{SUBMITS}')].every(b => !b.disabled)")
+    assert "Traceback" not in page.content()
+
+
+def test_lost_edge_stays_greyed_with_its_reason_and_returns(portal, bridge_url, make_edge):
+    name = f"lost{uuid.uuid4().hex[:6]}"
+    other = f"stop{uuid.uuid4().hex[:6]}"
+    svc = make_edge(plugins="sysinfo", name=name)
+    make_edge(plugins="sysinfo", name=other).stop()
+    page = portal.open(bridge_url, f"/e/{name}/sysinfo")
+    page.locator("[data-testid=sysinfo] .cards").wait_for()
+    page.evaluate("document.querySelector('.plugin-page').dataset.before = 'yes'")
+
+    svc.kill9()  # no goodbye: the bridge sees its heartbeat stop
+    node = page.locator(f'{portal.edge_node(name)}[data-departed=lost]')
+    node.wait_for(timeout=30_000)
+    assert "left: lost" in node.inner_text()
+    gone = page.locator("[data-testid=edge-gone]")
+    gone.wait_for()
+    assert gone.get_attribute("data-reason") == "lost"
+    assert "heartbeat" in gone.inner_text() and "no longer live" in gone.inner_text()
+    assert "stale" in page.locator(".plugin-page").get_attribute("class")
+    portal.shot("edge-lost")
+
+    # back under the same name: the page rebuilds itself from fresh state, no reload
+    make_edge(plugins="sysinfo", name=name)
+    page.locator(".plugin-page:not([data-before])").wait_for(timeout=30_000)
+    page.locator("[data-testid=sysinfo] .cards").wait_for()
+    assert page.locator("[data-testid=edge-gone]:visible").count() == 0
+    assert "stale" not in page.locator(".plugin-page").get_attribute("class")
+    assert page.locator(f"{portal.edge_node(name)}:not([data-departed])").count() == 1
+
+    # the edge page and a plugin page of an edge that stopped say so too
+    page.evaluate(f"location.hash = '#/e/{other}'")
+    stopped = page.locator("[data-testid=edge-gone][data-reason=stopped]")
+    stopped.wait_for()
+    assert "shut down" in stopped.inner_text()
+    page.evaluate(f"location.hash = '#/e/{other}/sysinfo'")
+    page.locator("#main [data-testid=edge-gone][data-reason=stopped]:visible").wait_for()
+
+    # a departed edge stays until dismissed
+    gone_node = page.locator(f'{portal.edge_node(other)}[data-departed=stopped]')
+    gone_node.locator("[data-testid=dismiss-departed]").click()
+    gone_node.wait_for(state="detached")
+
+
+def test_a_launched_edge_that_fails_shows_its_stderr_and_log(portal, bridge_url, make_edge, tmp_path):
+    pytest.importorskip("psij")
+    parent = f"lp{uuid.uuid4().hex[:6]}"
+    make_edge(plugins="psij", name=parent,
+              env={"RADICAL_EDGE_PSIJ_DIR": str(tmp_path / "psij"),
+                   "RADICAL_EDGE_LOG_DIR": str(tmp_path / "logs")})
+    page = portal.open(bridge_url, f"/e/{parent}/psij")
+    form = page.locator("[data-form=launch]")
+    form.locator("[data-field=name]").wait_for()
+    child = f"{parent}.bad"
+    form.locator("[data-field=name]").fill(child)
+    form.locator("[data-field=executor]").select_option("local")
+    # the wrapper starts logging, then finds no interpreter: the edge never comes up
+    form.locator("[data-field=extra]").fill("--python /nonexistent/python3")
+    page.click("[data-testid=launch-submit]")
+    status = page.locator("[data-testid=launch-status]")
+    status.locator("text=before the edge joined").wait_for(timeout=60_000)
+    stderr = status.locator("[data-testid=launch-stderr]")
+    stderr.wait_for()
+    assert f"edge '{child}': logging to" in stderr.inner_text()
+    log = status.locator("[data-testid=launch-log]")
+    assert "no usable Python interpreter (tried '/nonexistent/python3')" in log.inner_text()
+    portal.shot("launch-failed")
