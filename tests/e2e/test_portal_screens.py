@@ -177,11 +177,12 @@ def test_destructive_dialogs_focus_cancel_and_terminate_is_apart(portal, page, b
 
 @pytest.mark.parametrize("width", ["phone", "desktop"])
 def test_the_other_plugin_pages_pass_axe(portal, page, bridge_url, module_edges, width):
-    """The pages of rhapsody and of a plugin rendered from its ui_config (echo)."""
+    """The pages of rhapsody, staging and of a plugin rendered from its ui_config (echo)."""
     name = f"ax{width[0]}{uuid.uuid4().hex[:5]}"
-    module_edges(name=name, plugins="rhapsody,echo")
+    module_edges(name=name, plugins="rhapsody,staging,echo")
     page.set_viewport_size(WIDTHS[width])
-    ready = {"rhapsody": "[data-testid=rh-session] .badge[data-state=ready]", "echo": "#main .card"}
+    ready = {"rhapsody": "[data-testid=rh-session] .badge[data-state=ready]",
+             "staging": "[data-testid=staging-listing] tr[data-name]", "echo": "#main .card"}
     for plugin, selector in ready.items():
         portal.open(bridge_url, f"/e/{name}/{plugin}")
         page.locator(selector).first.wait_for(timeout=60_000)

@@ -39,12 +39,14 @@ async function failure(res, what) {
 export default async function mount(ctx) {
   const state = { path: null, roots: [] };
   const pathInput = h('input', { type: 'text', class: 'path-input', name: 'path',
-    dataset: { testid: 'staging-path' }, placeholder: '/absolute/path' });
+    'aria-label': 'Folder to browse', dataset: { testid: 'staging-path' }, placeholder: '/absolute/path' });
   const listing = h('div', { dataset: { testid: 'staging-listing' } }, loading());
   const progress = h('progress', { max: 100, value: 0, hidden: true, dataset: { testid: 'staging-progress' } });
   const progressText = h('span', { class: 'muted', dataset: { testid: 'staging-progress-text' } });
-  const fileInput = h('input', { type: 'file', name: 'file', dataset: { testid: 'staging-file' } });
+  const fileInput = h('input', { type: 'file', name: 'file', 'aria-label': 'File to upload',
+    dataset: { testid: 'staging-file' } });
   const folderInput = h('input', { type: 'text', name: 'folder', placeholder: 'new folder name',
+    'aria-label': 'New folder name',
     dataset: { testid: 'staging-folder' } });
 
   const raw = async (method, route, query, init = {}) => {
