@@ -98,6 +98,13 @@ class EdgeStarter:
         self.started.append(svc)
         return svc
 
+    def psij_edge(self, plugins: str, prefix: str) -> str:
+        """A new edge named `prefix`+random with its own psij file root; its name."""
+        name = f"{prefix}{uuid.uuid4().hex[:6]}"
+        psij_dir = Path(tempfile.mkdtemp(prefix=f"psij-{name}-", dir=self.log_dir))
+        self(plugins, name=name, env={"RADICAL_EDGE_PSIJ_DIR": str(psij_dir)})
+        return name
+
     def stop_all(self) -> None:
         for svc in reversed(self.started):
             svc.stop()

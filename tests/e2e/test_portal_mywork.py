@@ -19,11 +19,8 @@ PHONE = {"width": 400, "height": 860}
 
 
 @pytest.fixture(scope="module")
-def edge(module_edges, tmp_path_factory):
-    name = f"mw{uuid.uuid4().hex[:6]}"
-    module_edges("psij,rhapsody,staging", name=name,
-                 env={"RADICAL_EDGE_PSIJ_DIR": str(tmp_path_factory.mktemp("mw-psij"))})
-    return name
+def edge(module_edges):
+    return module_edges.psij_edge("psij,rhapsody,staging", prefix="mw")
 
 
 @pytest.fixture(scope="module")

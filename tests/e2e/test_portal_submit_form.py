@@ -5,7 +5,6 @@ submission kept in the form (no Python reprs) until dismissed."""
 from __future__ import annotations
 
 import subprocess
-import uuid
 
 import httpx
 import pytest
@@ -16,11 +15,8 @@ pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
 
 @pytest.fixture(scope="module")
-def edge(module_edges, tmp_path_factory):
-    name = f"sf{uuid.uuid4().hex[:6]}"
-    module_edges("psij,queue_info,staging", name=name,
-                 env={"RADICAL_EDGE_PSIJ_DIR": str(tmp_path_factory.mktemp("sf-psij"))})
-    return name
+def edge(module_edges):
+    return module_edges.psij_edge("psij,queue_info,staging", prefix="sf")
 
 
 def partitions() -> dict[str, str]:

@@ -4,7 +4,6 @@ executor is missing); an executor whose submit tool the edge lacks is a 422, nev
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import httpx
@@ -17,11 +16,8 @@ pytest.importorskip("psij")
 
 
 @pytest.fixture(scope="module")
-def edge(module_edges, tmp_path_factory):
-    name = f"pe{uuid.uuid4().hex[:6]}"
-    module_edges("psij", name=name,
-                 env={"RADICAL_EDGE_PSIJ_DIR": str(tmp_path_factory.mktemp("pe"))})
-    return name
+def edge(module_edges):
+    return module_edges.psij_edge("psij", prefix="pe")
 
 
 @pytest.fixture

@@ -65,11 +65,8 @@ def work(http: httpx.Client, **params) -> dict:
 
 
 @pytest.fixture(scope="module")
-def edge(module_edges, tmp_path_factory):
-    name = f"wk{uuid.uuid4().hex[:6]}"
-    module_edges("psij,rhapsody", name=name,
-                 env={"RADICAL_EDGE_PSIJ_DIR": str(tmp_path_factory.mktemp("psij"))})
-    return name
+def edge(module_edges):
+    return module_edges.psij_edge("psij,rhapsody", prefix="wk")
 
 
 @pytest.fixture(scope="module")
