@@ -28,6 +28,7 @@ MAX_DOC_BYTES = 4 * 1024 * 1024
 CACHE_SIZE = 64
 DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 REF_PREFIX = "#/components/schemas/"
+JSON = "application/json"
 #: Starlette's `{name:converter}` in route paths: OpenAPI knows only `{name}`
 CONVERTER_RE = re.compile(r"{([^{}/:]+):[^{}/]*}")
 COMPONENT_RE = re.compile(r"[^A-Za-z0-9._-]")
@@ -170,14 +171,15 @@ def _operation(instance: str, route: dict, names: dict[str, str], edge: str | No
         "summary": route.get("summary") or f"{method} {route.get('path', '')}",
         "parameters": params,
         "responses": {"200": {"description": "the plugin's answer", "content": {
-            "application/json": {"schema": _renamed(route.get("response") or {}, names)}}},
+            str(route.get("response_media", JSON)): {
+                "schema": _renamed(route.get("response") or {}, names)}}},
             **ERROR_RESPONSES},
     }
     if route.get("description"):
         op["description"] = route["description"]
     if "body" in route:
         op["requestBody"] = {"required": not route.get("body_optional", False), "content": {
-            "application/json": {"schema": _renamed(route["body"], names)}}}
+            str(route.get("body_media", JSON)): {"schema": _renamed(route["body"], names)}}}
     return path, op
 
 

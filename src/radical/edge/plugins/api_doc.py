@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: `$ref`s in the published schemas point here; the bridge renames them per plugin
 REF_TEMPLATE = "#/components/schemas/{model}"
+OCTETS = "application/octet-stream"
+BINARY = {"type": "string", "format": "binary"}
 PATH_PARAM = re.compile(r"{([^{}/:]+)(?::[^{}/]*)?}")
 
 
@@ -107,12 +109,19 @@ def describe_routes(routes: Iterable[RouteDoc], session_args: Any = None) -> dic
         }
         if route.query is not None:
             entry["query"] = schemas.query(route.query)
-        if body is not None:
+        if body is bytes:  # a raw body (uploads)
+            entry["body"], entry["body_media"] = BINARY, OCTETS
+        elif body is not None:
             entry["body"] = schemas.of(body)
+            if route.path == "register_session":  # no body: no session arguments
+                entry["body_optional"] = True
         elif route.method not in ("GET", "HEAD", "DELETE"):
             entry["body"] = {"type": "object", "description": "any JSON object"}
             entry["body_optional"] = True
-        entry["response"] = schemas.of(route.response) if route.response is not None else {}
+        if route.response is bytes:  # a raw answer (downloads)
+            entry["response"], entry["response_media"] = BINARY, OCTETS
+        else:
+            entry["response"] = schemas.of(route.response) if route.response is not None else {}
         out.append(entry)
     return {"routes": out, "schemas": schemas.defs}
 

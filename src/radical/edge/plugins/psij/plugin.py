@@ -38,6 +38,7 @@ from radical.edge.hpc.launch.ssh import SSHSettings
 from radical.edge.hpc.launch.tunnel import TunnelManager
 
 from ..base import Plugin, PluginHostAPI, PluginSession, json_body
+from . import models as m
 from .executors import ExecutorPool, psij_root
 from .jobs import FINAL_STATES, JobRecord
 from .session import PsijSession
@@ -129,13 +130,16 @@ class PsijPlugin(Plugin):
                                      getattr(app, "redis", None), SSHSettings())
         #: child edge name -> {"sid", "job_id"} for children whose job has not ended
         self._children: dict[str, dict[str, Any]] = {}
-        self.add_route_post("submit/{sid}", self.submit_job)
-        self.add_route_post("submit_tunneled/{sid}", self.submit_tunneled)
+        self.add_route_post("submit/{sid}", self.submit_job, body=m.SubmitBody,
+                            response=m.Submitted)
+        self.add_route_post("submit_tunneled/{sid}", self.submit_tunneled,
+                            body=m.SubmitTunneledBody, response=m.Submitted)
         self.add_route_get("tunnel_status/{edge_name}", self.tunnel_status)
-        self.add_route_get("status/{sid}/{job_id}", self.get_job_status)
-        self.add_route_get("list_jobs/{sid}", self.list_jobs)
-        self.add_route_post("cancel/{sid}/{job_id}", self.cancel_job)
-        self.add_route_get("executors", self.executors)
+        self.add_route_get("status/{sid}/{job_id}", self.get_job_status, query=m.StatusQuery,
+                           response=m.JobStatus)
+        self.add_route_get("list_jobs/{sid}", self.list_jobs, response=m.JobList)
+        self.add_route_post("cancel/{sid}/{job_id}", self.cancel_job, response=m.Canceled)
+        self.add_route_get("executors", self.executors, response=m.Executors)
 
     def _loop(self) -> asyncio.AbstractEventLoop | None:
         try:
