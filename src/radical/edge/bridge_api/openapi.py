@@ -213,8 +213,15 @@ def _renamed(node: Any, names: dict[str, str]) -> Any:
 
 
 def _secure_own_routes(paths: dict) -> None:
-    """Routes anyone may call say so (`security: []`); the rest inherit the bearer rule."""
+    """Routes anyone may call say so (`security: []`); the rest inherit the bearer rule.
+    Operation ids are made unique (FastAPI repeats one for a route with two methods)."""
+    seen: set[str] = set()
     for path, ops in paths.items():
         for method, op in ops.items():
-            if isinstance(op, dict) and is_public(method.upper(), PARAM_RE.sub("x", path)):
+            if not isinstance(op, dict):
+                continue
+            if is_public(method.upper(), PARAM_RE.sub("x", path)):
                 op["security"] = []
+            if op.get("operationId") in seen:
+                op["operationId"] = f"{op['operationId']}_{method}"
+            seen.add(op.get("operationId", ""))

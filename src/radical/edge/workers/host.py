@@ -28,6 +28,7 @@ from ..app.protocol import CallReply, CallRequest
 from ..app.pubsub import subscribe_forever
 from ..app.redis_conn import async_redis, sync_redis
 from ..app.topology import TopologyWatcher, edge_summary
+from ..plugins.api_doc import api_document
 from ..plugins.base import HostState, Plugin
 from ..plugins.loader import MAX_REASON
 from ..settings import Settings
