@@ -137,3 +137,13 @@ def test_docs_pages_load_only_local_assets(bridge_url, edge, page, bundle):
         asset = httpx.get(url, timeout=10)
         assert asset.status_code == 200, (ref, asset.status_code)
         assert len(asset.content) > 100
+
+
+def test_plugins_the_bridge_hosts_are_described(make_bridge, edge):
+    svc = make_bridge(env={"RADICAL_EDGE_BRIDGE_PLUGINS": "sysinfo"})
+    url = svc.extra["url"]
+    doc = document(url)
+    validate(doc)
+    assert {"bridge", EDGE} <= set(edges_of(doc, "/{edge}/sysinfo/host_role"))
+    r = authed.get(f"{url}/bridge/sysinfo/host_role", timeout=10)  # the path works as listed
+    assert r.status_code == 200 and r.json()["role"] == "bridge"
