@@ -100,6 +100,10 @@ def merged(base: dict[str, Any], edge_docs: dict[str, dict]) -> dict[str, Any]:
     schemas["Error"] = ERROR_SCHEMA
     components["securitySchemes"] = SECURITY_SCHEMES
     doc["security"] = [{"bearer": []}, {"basic": []}]
+    doc.setdefault("info", {})["description"] = (
+        "The bridge's own routes (tag `bridge`) and the plugin routes of the edges online "
+        "now, `/{edge}/{plugin}/...` (a tag per plugin): this document changes as edges "
+        "join and leave.")
     _secure_own_routes(paths)
     tags = {t["name"]: t for t in doc.get("tags", [])}
     for (instance, _digest), group in _groups(edge_docs).items():
@@ -222,6 +226,7 @@ def _secure_own_routes(paths: dict) -> None:
                 continue
             if is_public(method.upper(), PARAM_RE.sub("x", path)):
                 op["security"] = []
+            op.setdefault("tags", ["bridge"])
             if op.get("operationId") in seen:
                 op["operationId"] = f"{op['operationId']}_{method}"
             seen.add(op.get("operationId", ""))
