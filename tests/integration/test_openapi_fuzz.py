@@ -99,10 +99,10 @@ def ours(doc: dict) -> dict:
             if any(m == method.upper() and re.search(rx, path) for m, rx in EXCLUDED):
                 continue
             for param in op.get("parameters", []):
-                if param["name"] in ("edge", "edge_") and "enum" in param["schema"]:
+                if param["name"] == "edge" and "enum" in param["schema"]:
                     param["schema"]["enum"] = [EDGE] if EDGE in param["schema"]["enum"] else []
             if all(p["schema"].get("enum", [EDGE]) for p in op.get("parameters", [])
-                   if p["name"] in ("edge", "edge_")):
+                   if p["name"] == "edge"):
                 kept[method] = op
         if kept:
             paths[path] = kept

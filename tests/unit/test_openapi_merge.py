@@ -120,3 +120,18 @@ def test_public_routes_say_so(path, public):
                                      {"responses": {"200": {"description": "ok"}}}}}}
     op = next(iter(merged(base, {})["paths"][path].values()))
     assert (op.get("security") == []) is public
+
+
+def test_a_malformed_description_costs_only_its_own_entries():
+    good = doc_of(SysInfoPlugin)
+    broken = {"plugins": {"../x": good["plugins"]["sysinfo"],
+                          "p1": {"routes": [{"method": "GET"}]},  # no path
+                          "p2": {"routes": "nope"},
+                          "p3": {"routes": [{"method": "GET", "path": "{edge}/x"}]},
+                          "p4": ["not", "a", "plugin"]}}
+    out = merged(BASE, {"e1": good, "e2": broken})
+    validate(out)
+    assert out["paths"]["/{edge}/sysinfo/homedir"]["get"]["parameters"][0]["schema"][
+        "enum"] == ["e1"]
+    assert not [p for p in out["paths"] if p.split("/")[2:3] in (["p1"], ["p2"], ["p3"],
+                                                                  ["p4"], [".."])]

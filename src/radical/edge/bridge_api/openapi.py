@@ -33,6 +33,8 @@ JSON = "application/json"
 CONVERTER_RE = re.compile(r"{([^{}/:]+):[^{}/]*}")
 COMPONENT_RE = re.compile(r"[^A-Za-z0-9._-]")
 PARAM_RE = re.compile(r"{[^{}]*}")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 ERROR_SCHEMA = {"type": "object", "required": ["detail"], "properties": {
     "detail": {"type": "string", "description": "what is wrong"},
@@ -129,12 +131,28 @@ def _groups(edge_docs: dict[str, dict]) -> dict[tuple[str, str], dict]:
     groups: dict[tuple[str, str], dict] = {}
     for edge, doc in sorted(edge_docs.items()):
         for instance, plugin in (doc.get("plugins") or {}).items():
-            if not isinstance(plugin, dict):
+            if not _well_formed(instance, plugin):
+                log.warning("edge '%s': malformed description of plugin %r ignored", edge,
+                            str(instance)[:64])
                 continue
             digest = hashlib.sha256(orjson.dumps(plugin, option=orjson.OPT_SORT_KEYS)).hexdigest()
             group = groups.setdefault((instance, digest), {"plugin": plugin, "edges": []})
             group["edges"].append(edge)
     return dict(sorted(groups.items(), key=lambda kv: (-len(kv[1]["edges"]), kv[0])))
+
+
+def _well_formed(instance: Any, plugin: Any) -> bool:
+    """Edges write these documents: only what can become valid paths is merged, so a
+    broken or hostile edge can cost its own entries, never the whole document."""
+    if not (isinstance(instance, str) and NAME_RE.match(instance) and isinstance(plugin, dict)
+            and isinstance(plugin.get("routes"), list)
+            and isinstance(plugin.get("schemas", {}), dict)):
+        return False
+    return all(isinstance(r, dict) and r.get("method") in METHODS
+               and isinstance(r.get("path"), str)
+               and not re.search(r"{edge[}:]", r["path"])  # `edge` names the edge here
+               and isinstance(r.get("path_params", []), list)
+               and isinstance(r.get("query", []), list) for r in plugin["routes"])
 
 
 def _owns(paths: dict, instance: str, route: dict) -> bool:
@@ -143,13 +161,9 @@ def _owns(paths: dict, instance: str, route: dict) -> bool:
     return route.get("method", "").lower() in paths.get(path, {})
 
 
-def _edge_param(route: dict) -> str:
-    return "edge_" if "edge" in route.get("path_params", ()) else "edge"
-
-
 def _template(instance: str, route: dict, edge: str | None = None) -> tuple[str, str]:
-    param = _edge_param(route)
-    head = edge if edge is not None else "{" + param + "}"
+    param = "edge"
+    head = edge if edge is not None else "{edge}"
     rest = CONVERTER_RE.sub(r"{\1}", str(route.get("path", "")))
     return f"/{head}/{instance}/{rest}".rstrip("/") if rest else f"/{head}/{instance}", param
 
