@@ -33,6 +33,7 @@ JSON = "application/json"
 CONVERTER_RE = re.compile(r"{([^{}/:]+):[^{}/]*}")
 COMPONENT_RE = re.compile(r"[^A-Za-z0-9._-]")
 PARAM_RE = re.compile(r"{[^{}]*}")
+PATH_PARAM_RE = re.compile(r"{([^{}]+)}")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
@@ -151,8 +152,10 @@ def _well_formed(instance: Any, plugin: Any) -> bool:
     return all(isinstance(r, dict) and r.get("method") in METHODS
                and isinstance(r.get("path"), str)
                and not re.search(r"{edge[}:]", r["path"])  # `edge` names the edge here
-               and isinstance(r.get("path_params", []), list)
-               and isinstance(r.get("query", []), list) for r in plugin["routes"])
+               and isinstance(r.get("query", []), list)
+               and all(isinstance(q, dict) and isinstance(q.get("name"), str)
+                       and q.get("in") == "query" for q in r.get("query", []))
+               for r in plugin["routes"])
 
 
 def _owns(paths: dict, instance: str, route: dict) -> bool:
@@ -177,7 +180,9 @@ def _operation(instance: str, route: dict, names: dict[str, str], edge: str | No
         params.append({"name": param, "in": "path", "required": True,
                        "description": "an online edge offering this plugin",
                        "schema": {"type": "string", "enum": edges}})
-    for name in route.get("path_params", []):
+    for name in dict.fromkeys(PATH_PARAM_RE.findall(path)):  # from the path, not the edge
+        if name == "edge" and edge is None:
+            continue
         params.append({"name": name, "in": "path", "required": True,
                        "schema": {"type": "string"}})
     for q in route.get("query", []):
