@@ -40,15 +40,19 @@ METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 ERROR_SCHEMA = {"type": "object", "required": ["detail"], "properties": {
     "detail": {"type": "string", "description": "what is wrong"},
     "error": {"type": "boolean"}, "status_code": {"type": "integer"}}}
-ERROR_RESPONSES = {
-    "4XX": {"description": "refused: the `detail` says why (404 unknown edge, plugin or "
-                           "session; 410 expired session; 422 bad arguments ...)",
-            "content": {"application/json": {"schema": {"$ref": REF_PREFIX + "Error"}}}},
-    "503": {"description": "edge not connected, or lost during the call",
-            "content": {"application/json": {"schema": {"$ref": REF_PREFIX + "Error"}}}},
-    "504": {"description": "no answer in time",
-            "content": {"application/json": {"schema": {"$ref": REF_PREFIX + "Error"}}}},
+_ERROR_JSON = {"application/json": {"schema": {"$ref": REF_PREFIX + "Error"}}}
+#: the bridge's and plugins' refusals, shared by every plugin operation
+RESPONSES = {
+    "Refused": {"description": "refused: the `detail` says why (404 unknown edge, plugin or "
+                               "session; 410 expired session; 422 bad arguments ...)",
+                "content": _ERROR_JSON},
+    "EdgeUnavailable": {"description": "edge not connected, or lost during the call",
+                        "content": _ERROR_JSON},
+    "Timeout": {"description": "no answer in time", "content": _ERROR_JSON},
 }
+ERROR_RESPONSES = {"4XX": {"$ref": "#/components/responses/Refused"},
+                   "503": {"$ref": "#/components/responses/EdgeUnavailable"},
+                   "504": {"$ref": "#/components/responses/Timeout"}}
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer",
                "description": "a bridge token (`radical-edge token`), scope read/submit/admin"},
@@ -102,6 +106,7 @@ def merged(base: dict[str, Any], edge_docs: dict[str, dict]) -> dict[str, Any]:
     schemas = components.setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
     components["securitySchemes"] = SECURITY_SCHEMES
+    components.setdefault("responses", {}).update(RESPONSES)
     doc["security"] = [{"bearer": []}, {"basic": []}]
     doc.setdefault("info", {})["description"] = (
         "The bridge's own routes (tag `bridge`) and the plugin routes of the edges online "
