@@ -46,6 +46,10 @@ from .session import PsijSession
 log = logging.getLogger(__name__)
 
 
+#: largest byte offset a file position can hold (off_t)
+MAX_OFFSET = 2**63 - 1
+
+
 def _offset(request: Request, name: str) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -56,6 +60,8 @@ def _offset(request: Request, name: str) -> int:
         raise HTTPException(422, f"{name} must be a whole number of bytes, got {raw!r}") from None
     if value < 0:
         raise HTTPException(422, f"{name} must not be negative, got {value}")
+    if value > MAX_OFFSET:  # seek() cannot even represent it
+        raise HTTPException(422, f"{name} must be at most {MAX_OFFSET}, got {raw[:40]}")
     return value
 
 

@@ -100,8 +100,8 @@ class StagingPlugin(Plugin):
     async def _entry_path(self, value: Any) -> str:
         """For delete: the entry itself (a symlink is removed, not followed); its directory
         must resolve inside the roots and a root itself is never removed."""
-        if not isinstance(value, str) or not value or not os.path.isabs(value):
-            await self._path(value)  # the same 400 as elsewhere
+        if not isinstance(value, str) or not value or not os.path.isabs(value) or "\x00" in value:
+            await self._path(value)  # the same 400 as elsewhere (a NUL in the name included)
         norm = os.path.normpath(value)
         parent = await self._path(os.path.dirname(norm) or "/")
         path = os.path.join(parent, os.path.basename(norm))
