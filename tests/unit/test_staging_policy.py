@@ -140,3 +140,17 @@ def test_delete_refuses_a_nul_in_the_name(tree) -> None:
     with pytest.raises(StagingError) as err:
         asyncio.run(plugin._entry_path(f"{tree[0]}/sub/a\x00b"))
     assert err.value.status == 400 and "NUL" in str(err.value)
+
+
+def test_integer_arguments_are_ascii_digits() -> None:
+    """'²'.isdigit() is true but int('²') raises: a 500 before."""
+    from types import SimpleNamespace
+
+    from radical.edge.plugins.staging.transfer import int_arg
+
+    for raw, want in (("12", 12), ("", 7)):
+        assert int_arg(SimpleNamespace(query_params={"offset": raw}), "offset", 7) == want
+    for raw in ("²", "-1", "1e3", "١٢"):
+        with pytest.raises(StagingError) as err:
+            int_arg(SimpleNamespace(query_params={"offset": raw}), "offset", 0)
+        assert err.value.status == 400
