@@ -146,7 +146,7 @@ def test_bridge_cli_refuses_anonymous_by_default(redis_url, tmp_path):
     try:
         services.wait_until(answers, 30, "the bridge to answer", svc)
         for method, path in [("POST", "/edge/list"), ("GET", "/events"),
-                             ("POST", "/bridge/terminate"), ("GET", "/docs"),
+                             ("POST", "/bridge/terminate"), ("GET", "/openapi.json"),
                              ("GET", "/any/echo/version")]:
             r = httpx.request(method, url + path, timeout=5)
             assert r.status_code == 401, (method, path)

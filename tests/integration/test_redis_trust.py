@@ -62,6 +62,10 @@ def test_edges_work_through_the_bridge_under_acls(stack):
     for name in ("alpha", "beta"):
         r = authed.get(f"{stack.bridge.extra['url']}/{name}/echo/echo/hi", timeout=30)
         assert r.status_code == 200, r.text
+    # each published its API description (keys.api_doc) under its ACL user
+    doc = authed.get(f"{stack.bridge.extra['url']}/openapi.json", timeout=30).json()
+    op = doc["paths"]["/{edge}/echo/greet/{sid}"]["get"]
+    assert {"alpha", "beta"} <= set(op["parameters"][0]["schema"]["enum"])
     assert stack.client(stack.redis_svc.extra["admin_url"]).acl_log() == []
 
 

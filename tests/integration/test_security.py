@@ -31,7 +31,7 @@ def auth_edge(redis_url, auth_bridge, log_dir):
 @pytest.mark.parametrize("method,path", [
     ("POST", "/edge/list"), ("GET", "/events"), ("POST", "/edge/disconnect/authedge"),
     ("POST", "/bridge/terminate"), ("GET", "/authedge/echo/version"),
-    ("POST", "/authedge/echo/register_session"), ("GET", "/docs"),
+    ("POST", "/authedge/echo/register_session"), ("GET", "/openapi.json"),
 ])
 def test_every_route_needs_the_token(auth_bridge, auth_edge, method, path):
     url = auth_bridge.extra["url"]

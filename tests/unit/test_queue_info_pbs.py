@@ -17,6 +17,7 @@ import pytest
 
 from radical.edge.plugins.queue_info.backends import (CancelConflict, CancelDenied,
                                                      UnknownJob, UnknownQueue)
+from radical.edge.plugins.queue_info.backends.base import BadUser
 from radical.edge.plugins.queue_info.backends.pbs import QueueInfoPBS
 from radical.edge.plugins.queue_info.backends.shapes import (ALLOCATION_KEYS, JOB_KEYS,
                                                             QUEUE_KEYS)
@@ -188,6 +189,19 @@ def test_cancel_ok_and_rejects_option_like_ids() -> None:
         with pytest.raises(UnknownJob):
             qi.cancel_job(bad)
     assert fake.count("qdel") == 1
+
+
+def test_user_names_no_command_may_get_are_400_before_any_command() -> None:
+    """Found by the schemathesis run (tests/integration/test_openapi_fuzz.py): a NUL in
+    `?user=` made subprocess raise, a 500."""
+    qi, fake = backend()
+    for bad in ("a\x00b", "-u root", "x\ny", "x" * 300):
+        for call in (qi.get_info, qi.list_all_jobs, qi.list_allocations):
+            with pytest.raises(BadUser) as err:
+                call(user=bad)
+            assert err.value.status == 400 and "is not a user name" in str(err.value)
+    assert fake.calls == []
+    assert qi.list_all_jobs(user="alice")["jobs"] is not None  # a real name still works
 
 
 # -- cache --------------------------------------------------------------------------------------

@@ -112,3 +112,45 @@ def test_upload_gate_orders_chunks_and_refuses_after_a_failure(tmp_path: Path) -
         await gate.leave(path, 4, "ok")
 
     asyncio.run(main())
+
+
+def test_names_the_filesystem_refuses_are_the_callers_fault(tree) -> None:
+    """Found by the schemathesis run (tests/integration/test_openapi_fuzz.py): a too long
+    name was a 500."""
+    from radical.edge.plugins.staging import files
+
+    long_name = str(tree[0] / ("x" * 5000))  # past PATH_MAX
+    for call in (lambda: files.stat_path(long_name), lambda: files.make_dir(long_name, True, False)):
+        with pytest.raises(StagingError) as err:
+            call()
+        assert err.value.status == 400 and "too long" in str(err.value)
+
+
+def test_delete_refuses_a_nul_in_the_name(tree) -> None:
+    """Found by the schemathesis run: a NUL in the last component of a delete path got past
+    the directory check and made os.lstat raise, a 500."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from radical.edge.plugins.staging.plugin import StagingPlugin
+
+    host = SimpleNamespace(settings=SimpleNamespace(staging_roots=str(tree[0])),
+                           add_route=lambda *a: None, role="login")
+    plugin = StagingPlugin(host)
+    with pytest.raises(StagingError) as err:
+        asyncio.run(plugin._entry_path(f"{tree[0]}/sub/a\x00b"))
+    assert err.value.status == 400 and "NUL" in str(err.value)
+
+
+def test_integer_arguments_are_ascii_digits() -> None:
+    """'²'.isdigit() is true but int('²') raises: a 500 before."""
+    from types import SimpleNamespace
+
+    from radical.edge.plugins.staging.transfer import int_arg
+
+    for raw, want in (("12", 12), ("", 7)):
+        assert int_arg(SimpleNamespace(query_params={"offset": raw}), "offset", 7) == want
+    for raw in ("²", "-1", "1e3", "١٢"):
+        with pytest.raises(StagingError) as err:
+            int_arg(SimpleNamespace(query_params={"offset": raw}), "offset", 0)
+        assert err.value.status == 400

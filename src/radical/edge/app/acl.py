@@ -94,6 +94,7 @@ def edge_rules(name: str, db: int = 0) -> list[str]:
               f"~{keys.NOTIFICATIONS}", f"~{keys.NOTIFICATIONS_READERS}",
               f"~{keys.NOTIFICATIONS_TRIMMED}", f"~{keys.NOTIFICATIONS_EPOCH}",
               f"%W~{keys.call_record('*')}",  # outcome records of the calls it runs
+              f"%W~{keys.api_doc('*')}",  # its API description (content-addressed)
               f"~{keys.blob('*')}",  # big request bodies it reads, big replies it writes
               f"%W~{keys.child_enroll_token(name, '*')}",  # tokens for children it launches
               f"%W~{UUID_GLOB}",  # replies to remote-control tickets

@@ -43,6 +43,12 @@ def edge_info(name: str) -> str:
     return f"{PREFIX}:edge:{name}"
 
 
+def api_doc(digest: str) -> str:
+    """An edge's API description (JSON), named by its SHA-256 so edges with the same
+    plugins share it and a bridge can verify what it reads (bridge_api/openapi.py)."""
+    return f"{PREFIX}:api:{digest}"
+
+
 def edge_queue(name: str) -> str:
     """Celery queue an edge consumes its calls from (its name, as Celery and Flower see it)."""
     return f"{QUEUE_PREFIX}edge.{name}"

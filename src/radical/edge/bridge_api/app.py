@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..settings import Settings
 from ..version import __version__
 from .access import router as access_router
+from .apidocs import mount_api_docs
 from .auth import BridgeGuard
 from .bridge_plugins import hosted_plugin
 from .bridge_plugins import serve as serve_bridge_plugin
@@ -63,8 +64,9 @@ def create_app(settings: Settings, local_factory: LocalHostFactory | None = None
         finally:
             await state.stop()
 
+    # /openapi.json, /docs and /redoc are apidocs.py's: plugin routes merged, no CDN
     app = FastAPI(title="radical.edge bridge", version=__version__, lifespan=lifespan,
-                  docs_url="/docs", redoc_url="/redoc")
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(management_router)
     app.include_router(compat_router)
     app.include_router(calls_router)
@@ -73,6 +75,7 @@ def create_app(settings: Settings, local_factory: LocalHostFactory | None = None
     app.include_router(work_router)
     app.include_router(observability_router)
     mount_portal(app)
+    mount_api_docs(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

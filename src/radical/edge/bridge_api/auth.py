@@ -96,12 +96,14 @@ def needed_scope(method: str, path: str, hosted: frozenset[str] = frozenset()) -
 
 def is_public(method: str, path: str) -> bool:
     """The static portal shell and plugin UI modules (hold no data, run nothing here: the
-    browser imports them as ES modules, which cannot carry a header), the ticket exchange
+    browser imports them as ES modules, which cannot carry a header), the API docs pages
+    and their assets (shells too: the document itself needs `read`), the ticket exchange
     and the probes `/health` and `/ready` (up/ready and which dependency is down, nothing else)."""
     if method == "POST":  # their bodies hold a one-time credential
         return path in ("/bridge/login", ENROLL_REDEEM)
-    return method in ("GET", "HEAD") and (path in ("/", "/portal", "/health", "/ready")
-                                          or path.startswith(("/portal/", "/plugins/")))
+    return method in ("GET", "HEAD") and (
+        path in ("/", "/portal", "/health", "/ready", "/docs", "/redoc")
+        or path.startswith(("/portal/", "/plugins/", "/docs/assets/")))
 
 
 class BridgeGuard:

@@ -21,6 +21,8 @@ from typing import Any, Awaitable, Callable, ClassVar, Protocol
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from . import base_models as bm
+from .api_doc import RouteDoc, describe_routes, route_doc
 from .authz import identity_of
 from .sessions import SessionError, SessionStore
 from .ui_schema import ui_config_to_dict
@@ -134,6 +136,8 @@ class Plugin:
     #: idle seconds before a session expires (0 = never)
     session_ttl: ClassVar[float] = 3600
     ui_config: ClassVar[dict | Any | None] = None  # a dict or a ui_schema.UIConfig
+    #: the type of `register_session`'s JSON body (the session arguments), for the API docs
+    session_args: ClassVar[Any] = None
     ui_module: ClassVar[str | None] = None
 
     # -- the original's class lookup (public API of radical.edge 0.2.0) ----------------------
@@ -176,12 +180,19 @@ class Plugin:
         self._uid = f"{self._instance_name}.{uuid.uuid4().hex[:8]}"
         self._started = time.monotonic()
         self._sessions: SessionStore[PluginSession] = SessionStore(self.session_ttl)
-        self.add_route_post("register_session", self.register_session)
-        self.add_route_post("unregister_session/{sid}", self.unregister_session)
-        self.add_route_get("version", self.get_version)
-        self.add_route_get("list_sessions", self.list_sessions)
-        self.add_route_get("health", self.health_check)
-        self.add_route_get("ui_config", self.get_ui_config)
+        self._route_docs: list[RouteDoc] = []
+        self.add_route_post("register_session", self.register_session,
+                            response=bm.SessionCreated, summary="Open a session")
+        self.add_route_post("unregister_session/{sid}", self.unregister_session, response=bm.Ok,
+                            summary="Close a session")
+        self.add_route_get("version", self.get_version, response=bm.VersionInfo,
+                           summary="The plugin's version")
+        self.add_route_get("list_sessions", self.list_sessions, response=bm.SessionList,
+                           summary="The caller's sessions")
+        self.add_route_get("health", self.health_check, response=bm.Health,
+                           summary="Liveness of the plugin")
+        self.add_route_get("ui_config", self.get_ui_config, response=bm.UIConfigInfo,
+                           summary="The portal's description of the plugin")
 
     async def startup(self) -> None:
         """Called on the host loop once all plugins exist (start background work here)."""
@@ -223,11 +234,27 @@ class Plugin:
         return self._app.role == "login"
 
     # -- routes -----------------------------------------------------------------------------
-    def add_route_post(self, path: str, method: Handler) -> None:
-        self._app.add_route("POST", f"{self.namespace}/{path.lstrip('/')}", method)
+    def add_route_post(self, path: str, method: Handler, *, body: Any = None,
+                       query: Any = None, response: Any = None,
+                       summary: str | None = None) -> None:
+        """Serve `POST {namespace}/{path}`; the optional types describe it in the API docs
+        (plugins written for the original base pass only `path` and `method`)."""
+        self._add_route("POST", path, method, body=body, query=query, response=response,
+                        summary=summary)
 
-    def add_route_get(self, path: str, method: Handler) -> None:
-        self._app.add_route("GET", f"{self.namespace}/{path.lstrip('/')}", method)
+    def add_route_get(self, path: str, method: Handler, *, query: Any = None,
+                      response: Any = None, summary: str | None = None) -> None:
+        """Serve `GET {namespace}/{path}` (see `add_route_post`)."""
+        self._add_route("GET", path, method, query=query, response=response, summary=summary)
+
+    def _add_route(self, verb: str, path: str, method: Handler, **doc: Any) -> None:
+        self._app.add_route(verb, f"{self.namespace}/{path.lstrip('/')}", method)
+        self._route_docs.append(route_doc(verb, path, method, **doc))
+
+    def describe_api(self) -> dict:
+        """This plugin's routes as plain JSON (see plugins/api_doc.py)."""
+        return {"type": self.plugin_name, "version": self.version,
+                **describe_routes(self._route_docs, self.session_args)}
 
     # -- sessions ---------------------------------------------------------------------------
     async def create_session(self, sid: str, **kwargs: Any) -> PluginSession:

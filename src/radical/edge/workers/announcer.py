@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import orjson
 import redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from ..app import keys
 from ..app.retry import Backoff
@@ -29,17 +29,24 @@ from .lease import NameLease
 
 log = logging.getLogger(__name__)
 
+#: life (s) of the side documents an edge publishes (its API description); rewritten with
+#: every topology change and at least every DOC_TTL / 4, so a live edge's never lapses
+DOC_TTL = 86_400
+
 
 class Announcer:
     def __init__(self, client: redis.Redis, lease: NameLease,
                  describe: Callable[[], dict[str, Any]], interval: float,
-                 on_lost: Callable[[], bool]) -> None:
+                 on_lost: Callable[[], bool],
+                 documents: Callable[[], dict[str, bytes]] | None = None) -> None:
         self._redis = client
         self._lease = lease
         self._name = lease.name
         self._describe = describe
         self._interval = interval
         self._on_lost = on_lost  # (this thread) True: the name was re-claimed, keep beating
+        self._documents = documents  # key -> value written before the announcement
+        self._docs_written = 0.0  # monotonic time they were last written
         self._last_stable: bytes | None = None
         self._last_info: dict[str, Any] | None = None
         self._thread: threading.Thread | None = None
@@ -77,6 +84,8 @@ class Announcer:
             info = self._snapshot()
             info["heartbeat"] = time.time()
             stable = orjson.dumps({k: v for k, v in info.items() if k not in VOLATILE})
+            if stable != self._last_stable or time.monotonic() - self._docs_written > DOC_TTL / 4:
+                self._write_documents()
             if not self._lease.renew_and_announce_sync(self._redis, orjson.dumps(info)):
                 return False
             existed_before = self._last_stable is not None
@@ -86,6 +95,19 @@ class Announcer:
                 log.info("edge '%s' announced", self._name)
             self._last_stable = stable
             return True
+
+    def _write_documents(self) -> None:
+        """Publish the side documents before the announcement that names them. A refusal
+        (an ACL from an older release) costs only the documents, never the announcement."""
+        if self._documents is None:
+            return
+        try:
+            for key, value in self._documents().items():
+                self._redis.set(key, value, ex=DOC_TTL)
+            self._docs_written = time.monotonic()
+        except ResponseError as exc:
+            log.warning("edge '%s' cannot publish its API description: %s", self._name, exc)
+            self._docs_written = time.monotonic()
 
     def _snapshot(self) -> dict[str, Any]:
         """The edge's description; read from this thread while the plugin loop runs, so a

@@ -29,6 +29,7 @@ from ..app.pubsub import subscribe_forever
 from ..app.redis_conn import async_redis, sync_redis
 from ..app.topology import TopologyWatcher, edge_summary
 from ..logs import set_call_context as set_log_context
+from ..plugins.api_doc import api_document
 from ..plugins.base import HostState, Plugin
 from ..plugins.loader import MAX_REASON
 from ..settings import Settings
@@ -116,6 +117,7 @@ class PluginHost:
         self._background: list[asyncio.Task] = []
         self._started = time.time()
         self.exit_code = 0  # non-zero once the name lease is lost to a successor
+        self.api: tuple[str, bytes] | None = None  # (digest, JSON) of the plugins' routes
         self._lease_lock = asyncio.Lock()  # one re-claim decision at a time
 
     # -- PluginHostAPI ----------------------------------------------------------------------
@@ -162,7 +164,8 @@ class PluginHost:
         self.lease = NameLease(self.redis, self.edge_name, self.settings.heartbeat_ttl)
         await self._claim_name()
         self.announcer = Announcer(sync_redis(self.settings), self.lease, self.describe,
-                                   self.settings.heartbeat_seconds, self._lease_lost_from_thread)
+                                   self.settings.heartbeat_seconds, self._lease_lost_from_thread,
+                                   self._api_documents)
         self.announcer.start()  # keeps the lease from now on; announces once visible
         self.notifier = Notifier(self.redis, self.edge_name, self._loop,
                                  maxlen=self.settings.events_maxlen,
@@ -171,6 +174,7 @@ class PluginHost:
         self.notifier.start()
         for cls in plugin_classes:
             await self._start_plugin(cls)
+        self.api = api_document(self.plugins)  # plugins are fixed from here on
         self.watcher = TopologyWatcher(self.redis, 5.0, self._on_topology)
         spawn = self._loop.create_task
         self._background += [
@@ -417,6 +421,9 @@ class PluginHost:
         await tell_topology(self.plugins.values(), view)
 
     # -- announcement -----------------------------------------------------------------------
+    def _api_documents(self) -> dict[str, bytes]:
+        return {keys.api_doc(self.api[0]): self.api[1]} if self.api else {}
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.edge_name,
@@ -436,4 +443,5 @@ class PluginHost:
             "started": self._started,
             "version": __version__,
             "stats": self.stats.snapshot(len(self._inflight)),
+            "api": self.api[0] if self.api else None,
         }

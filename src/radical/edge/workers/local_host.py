@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 
 from ..app.protocol import CallReply, CallRequest
 from ..plugins import loader
+from ..plugins.api_doc import api_document
 from ..plugins.base import HostState, Plugin
 from ..settings import Settings
 from ..version import __version__
@@ -50,6 +51,8 @@ class LocalPluginHost:
         self._notifier: Notifier | None = None
         self._reaper: asyncio.Task | None = None
         self._started = time.time()
+        #: (digest, JSON) of the hosted plugins' routes; the bridge's OpenAPI reads it
+        self.api: tuple[str, bytes] | None = None
 
     # -- PluginHostAPI ----------------------------------------------------------------------
     @property
@@ -77,6 +80,7 @@ class LocalPluginHost:
             self.plugins[plugin.instance_name] = plugin
         for plugin in self.plugins.values():
             await plugin.startup()
+        self.api = api_document(self.plugins)
         self._reaper = self._loop.create_task(
             reap_sessions_forever(lambda: self.plugins.values()))
         log.warning("bridge hosts plugins: %s", ", ".join(self.plugins) or "none")

@@ -36,6 +36,7 @@ from radical.edge.constants import TIMEOUT_HEADER
 from radical.edge.settings import LucidSettings
 
 from ..base import Plugin, PluginHostAPI, json_body
+from . import models as m
 from .rp_env import import_error
 from .session import LucidSession
 from .spec import body_description, pilot_description, task_description
@@ -76,11 +77,13 @@ class LucidPlugin(Plugin):
         super().__init__(app, instance_name)
         base = Path(os.path.expanduser(LucidSettings().lucid_dir))
         self._root = base / app.edge_name
-        self.add_route_post("pilot_submit/{sid}", self.pilot_submit)
+        self.add_route_post("pilot_submit/{sid}", self.pilot_submit, body=m.DescriptionBody,
+                            response=m.PilotSubmitted)
         self.add_route_get("pilot_status/{sid}", self.pilot_status)
         self.add_route_get("pilot_status/{sid}/{pid}", self.pilot_status)
-        self.add_route_post("task_submit/{sid}", self.task_submit)
-        self.add_route_get("task_wait/{sid}/{tid}", self.task_wait)
+        self.add_route_post("task_submit/{sid}", self.task_submit, body=m.DescriptionBody,
+                            response=m.TaskSubmitted)
+        self.add_route_get("task_wait/{sid}/{tid}", self.task_wait, response=m.TaskResult)
         self.add_route_get("task_list/{sid}", self.task_list)
         self.add_route_post("task_cancel/{sid}/{tid}", self.task_cancel)
 

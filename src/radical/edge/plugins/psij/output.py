@@ -1,6 +1,7 @@
 """Job output for the psij plugin: incremental reads by byte offset, and stream tails."""
 from __future__ import annotations
 
+import errno
 import os
 
 #: largest output chunk one status call returns per stream (the rest comes next call)
@@ -36,6 +37,10 @@ def read_chunk(path: str | None, offset: int, limit: int = MAX_CHUNK,
             fh.seek(offset)
             data = fh.read(limit)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
+        return "", offset
+    except OSError as exc:  # an offset past what the filesystem can hold: nothing there
+        if exc.errno != errno.EINVAL:
+            raise
         return "", offset
     if not complete or len(data) == limit:
         data = data[:_utf8_safe_end(data)]

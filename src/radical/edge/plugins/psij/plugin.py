@@ -42,13 +42,17 @@ from radical.edge.hpc.launch.ssh import SSHSettings
 from radical.edge.hpc.launch.tunnel import TunnelManager
 
 from ..base import Plugin, PluginHostAPI, PluginSession, json_body
-from . import launch_log
+from . import launch_log, models as m
 from .executors import ExecutorPool, missing_tool, psij_root
 from .jobs import FINAL_STATES, JobRecord
 from .session import PsijSession
 from .spec import normalize_executor
 
 log = logging.getLogger(__name__)
+
+
+#: largest byte offset a file position can hold (off_t)
+MAX_OFFSET = 2**63 - 1
 
 
 def _offset(request: Request, name: str) -> int:
@@ -61,6 +65,8 @@ def _offset(request: Request, name: str) -> int:
         raise HTTPException(422, f"{name} must be a whole number of bytes, got {raw!r}") from None
     if value < 0:
         raise HTTPException(422, f"{name} must not be negative, got {value}")
+    if value > MAX_OFFSET:  # seek() cannot even represent it
+        raise HTTPException(422, f"{name} must be at most {MAX_OFFSET}, got {raw[:40]}")
     return value
 
 
@@ -135,14 +141,17 @@ class PsijPlugin(Plugin):
                                      getattr(app, "redis", None), SSHSettings())
         #: child edge name -> {"sid", "job_id"} for children whose job has not ended
         self._children: dict[str, dict[str, Any]] = {}
-        self.add_route_post("submit/{sid}", self.submit_job)
-        self.add_route_post("submit_tunneled/{sid}", self.submit_tunneled)
+        self.add_route_post("submit/{sid}", self.submit_job, body=m.SubmitBody,
+                            response=m.Submitted)
+        self.add_route_post("submit_tunneled/{sid}", self.submit_tunneled,
+                            body=m.SubmitTunneledBody, response=m.Submitted)
         self.add_route_get("tunnel_status/{edge_name}", self.tunnel_status)
-        self.add_route_get("status/{sid}/{job_id}", self.get_job_status)
-        self.add_route_get("list_jobs/{sid}", self.list_jobs)
-        self.add_route_post("cancel/{sid}/{job_id}", self.cancel_job)
-        self.add_route_get("executors", self.executors)
-        self.add_route_get("launch_log/{sid}/{job_id}", self.launch_log)
+        self.add_route_get("status/{sid}/{job_id}", self.get_job_status, query=m.StatusQuery,
+                           response=m.JobStatus)
+        self.add_route_get("list_jobs/{sid}", self.list_jobs, response=m.JobList)
+        self.add_route_post("cancel/{sid}/{job_id}", self.cancel_job, response=m.Canceled)
+        self.add_route_get("executors", self.executors, response=m.Executors)
+        self.add_route_get("launch_log/{sid}/{job_id}", self.launch_log, response=m.LaunchLog)
 
     def _loop(self) -> asyncio.AbstractEventLoop | None:
         try:

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from radical.edge.hpc.batch import BatchSystem, detect_batch_system
 
 from ..base import Plugin, PluginHostAPI, PluginSession
+from . import models as m
 from .backends import (JobEnded, NotAJobId, QueueInfo, QueueInfoError, UnknownJob,
                        make_queue_info)
 
@@ -153,13 +154,18 @@ class QueueInfoPlugin(Plugin):
         super().__init__(app, instance_name)
         self._batch = backend.batch if backend is not None and backend.batch else _batch_of(app)
         self._backend = backend if backend is not None else make_queue_info(self._batch)
-        self.add_route_get("job_allocation", self.job_allocation_endpoint)
-        self.add_route_get("backend", self.backend_endpoint)
-        self.add_route_get("get_info/{sid}", self.get_info_endpoint)
-        self.add_route_get("list_jobs/{sid}/{queue}", self.list_jobs_endpoint)
-        self.add_route_get("list_all_jobs/{sid}", self.list_all_jobs_endpoint)
-        self.add_route_get("list_allocations/{sid}", self.list_allocations_endpoint)
-        self.add_route_post("cancel/{sid}/{job_id}", self.cancel_endpoint)
+        self.add_route_get("job_allocation", self.job_allocation_endpoint,
+                           response=m.JobAllocation)
+        self.add_route_get("backend", self.backend_endpoint, response=m.Backend)
+        self.add_route_get("get_info/{sid}", self.get_info_endpoint, query=m.UserQuery,
+                           response=m.Queues)
+        self.add_route_get("list_jobs/{sid}/{queue}", self.list_jobs_endpoint,
+                           query=m.UserQuery, response=m.Jobs)
+        self.add_route_get("list_all_jobs/{sid}", self.list_all_jobs_endpoint,
+                           query=m.UserQuery, response=m.Jobs)
+        self.add_route_get("list_allocations/{sid}", self.list_allocations_endpoint,
+                           query=m.UserQuery, response=m.Allocations)
+        self.add_route_post("cancel/{sid}/{job_id}", self.cancel_endpoint, response=m.Canceled)
 
     @property
     def backend(self) -> QueueInfo:

@@ -36,6 +36,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from ..base import Plugin
+from . import models as m
 from .allowlist import FunctionPolicy
 from .backends import default_backends
 from .bodies import BodyLimits, decode_body
@@ -55,6 +56,7 @@ class RhapsodyPlugin(Plugin):
 
     plugin_name = "rhapsody"
     version = "0.1.0"
+    session_args = m.SessionArgs
     session_class = RhapsodySession
     # a string: the SDK imports the client without rhapsody or the edge side
     client_class = "radical.edge.plugins.rhapsody.client:RhapsodyClient"
@@ -120,12 +122,14 @@ class RhapsodyPlugin(Plugin):
             int(getattr(settings, "rhapsody_max_body_bytes", 0) or BodyLimits.max_bytes),
             int(getattr(settings, "rhapsody_max_body_items", 0) or BodyLimits.max_items))
         self.add_route_get("session_status/{sid}", self.session_status)
-        self.add_route_post("submit/{sid}", self.submit_tasks)
-        self.add_route_post("wait/{sid}", self.wait_tasks)
+        self.add_route_post("submit/{sid}", self.submit_tasks, body=m.SubmitBody,
+                            response=list[m.Task])
+        self.add_route_post("wait/{sid}", self.wait_tasks, body=m.WaitBody,
+                            response=list[m.Task])
         self.add_route_get("list_tasks/{sid}", self.list_tasks)
-        self.add_route_get("task/{sid}/{uid}", self.get_task)
-        self.add_route_post("cancel/{sid}/{uid}", self.cancel_task)
-        self.add_route_post("cancel_all/{sid}", self.cancel_all_tasks)
+        self.add_route_get("task/{sid}/{uid}", self.get_task, response=m.Task)
+        self.add_route_post("cancel/{sid}/{uid}", self.cancel_task, response=m.Task)
+        self.add_route_post("cancel_all/{sid}", self.cancel_all_tasks, response=m.Canceled)
         self.add_route_get("stats", self.stats)
 
     async def startup(self) -> None:

@@ -21,6 +21,10 @@ from .policy import StagingError
 BLOCK = 1024 * 1024
 
 
+#: errors a path name itself causes: too long, a symlink loop, invalid for this filesystem
+BAD_NAME_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ELOOP, errno.EINVAL})
+
+
 @contextlib.contextmanager
 def os_errors(path: str) -> Iterator[None]:
     """Map `OSError`s to the statuses a caller can act on."""
@@ -41,6 +45,8 @@ def os_errors(path: str) -> Iterator[None]:
     except OSError as exc:
         if exc.errno == errno.ENOTEMPTY:
             raise StagingError(f"directory not empty: {path}", 409) from None
+        if exc.errno in BAD_NAME_ERRNOS:  # the caller's name, not the server, is at fault
+            raise StagingError(f"{exc.strerror or exc}: {path}", 400) from None
         raise StagingError(f"{exc.strerror or exc}: {path}", 500) from None
 
 

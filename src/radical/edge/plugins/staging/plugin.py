@@ -30,6 +30,7 @@ from starlette.responses import StreamingResponse
 
 from ..base import Plugin, PluginHostAPI, PluginSession, json_body
 from . import files, transfer
+from . import models as m
 from .gate import UploadGate
 from .policy import PathPolicy, StagingError
 
@@ -68,20 +69,28 @@ class StagingPlugin(Plugin):
         super().__init__(app, instance_name)
         self.policy = PathPolicy(getattr(app.settings, "staging_roots", "") or None)
         self.gate = UploadGate()
-        self.add_route_get("roots", self.roots_endpoint)
-        self.add_route_post("put/{sid}", self.put_endpoint)
-        self.add_route_post("get/{sid}", self.get_endpoint)
-        self.add_route_post("list/{sid}", self.list_endpoint)
-        self.add_route_get("list/{sid}", self.list_endpoint)
-        self.add_route_get("stat/{sid}", self.stat_endpoint)
-        self.add_route_post("mkdir/{sid}", self.mkdir_endpoint)
-        self.add_route_post("delete/{sid}", self.delete_endpoint)
-        self.add_route_post("upload/{sid}", self.upload_endpoint)
-        self.add_route_put("upload/{sid}", self.upload_endpoint)
-        self.add_route_get("download/{sid}", self.download_endpoint)
+        self.add_route_get("roots", self.roots_endpoint, response=m.Roots)
+        self.add_route_post("put/{sid}", self.put_endpoint, body=m.PutBody, response=m.Written)
+        self.add_route_post("get/{sid}", self.get_endpoint, body=m.GetBody,
+                            response=m.FileContent)
+        self.add_route_post("list/{sid}", self.list_endpoint, body=m.PathBody,
+                            response=m.Listing)
+        self.add_route_get("list/{sid}", self.list_endpoint, query=m.PathQuery,
+                           response=m.Listing)
+        self.add_route_get("stat/{sid}", self.stat_endpoint, query=m.StatQuery, response=m.Stat)
+        self.add_route_post("mkdir/{sid}", self.mkdir_endpoint, body=m.MkdirBody,
+                            response=m.Stat)
+        self.add_route_post("delete/{sid}", self.delete_endpoint, body=m.DeleteBody,
+                            response=m.Deleted)
+        self.add_route_post("upload/{sid}", self.upload_endpoint, query=m.UploadQuery,
+                            body=bytes, response=m.Uploaded)
+        self.add_route_put("upload/{sid}", self.upload_endpoint, query=m.UploadQuery,
+                           body=bytes, response=m.Uploaded)
+        self.add_route_get("download/{sid}", self.download_endpoint, query=m.PathQuery,
+                           response=bytes)
 
-    def add_route_put(self, path: str, method: Any) -> None:
-        self._app.add_route("PUT", f"{self.namespace}/{path.lstrip('/')}", method)
+    def add_route_put(self, path: str, method: Any, **doc: Any) -> None:
+        self._add_route("PUT", path, method, **doc)
 
     # -- helpers ----------------------------------------------------------------------------
     async def _path(self, value: Any) -> str:
@@ -91,8 +100,8 @@ class StagingPlugin(Plugin):
     async def _entry_path(self, value: Any) -> str:
         """For delete: the entry itself (a symlink is removed, not followed); its directory
         must resolve inside the roots and a root itself is never removed."""
-        if not isinstance(value, str) or not value or not os.path.isabs(value):
-            await self._path(value)  # the same 400 as elsewhere
+        if not isinstance(value, str) or not value or not os.path.isabs(value) or "\x00" in value:
+            await self._path(value)  # the same 400 as elsewhere (a NUL in the name included)
         norm = os.path.normpath(value)
         parent = await self._path(os.path.dirname(norm) or "/")
         path = os.path.join(parent, os.path.basename(norm))

@@ -129,7 +129,7 @@ def _int_arg(request: Request, name: str, default: int | None) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # '²' is a digit to isdigit(), not to int()
         raise StagingError(f"'{name}' must be a non-negative integer", 400)
     return int(raw)
 

@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from ..base import Plugin, PluginHostAPI, PluginSession
 from . import metrics
+from . import models as m
 
 
 class SysInfoSession(PluginSession):
@@ -47,9 +48,9 @@ class SysInfoPlugin(Plugin):
     def __init__(self, app: PluginHostAPI, instance_name: str | None = None) -> None:
         super().__init__(app, instance_name)
         self._prefetch: threading.Thread | None = None
-        self.add_route_get("homedir", self.homedir_endpoint)
-        self.add_route_get("host_role", self.host_role_endpoint)
-        self.add_route_get("metrics/{sid}", self.get_metrics_endpoint)
+        self.add_route_get("homedir", self.homedir_endpoint, response=m.HomeDir)
+        self.add_route_get("host_role", self.host_role_endpoint, response=m.HostRole)
+        self.add_route_get("metrics/{sid}", self.get_metrics_endpoint, response=m.Metrics)
 
     async def startup(self) -> None:
         """Warm caches (cpu model, mounts, GPU tools) in the background, not on the loop."""

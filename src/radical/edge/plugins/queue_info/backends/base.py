@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 #: how a backend runs a command: (argv, timeout) -> CmdResult (tests pass a fake)
 Runner = Callable[[Sequence[str], float], CmdResult]
 ALL_USERS = "*"
+#: longest user name passed to a scheduler command
+MAX_USER = 256
 
 
 class QueueInfoError(StatusError):
@@ -71,6 +73,12 @@ class NotAJobId(UnknownJob):
 
 
 class CancelFailed(QueueInfoError):
+    status = 400
+
+
+class BadUser(QueueInfoError):
+    """A user name no scheduler command may be given (control characters, option-like)."""
+
     status = 400
 
 
@@ -159,7 +167,14 @@ class QueueInfo(ABC):
         return self._user
 
     def resolve_user(self, user: str | None) -> str:
+        """`user` as scheduler commands get it (default: the edge's user); BadUser (400)
+        for what cannot be a user name: argv cannot carry a NUL, and a leading '-' or a
+        control character is an injection attempt or a typo, never a name."""
         user = (user or "").strip()
+        if len(user) > MAX_USER or user.startswith("-") or any(
+                ord(c) < 32 or ord(c) == 127 for c in user):
+            shown = user[:64].encode("unicode_escape").decode("ascii")
+            raise BadUser(f"'{shown}' is not a user name")
         return user or self._user
 
     # -- cache ---------------------------------------------------------------------------------
