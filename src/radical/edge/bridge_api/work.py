@@ -49,13 +49,20 @@ MAX_PENDING = 100_000
 #: pause after a round that found entries (they gather meanwhile)
 GATHER_SECONDS = 0.25
 
-# KEYS: item keys; ARGV: ttl, then per item: state, time, exit_code ("" = none)
+# Both scripts take their items as ONE JSON argument (decoded by cjson inside Redis) and
+# build the item keys from their members: a 4,096-task submit is then one short command to
+# pack instead of ~16k arguments, which cost the bridge more CPU than the calls themselves
+# (bench/RESULTS.md, "work index").
+_ITEM_PREFIX = keys.work_item("")
+
+# ARGV: ttl, JSON [[member, state, time, exit_code ("" = none)], ...]
 _UPDATE = """
 local ttl = tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-  local state, t, code = ARGV[3*i-1], ARGV[3*i], ARGV[3*i+1]
+local final = {COMPLETED=1, FAILED=1, CANCELED=1, DONE=1}
+local items = cjson.decode(ARGV[2])
+for _, it in ipairs(items) do
+  local key, state, t, code = '%s' .. it[1], it[2], it[3], it[4]
   local cur = redis.call('HGET', key, 'state')
-  local final = {COMPLETED=1, FAILED=1, CANCELED=1, DONE=1}
   if not (cur and final[cur]) then
     redis.call('HSET', key, 'state', state)
     if (state == 'ACTIVE' or state == 'RUNNING') and not redis.call('HGET', key, 'started') then
@@ -72,21 +79,21 @@ for i, key in ipairs(KEYS) do
     end
   end
 end
-return #KEYS
-""" % ORPHAN_TTL
+return #items
+""" % (_ITEM_PREFIX, ORPHAN_TTL)
 
-# KEYS: index, then item keys; ARGV: ttl, max items, then per item:
-# member, state, submit time, and a flat JSON object of the fields to set
+# KEYS: the owner's index; ARGV: ttl, max items, JSON [[member, state, submit time,
+# {field: value}], ...]
 _SUBMIT = """
 local ttl, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
-for i = 2, #KEYS do
-  local j = 4 * (i - 2) + 3
-  local member, state, t, fields = ARGV[j], ARGV[j+1], ARGV[j+2], cjson.decode(ARGV[j+3])
-  for k, v in pairs(fields) do redis.call('HSET', KEYS[i], k, v) end
-  redis.call('HSETNX', KEYS[i], 'state', state)
-  redis.call('HSETNX', KEYS[i], 'submitted', t)
-  redis.call('EXPIRE', KEYS[i], ttl)
-  redis.call('ZADD', KEYS[1], t, member)
+local items = cjson.decode(ARGV[3])
+for _, it in ipairs(items) do
+  local key = '%s' .. it[1]
+  for k, v in pairs(it[4]) do redis.call('HSET', key, k, v) end
+  redis.call('HSETNX', key, 'state', it[2])
+  redis.call('HSETNX', key, 'submitted', it[3])
+  redis.call('EXPIRE', key, ttl)
+  redis.call('ZADD', KEYS[1], it[3], it[1])
 end
 local excess = redis.call('ZCARD', KEYS[1]) - cap
 if excess > 0 then
@@ -95,8 +102,10 @@ if excess > 0 then
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
 end
 redis.call('EXPIRE', KEYS[1], ttl)
-return #KEYS - 1
-""" % keys.work_item("")
+return #items
+""" % (_ITEM_PREFIX, _ITEM_PREFIX)
+#: items per script call: bounded, so Redis stays responsive to everyone else
+SCRIPT_CHUNK = 1000
 
 
 def member(edge: str, plugin: str, uid: str) -> str:
@@ -209,13 +218,10 @@ class WorkIndex:
         """Write what is queued (the writer does this continuously; stop() once more)."""
         pending, self._pending = self._pending, {}
         for user, items in pending.items():
-            for start in range(0, len(items), 1000):  # bounded scripts: Redis stays responsive
-                key_list = [keys.work_index(user)]
-                args: list[Any] = [self.ttl, self.max_items]
-                for m, state, when, fields in items[start:start + 1000]:
-                    key_list.append(keys.work_item(m))
-                    args += [m, state, when, orjson.dumps(fields)]
-                await self._submit(keys=key_list, args=args)
+            for start in range(0, len(items), SCRIPT_CHUNK):
+                await self._submit(keys=[keys.work_index(user)],
+                                   args=[self.ttl, self.max_items,
+                                         orjson.dumps(items[start:start + SCRIPT_CHUNK])])
 
     async def run_writer(self) -> None:
         """Write queued submissions as they come; Redis trouble is retried, nothing dropped
@@ -239,8 +245,7 @@ class WorkIndex:
     # -- notifications --------------------------------------------------------------------
     async def apply(self, entries: list) -> int:
         """Apply the state changes in notification stream `entries` ([(id, fields)])."""
-        key_list: list[str] = []
-        args: list[Any] = [self.ttl]
+        updates: list[tuple[str, str, str, str]] = []
         for eid, fields in entries:
             raw = fields.get(b"d") or fields.get("d")
             if not raw:
@@ -256,6 +261,7 @@ class WorkIndex:
                 continue
             records = data.get("tasks") if note["topic"] == "task_status_batch" else [data]
             t = f"{parse_sid(eid)[0] / 1000:.3f}"
+            prefix = member(str(note.get("edge")), str(note.get("plugin")), "")
             for rec in records if isinstance(records, list) else []:
                 if not isinstance(rec, dict):
                     continue
@@ -263,14 +269,13 @@ class WorkIndex:
                 if not uid or not isinstance(state, str) or not state:
                     continue
                 code = rec.get("exit_code")
-                key_list.append(keys.work_item(member(str(note.get("edge")),
-                                                      str(note.get("plugin")), str(uid))))
-                args += [state[:32], t, "" if code is None else str(code)[:16]]
-        for start in range(0, len(key_list), 1000):
-            await self._update(keys=key_list[start:start + 1000],
-                               args=[args[0], *args[1 + 3 * start:1 + 3 * (start + 1000)]])
-        self.applied += len(key_list)
-        return len(key_list)
+                updates.append((prefix + str(uid), state[:32], t,
+                                "" if code is None else str(code)[:16]))
+        for start in range(0, len(updates), SCRIPT_CHUNK):
+            await self._update(args=[self.ttl,
+                                     orjson.dumps(updates[start:start + SCRIPT_CHUNK])])
+        self.applied += len(updates)
+        return len(updates)
 
     async def run(self) -> None:
         """Follow the notification stream from the shared cursor forever."""
