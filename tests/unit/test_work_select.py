@@ -81,3 +81,36 @@ def test_request_bodies_json_msgpack_and_garbage():
     assert work.decode_body(None, "application/json") is None
     assert work.task_name(body["tasks"][0]) == "/bin/echo x"
     assert work.task_name({"function": "mod:fn"}) == "mod:fn"
+
+
+def _note(topic: str, data: dict) -> tuple[bytes, dict]:
+    import orjson
+
+    body = {"edge": "e1", "plugin": "rh", "topic": topic, "data": data}
+    return b"1700000000000-0", {b"d": orjson.dumps(body)}
+
+
+@pytest.mark.parametrize("tasks", [True, False])
+def test_rhapsody_tasks_are_indexed_unless_switched_off(tasks):
+    """settings.work_index_tasks: off, rhapsody submits and task notifications cost the bridge
+    nothing (psij jobs are still indexed)."""
+    import asyncio
+
+    import fakeredis
+
+    async def main():
+        index = work.WorkIndex(fakeredis.aioredis.FakeRedis(), 3600, 100, tasks=tasks)
+        n_tasks = index.record_submit("u", "e1", "rh", "rhapsody", "s1",
+                                      {"tasks": [{"function": "m:f"}] * 2},
+                                      [{"uid": "t1"}, {"uid": "t2"}])
+        n_jobs = index.record_submit("u", "e1", "ps", "psij", "s2", {}, {"job_id": "j1"})
+        applied = []
+        index._update = lambda args: applied.append(args) or asyncio.sleep(0)  # count calls
+        await index.apply([_note("task_status_batch", {"tasks": [{"uid": "t1", "state": "DONE"}]}),
+                           _note("other_topic", {"uid": "x", "state": "DONE"})])
+        return n_tasks, n_jobs, applied
+
+    n_tasks, n_jobs, applied = asyncio.run(main())
+    assert n_jobs == 1
+    assert n_tasks == (2 if tasks else 0)
+    assert len(applied) == (1 if tasks else 0)  # the other topic is never applied

@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     work_retention: float = Field(30 * 86400.0, description="keep an entry of the work index "
                                   "(GET /work) this long after its last change (s)")
     work_max_items: int = Field(10_000, description="newest work items kept per identity")
+    work_index_tasks: bool = Field(True, description="index every rhapsody task for GET /work "
+                                   "(psij jobs always are); off, a bridge serving big rhapsody "
+                                   "batches keeps ~15% more throughput (bench/RESULTS.md)")
 
     # -- events --
     events_maxlen: int = Field(

@@ -41,7 +41,8 @@ class BridgeState:
                             page_size=settings.sse_queue_size)
         self.tokens = TokenStore(self.redis, settings.token_value())
         self.audit = AuditLog(self.redis, self.bridge_id)
-        self.work = WorkIndex(self.redis, settings.work_retention, settings.work_max_items)
+        self.work = WorkIndex(self.redis, settings.work_retention, settings.work_max_items,
+                              tasks=settings.work_index_tasks)
         self.watcher = TopologyWatcher(self.redis, settings.topology_poll_seconds,
                                        self._on_topology, settings.heartbeat_ttl)
         self.metrics = BridgeMetrics(per_call=settings.metrics)

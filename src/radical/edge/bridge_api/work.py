@@ -170,8 +170,14 @@ def task_name(task: Any) -> str:
 class WorkIndex:
     """Writes and reads the work index (see the module doc)."""
 
-    def __init__(self, redis: aioredis.Redis, retention: float, max_items: int) -> None:
+    def __init__(self, redis: aioredis.Redis, retention: float, max_items: int,
+                 tasks: bool = True) -> None:
         self.redis = redis
+        self.tasks = tasks  # index rhapsody tasks too (settings.work_index_tasks)
+        # notification bodies worth parsing: a bytes search is far cheaper than orjson on
+        # the (large) task batches a rhapsody edge streams
+        self._markers = tuple(f'"topic":"{t}"'.encode() for t in sorted(TOPICS)
+                              if tasks or not t.startswith("task_"))
         self.ttl = max(int(retention), 60)
         self.max_items = max(int(max_items), 1)
         self._update = redis.register_script(_UPDATE)
@@ -193,7 +199,7 @@ class WorkIndex:
             uid = str(reply["job_id"])
             items.append((uid, _text(reply.get("state")) or "NEW",
                           {**base, "id": uid, **psij_fields(request, reply)}))
-        elif kind == "rhapsody" and isinstance(reply, list):
+        elif kind == "rhapsody" and self.tasks and isinstance(reply, list):
             tasks = request.get("tasks") if isinstance(request, dict) else None
             tasks = tasks if isinstance(tasks, list) and len(tasks) == len(reply) else []
             for i, answer in enumerate(reply):
@@ -249,6 +255,10 @@ class WorkIndex:
         for eid, fields in entries:
             raw = fields.get(b"d") or fields.get("d")
             if not raw:
+                continue
+            if isinstance(raw, str):
+                raw = raw.encode()
+            if not any(marker in raw for marker in self._markers):
                 continue
             try:
                 note = orjson.loads(raw)
