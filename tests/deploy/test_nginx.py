@@ -23,6 +23,7 @@ import authed
 from nginx_proxy import nginx_binary, start_nginx, upstreams_served, wait_listening
 from sse_recorder import RawStream, echo_listener
 from tls_certs import make_tls_files
+from waiting import wait_for
 
 from radical.edge import services
 
@@ -74,6 +75,18 @@ def bridge_ports(stack: Stack) -> set[str]:
     return {f"127.0.0.1:{b.extra['port']}" for b in stack.bridges}
 
 
+def logged(stack: Stack, path_part: str, count: int) -> list[str]:
+    """The upstreams of the logged requests for `path_part`, once `count` are logged (nginx
+    writes a request's line after its answer went out, so the last may lag the response)."""
+    log = stack.nginx.extra["access_log"]
+
+    def enough() -> list[str] | None:
+        served = upstreams_served(log, path_part)
+        return served if len(served) >= count else None
+
+    return wait_for(enough, 10, what=f"{count} access log lines")
+
+
 def test_calls_through_nginx_land_on_both_bridges(stack: Stack) -> None:
     with stack.client() as http:
         ids = set()
@@ -95,7 +108,7 @@ def test_calls_through_nginx_land_on_both_bridges(stack: Stack) -> None:
             assert "total;dur=" in r.headers["server-timing"]  # the bridge's own header
         r = http.post(f"/{stack.edge_name}/echo/echo/{tag}/post", json={"k": 1})
         assert r.status_code == 200 and r.json()["body"] == '{"k":1}'
-    served = upstreams_served(stack.nginx.extra["access_log"], f"/echo/echo/{tag}/")
+    served = logged(stack, f"/echo/echo/{tag}/", 7)
     assert len(served) == 7, served
     assert set(served) == bridge_ports(stack), served
 
@@ -232,7 +245,7 @@ def test_a_killed_bridge_fails_over(stack: Stack) -> None:
             # the SSE client lost its stream if it was on the victim; it reconnects through
             # nginx to the survivor and resumes from its Last-Event-ID
             got.wait_tag(after, 30)
-        served = upstreams_served(stack.nginx.extra["access_log"], f"/echo/echo/{tag}/")
+        served = logged(stack, f"/echo/echo/{tag}/", 6)
         alive = f"127.0.0.1:{survivor.extra['port']}"
         # a request nginx first tried on the dead bridge is logged with both addresses
         assert all(s.split(", ")[-1] == alive for s in served), served
