@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 import authed
+from rhapsody_helpers import rhapsody_session
 from waiting import wait_for
 import msgpack
 import pytest
@@ -58,12 +59,7 @@ def http(bridge_url):
 
 
 def session(http: httpx.Client, edge: str) -> str:
-    r = http.post(f"/{edge}/rhapsody/register_session", json={"backends": ["concurrent"]})
-    assert r.status_code == 200, r.text
-    sid = r.json()["sid"]
-    wait_for(lambda: http.get(f"/{edge}/rhapsody/session_status/{sid}").json()["status"]
-             == "ready", 30)
-    return sid
+    return rhapsody_session(http, edge, 30)
 
 
 def submit(http, edge, sid, tasks, msgpack_body=False) -> httpx.Response:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import redis
 from authed import AUTH, new_token
+from rhapsody_helpers import rhapsody_session
 
 from radical.edge import BridgeClient, services
 from radical.edge.sdk import EdgeError
@@ -47,15 +48,6 @@ def psij_job(http: httpx.Client, edge: str, script: str, sid: str | None = None)
         "job_spec": {"executable": "/bin/sh", "arguments": ["-c", script]}, "executor": "local"})
     assert r.status_code == 200, r.text
     return sid, r.json()["job_id"]
-
-
-def rhapsody_session(http: httpx.Client, edge: str) -> str:
-    r = http.post(f"/{edge}/rhapsody/register_session", json={"backends": ["concurrent"]})
-    assert r.status_code == 200, r.text
-    sid = r.json()["sid"]
-    wait_for(lambda: http.get(f"/{edge}/rhapsody/session_status/{sid}").json()["status"]
-             == "ready", 60)
-    return sid
 
 
 def work(http: httpx.Client, **params) -> dict:
