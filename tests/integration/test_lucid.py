@@ -31,13 +31,6 @@ def edge(redis_url, bridge_url, log_dir, tmp_path_factory):
     svc.stop()
 
 
-@pytest.fixture(scope="module")
-def bc(bridge_url):
-    client = BridgeClient(bridge_url)
-    yield client
-    client.close()
-
-
 class Notes:
     """`task_status` notifications of the lucid edge."""
 

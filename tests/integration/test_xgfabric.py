@@ -54,13 +54,6 @@ def sites(slurm_cluster, module_edges, bridge_url, tmp_path_factory):
     return cfg_dir
 
 
-@pytest.fixture(scope="module")
-def bc(bridge_url):
-    client = BridgeClient(bridge_url)
-    yield client
-    client.close()
-
-
 @pytest.fixture
 def xgf(bc, sites):
     client = bc.get_edge_client(HOME).get_plugin("xgfabric")

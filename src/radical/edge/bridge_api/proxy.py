@@ -119,7 +119,7 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
             # (a reply over PAYLOAD_INLINE_BYTES, e.g. ~5,000+ rhapsody tasks in one submit,
             # travels out of band and is not indexed: its ids are not in hand here)
             record_work(state, edge, plugin, sub, scope.get("identity"), body.data,
-                              headers.get("content-type", ""), body_out, began)
+                        headers.get("content-type", ""), body_out, began)
         out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers
                if k.lower() not in HOP_HEADERS]
         parts = timing_parts(call, reply, time.time())
@@ -151,10 +151,9 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
     await send({"type": "http.response.body", "body": body_out})
 
 
-
 def record_work(state: BridgeState, edge: str, plugin: str, sub: str,
-                      who: Identity | None, request: bytes | None, ctype: str,
-                      reply: bytes, began: float) -> None:
+                who: Identity | None, request: bytes | None, ctype: str,
+                reply: bytes, began: float) -> None:
     """Queue a successful psij/rhapsody submission for its caller's work index
     (bridge_api/work.py); trouble is logged, never turned into a failed call that did run."""
     kind = (state.watcher.edges.get(edge, {}).get("plugins", {}).get(plugin) or {}).get("type")
