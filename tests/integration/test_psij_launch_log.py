@@ -1,6 +1,7 @@
 """A launched edge that never joins: its parent serves the job's stderr and the tail of the
-edge's own log (`GET launch_log/{sid}/{job_id}`), so the portal can say why (issue 15 item 4).
-Real psij local executor, real radical-edge-wrapper.sh."""
+edge's own log (`GET launch_log/{sid}/{job_id}`, SDK `PsijClient.get_launch_log`), so the
+portal and scripts can say why (issue 15 item 4). Real psij local executor, real
+radical-edge-wrapper.sh."""
 from __future__ import annotations
 
 import uuid
@@ -9,6 +10,8 @@ import pytest
 
 import authed
 from psij_helpers import child_env, start_parent
+
+from radical.edge.sdk import EdgeError
 
 pytest.importorskip("psij")
 
@@ -41,6 +44,7 @@ def test_failed_launch_shows_stderr_and_edge_log(pj, notes, parent, bridge_url, 
     assert out["log_path"] and out["log_path"].startswith(str(tmp_path))
     assert "no usable Python interpreter (tried '/nonexistent/python3')" in out["log"]
     assert out["log_note"] is None
+    assert pj.get_launch_log(sub["job_id"]) == out  # the SDK's way to the same answer
 
 
 def test_launch_log_of_plain_jobs_and_unknown_ids(pj, notes, parent, bridge_url):
@@ -50,3 +54,22 @@ def test_launch_log_of_plain_jobs_and_unknown_ids(pj, notes, parent, bridge_url)
     assert r.status_code == 404 and "did not launch an edge" in r.json()["detail"]
     r = launch_log(bridge_url, parent, pj.sid, "no-such-job")
     assert r.status_code == 404 and "unknown job" in r.json()["detail"]
+
+
+def test_sdk_launch_log_errors_are_clear_404s(pj, notes, parent):
+    sub = pj.submit_job({"executable": "/bin/true"})
+    notes.wait_state(sub["job_id"], "COMPLETED")
+    with pytest.raises(EdgeError) as err:
+        pj.get_launch_log(sub["job_id"])
+    assert err.value.status == 404 and "did not launch an edge" in err.value.detail
+    with pytest.raises(EdgeError) as err:
+        pj.get_launch_log("no-such-job")
+    assert err.value.status == 404 and "unknown job" in err.value.detail
+    assert err.value.edge == parent.extra["name"] and err.value.plugin == "psij"
+    sid = pj.sid
+    pj.unregister_session()
+    pj._sid = sid  # a session the edge has closed
+    with pytest.raises(EdgeError) as err:
+        pj.get_launch_log(sub["job_id"])
+    assert err.value.status == 404 and "unknown session" in err.value.detail
+    pj._sid = None

@@ -69,6 +69,9 @@ def test_request_shapes():
                            "tunnel": True})
     c.submit_tunneled({"arguments": ["-n", "c1"]})
     assert rec.last()[3]["executor"] == "local" and rec.last()[3]["tunnel"] is False
+    c.get_launch_log("j/1")
+    assert rec.requests[-1].url.raw_path == b"/e1/psij/launch_log/session.abc/j%2F1"
+    assert rec.last()[0] == "GET"
     c.tunnel_status("c1")
     assert rec.last()[:2] == ("GET", "/e1/psij/tunnel_status/c1")
     c.executors()

@@ -70,6 +70,17 @@ class PsijClient(PluginClient):
         return self._get(f"status/{self._require_sid()}/{_q(job_id)}",
                          stdout_offset=stdout_offset, stderr_offset=stderr_offset)
 
+    def get_launch_log(self, job_id: str) -> dict[str, Any]:
+        """Why a child edge started with `submit_tunneled` did not join.
+
+        ``{"job_id", "native_id", "edge_name", "state", "exit_code", "message", "stderr",
+        "log_path", "log", "log_note"}``: the tail of the job's stderr and of the edge's own
+        log (``log`` is None where that file is not visible from the parent edge, and
+        ``log_note`` says why). 404 for an unknown session or job, or a job that launched no
+        edge.
+        """
+        return self._get(f"launch_log/{self._require_sid()}/{_q(job_id)}")
+
     def list_jobs(self) -> dict[str, Any]:
         """``{"jobs": [...]}``: every job of this session with its state."""
         return self._get(f"list_jobs/{self._require_sid()}")
