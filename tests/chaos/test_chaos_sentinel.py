@@ -1,6 +1,6 @@
 """Chaos: Redis high availability with Sentinel (issue 11, item 5).
 
-A real master + replica + 3 sentinels (services.start_sentinel_cluster), a bridge and an edge
+A real master + replica + 3 sentinels (services_sentinel.start_sentinel_cluster), a bridge and an edge
 configured with the `sentinel://` URL. The master is killed with SIGKILL while calls are in
 flight and an SSE client listens; the sentinels promote the replica and everything must
 follow: new calls succeed within seconds, no in-flight call is misreported (a 503 means it
@@ -23,7 +23,7 @@ from chaos_payloads_helpers import SSEReader, record, wait_for
 import authed  # noqa: E402  (tests/integration: the session's admin token)
 from radical_edge_bulk import pattern_sha256
 
-from radical.edge import services
+from radical.edge import services, services_sentinel
 
 IN_FLIGHT = 12
 GAP_CALLS = 8
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture(scope="module")
 def ha(log_dir):
-    cluster = services.start_sentinel_cluster(log_dir=log_dir, down_after_ms=1000,
+    cluster = services_sentinel.start_sentinel_cluster(log_dir=log_dir, down_after_ms=1000,
                                               failover_timeout_ms=4000)
     started = []
     try:

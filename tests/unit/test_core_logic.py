@@ -18,7 +18,7 @@ from radical.edge.bridge_api.events import EventHub
 from radical.edge.bridge_api.proxy import check_path, is_proxy_path
 from radical.edge.plugins.sessions import SessionExpired, SessionNotFound, SessionStore
 from radical.edge.workers.edge import validate_name
-from radical.edge.workers.host import SeenCalls
+from radical.edge.workers.delivery import SeenCalls
 from radical.edge.workers.router import RouteNotFound, Router
 
 

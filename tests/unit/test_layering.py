@@ -24,22 +24,26 @@ def _p(*names: str) -> tuple[str, ...]:
     return tuple(f"{PKG}.{n}" for n in names)
 
 
-#: (importer prefix, why, forbidden target prefixes)
-UPPER = ("app", "hpc", "plugins", "workers", "bridge_api", "sdk", "services", "cli")
+#: the command line, top of everything (cli.py dispatches to one cli_*.py per concept)
+CLI = ("cli", "cli_access", "cli_client", "cli_enroll", "cli_server", "cli_transfer", "cli_up")
+#: process control and the command line: nothing below them imports them
+TOP = ("services", "services_sentinel", *CLI)
+UPPER = ("app", "hpc", "plugins", "workers", "bridge_api", "sdk", *TOP)
 
+#: (importer prefix, why, forbidden target prefixes)
 RULES: list[tuple[str, str, tuple[str, ...]]] = [
     *[(f"{PKG}.{leaf}", "the top-level leaves are below everything", _p(*UPPER))
       for leaf in ("settings", "registry", "constants", "errors", "version", "logs", "extras")],
     (f"{PKG}.app", "app/ is the bottom layer",
-     _p("bridge_api", "workers", "plugins", "hpc", "services", "cli")),
+     _p("bridge_api", "workers", "plugins", "hpc", *TOP)),
     (f"{PKG}.hpc", "hpc/ sits below plugins and workers",
-     _p("bridge_api", "workers", "plugins", "services", "cli")),
+     _p("bridge_api", "workers", "plugins", *TOP)),
     (f"{PKG}.plugins", "plugins/ must not know the edge runtime or the bridge",
-     _p("workers", "bridge_api", "services", "cli")),
+     _p("workers", "bridge_api", *TOP)),
     (f"{PKG}.bridge_api", "the bridge does not run plugins",
-     _p("workers", "plugins", "hpc", "sdk", "cli")),
+     _p("workers", "plugins", "hpc", "sdk", *CLI)),
     (f"{PKG}.workers", "the edge runtime does not import the bridge",
-     _p("bridge_api", "cli")),
+     _p("bridge_api", *CLI)),
     (f"{PKG}.plugins.base", "a base module must not import its subclasses",
      _p("plugins.psij", "plugins.rhapsody", "plugins.sysinfo", "plugins.queue_info",
         "plugins.loader")),
@@ -60,7 +64,7 @@ def graph() -> ImportGraph:
     g = ImportGraph.build(ROOT, PKG)
     # the checker sees real edges (a broken parser would make every test below pass vacuously)
     assert f"{PKG}.app.keys" in g.edges[f"{PKG}.bridge_api.proxy"]
-    assert f"{PKG}.plugins.loader" in g.edges[f"{PKG}.cli"]  # a function-level import
+    assert f"{PKG}.plugins.loader" in g.edges[f"{PKG}.cli_server"]  # a function-level import
     return g
 
 

@@ -6,17 +6,16 @@ edge's single asyncio loop, so they must not block: wrap blocking work in
 `asyncio.to_thread`. Sessions hold per-client state inside the edge process.
 
 This module knows nothing about Celery, Redis or any concrete plugin; the edge's plugin host
-(`radical.edge.workers.host`) provides the `PluginHostAPI` it is given.
+(`radical.edge.workers.host`) provides the `PluginHostAPI` it is given (`host_api`,
+re-exported here).
 """
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, ClassVar, Protocol
+from typing import Any, Callable, ClassVar
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,39 +23,11 @@ from starlette.requests import Request
 from . import base_models as bm
 from .api_doc import RouteDoc, describe_routes, route_doc
 from .authz import identity_of
+from .host_api import Handler, HostState, PluginHostAPI  # noqa: F401  (plugin authors' names)
 from .sessions import SessionError, SessionStore
 from .ui_schema import ui_config_to_dict
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[Request], Awaitable[Any] | Any]
-
-
-@dataclass
-class HostState:
-    """Where the hosting process runs, for plugins: its batch system and allocation."""
-
-    scheduler: str | None = None  # "slurm" | "pbs" | None (no batch system, or the bridge)
-    job_id: str | None = None  # batch job this process runs in, if any
-    allocation: dict[str, Any] | None = None  # the batch system's view of that job
-    batch: Any = None  # the detected `hpc.batch.BatchSystem` (None on the bridge)
-
-
-class PluginHostAPI(Protocol):
-    """What a plugin may use of the process hosting it (an edge, or the bridge)."""
-
-    edge_name: str
-    role: str  # "login" | "compute" | "bridge"
-    settings: Any
-    state: HostState
-
-    def add_route(self, method: str, path: str, handler: Handler) -> None: ...
-
-    def notify(self, plugin: str, topic: str, data: dict) -> None:
-        """Publish a notification; safe from the loop and from any thread."""
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop: ...
 
 
 class PluginSession:

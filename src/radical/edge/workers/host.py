@@ -30,12 +30,14 @@ from ..app.redis_conn import async_redis, sync_redis
 from ..app.topology import TopologyWatcher, edge_summary
 from ..logs import set_call_context as set_log_context
 from ..plugins.api_doc import api_document
-from ..plugins.base import HostState, Plugin
+from ..plugins.base import Plugin
+from ..plugins.host_api import HostState
 from ..plugins.loader import MAX_REASON
 from ..settings import Settings
 from ..version import __version__
 from .announcer import Announcer
 from .call_runner import run_call
+from .delivery import SeenCalls, too_late
 from .lease import NameLease
 from .notifier import Notifier
 from .plugin_fanout import reap_sessions_forever, tell_topology
@@ -47,7 +49,6 @@ from .stats import EdgeStats
 log = logging.getLogger(__name__)
 
 
-
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop when installed (uvicorn[standard] brings it): cheaper I/O for every call."""
     try:
@@ -57,37 +58,8 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def too_late(call: CallRequest, now: float) -> bool:
-    """The deadline check at the moment of execution: a call whose caller has been answered
-    (504) must never start, however long it sat in a buffer or behind a SIGSTOP."""
-    if not call.expired(now):
-        return False
-    log.warning("dropped call %s %s: its deadline passed %.1f s ago", call.method, call.path,
-                now - call.deadline)
-    return True
-
-
-class SeenCalls:
-    """Call ids already run, each kept until its deadline: a redelivered message (e.g. a
-    publish retried after a connection drop) is recognised and never runs twice."""
-
-    def __init__(self) -> None:
-        self._ids: dict[str, float] = {}
-        self._next_prune = time.time() + 30
-
-    def first_time(self, call_id: str, deadline: float) -> bool:
-        if call_id in self._ids:
-            return False
-        self._ids[call_id] = deadline
-        now = time.time()
-        if now > self._next_prune:
-            self._ids = {k: d for k, d in self._ids.items() if d > now}
-            self._next_prune = now + 30
-        return True
-
-
 class PluginHost:
-    """Implements `plugins.base.PluginHostAPI` for an edge process."""
+    """Implements `plugins.host_api.PluginHostAPI` for an edge process."""
 
     def __init__(self, settings: Settings, edge_name: str, batch: Any = None) -> None:
         self.settings = settings

@@ -21,7 +21,8 @@ import redis.asyncio as aioredis
 from ..app.protocol import CallReply, CallRequest
 from ..plugins import loader
 from ..plugins.api_doc import api_document
-from ..plugins.base import HostState, Plugin
+from ..plugins.base import Plugin
+from ..plugins.host_api import HostState
 from ..settings import Settings
 from ..version import __version__
 from .call_runner import run_call
@@ -36,7 +37,7 @@ BRIDGE_EDGE = "bridge"
 
 
 class LocalPluginHost:
-    """Implements `plugins.base.PluginHostAPI` for plugins living in the bridge."""
+    """Implements `plugins.host_api.PluginHostAPI` for plugins living in the bridge."""
 
     edge_name = BRIDGE_EDGE
     role = "bridge"
