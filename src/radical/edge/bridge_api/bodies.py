@@ -103,7 +103,7 @@ async def send_blob_reply(redis: aioredis.Redis, key: str, deadline: float, stat
     try:
         async for chunk in body:
             if hangup.done():
-                log.info("client left during reply body %s", key)
+                log.debug("client left during reply body %s", key)  # normal: not news
                 await abandon(redis, key)
                 return
             if not started:

@@ -308,15 +308,38 @@ async def client_events(hub: EventHub, client: Client, first: dict[str, Any],
         hub.disconnect(client)
 
 
+class _Ending:
+    """`send` that notes whether the response was started and whether it was completed."""
+
+    def __init__(self, send: Any) -> None:
+        self._send = send
+        self.started = self.completed = False
+
+    async def __call__(self, message: dict) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        elif message["type"] == "http.response.body" and not message.get("more_body"):
+            self.completed = True
+        await self._send(message)
+
+
 async def serve_events(app: Any, scope: dict, receive: Any, send: Any) -> None:
-    """Run the `/events` route; cut a client that stopped reading (send timeout).
+    """Run the `/events` route; end every stream properly, cut a client that stopped
+    reading (send timeout).
+
+    When the server shuts down, sse_starlette stops its streams without their last (empty)
+    chunk: uvicorn then logs "ASGI callable returned without completing response" and the
+    client sees a broken chunked body. Ending the stream here makes a shutdown a clean end
+    of stream (clients resume with `Last-Event-ID`); after a client went away the send is
+    a no-op.
 
     The server's graceful close waits until its send buffer drained, which a client that
     never reads never allows: the connection is aborted instead, so it cannot pin memory
     or hold back trimming.  `send` is the server's own (uvicorn's bound method).
     """
+    ending = _Ending(send)
     try:
-        await app(scope, receive, send)
+        await app(scope, receive, ending)
     except SendTimeoutError:
         client = scope.get("client")
         log.warning("SSE client %s stopped reading; disconnecting it", client and client[0])
@@ -324,3 +347,8 @@ async def serve_events(app: Any, scope: dict, receive: Any, send: Any) -> None:
         if transport is not None:
             transport.abort()
             await asyncio.sleep(0)  # let the server see the connection is gone
+        return
+    if ending.started and not ending.completed:
+        log.debug("SSE stream to %s ended (shutdown, or the client left); closing it",
+                  (scope.get("client") or ("?",))[0])
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
