@@ -54,8 +54,15 @@ def make_celery(settings: Settings, main: str = "radical.edge") -> Celery:
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         worker_enable_remote_control=True,
+        # reconnect forever, at start and after a loss (workers/consumer.py's back-off);
+        # both set, so Celery 5.x has no "will change in 6.0" deprecation to warn about
+        broker_connection_retry=True,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
+        # Celery 6.0's default, set now: it only cancels late-acked tasks on a connection
+        # loss, and no task here is late-acked (at most once), so it changes nothing; left
+        # False, every reconnect logs a 6-line CPendingDeprecationWarning at WARNING
+        worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_channel_error_retry=True,
         broker_heartbeat=0,
         broker_pool_limit=32,  # Flower runs ~8 inspects at once on one pool
