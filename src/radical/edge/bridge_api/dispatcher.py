@@ -103,7 +103,14 @@ class CallDispatcher:
                                       f"'{edge}' ({exc}); it may have been queued",
                                  (503, f"broker failed while sending the call to edge "
                                        f"'{edge}' ({exc}); it was not queued")) from None
-            return await fut
+            try:
+                return await fut
+            except asyncio.CancelledError:
+                stopping_cancel()
+                raise Unanswered(
+                    502, f"the bridge stopped while waiting for edge '{edge}'",
+                    (503, f"the bridge stopped before edge '{edge}' took the call; it was "
+                          "withdrawn and did not run")) from None
         except Unanswered as exc:
             if await self._withdraw(queue, message):
                 self.commands.send(*call_record.set_command(
@@ -184,6 +191,20 @@ class CallDispatcher:
         for fut, _edge in list(self._pending.values()):
             if not fut.done():
                 fut.set_exception(Unanswered(502, detail, (503, detail + "; did not run")))
+
+
+def stopping_cancel() -> None:
+    """Accept the cancellation of a request being served because the server is stopping.
+
+    uvicorn cancels what outlives its graceful shutdown and, for a response not started yet,
+    answers a bare 500. The request answers honestly instead (withdrawn: 503 not_run, else
+    502 unknown with its call id) and ends normally, so the task's cancel request is taken
+    back (`uncancel`) for the awaits that answer needs.
+    """
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+    log.info("bridge stopping: answering a call still in flight")
 
 
 def _expire(fut: asyncio.Future, edge: str, timeout: Any) -> None:

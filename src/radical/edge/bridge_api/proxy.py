@@ -6,6 +6,7 @@ plugin (404), a body too large (413), an edge that is not connected or is lost m
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -19,7 +20,7 @@ from ..app.blobs import abandon
 from ..app.protocol import FORWARDED_HEADERS, CallRequest, server_timing, timing_parts
 from . import work
 from .bodies import BodyAborted, receive_body, send_blob_reply
-from .dispatcher import BridgeError
+from .dispatcher import NOT_RUN, UNKNOWN, BridgeError, stopping_cancel
 from .envelope import error_bytes
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .idempotency import MUTATING, idempotent_call
@@ -88,6 +89,7 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     edge = plugin = UNRESOLVED  # metric labels: only names the bridge knows
     parts = None
+    dispatched = relaying = False
     try:
         refused = check_path(scope.get("raw_path") or path.encode(), path)
         if refused:
@@ -105,6 +107,7 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
             body=body.data, identity=wire_identity(scope.get("identity")))
         call.body_ref, call.body_size = body.ref, body.size
         idem = headers.get(IDEMPOTENCY_HEADER)
+        dispatched = True
         try:
             if idem is not None and call.method in MUTATING:
                 reply = await idempotent_call(state, edge, call, timeout, idem)
@@ -131,6 +134,7 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
                 out.append((b"content-length", length[0].encode("latin-1")))
             out += SANDBOX_HEADERS
             state.metrics.call_done(edge, plugin, status, parts)
+            relaying = True
             await send_blob_reply(state.redis, reply.body_ref, call.deadline, status, out, send,
                                   receive)
             return
@@ -139,6 +143,16 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
         out = [(b"content-type", b"application/json")]
     except BodyAborted:
         raise
+    except asyncio.CancelledError:  # the server is stopping (its graceful timeout is over)
+        if relaying:
+            raise
+        stopping_cancel()
+        exc = (BridgeError(502, "the bridge stopped while the call was in progress; its "
+                                f"outcome is unknown: GET /calls/{call.id}", UNKNOWN, call.id)
+               if dispatched else
+               BridgeError(503, "the bridge is stopping; the call was not sent", NOT_RUN))
+        status, body_out = exc.status, orjson.dumps(exc.body())
+        out = [(b"content-type", b"application/json")]
     except Exception as exc:  # a bridge bug: answer, log, keep serving
         log.exception("proxy failed for %s %s", scope.get("method"), path)
         status = 500
