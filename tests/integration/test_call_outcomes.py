@@ -152,7 +152,8 @@ def test_edge_never_starts_a_call_whose_deadline_passed(make_edge, redis_url, br
         wait_for(lambda: state("expired") == "not_delivered", 15, what="the expired call drop")
         rec = call_record.decode(r.get(keys.call_record(calls["expired"][0].id)), "x")
         assert "deadline passed" in rec["note"]
-        runs = lambda tag: authed.get(f"{bridge_url}/{name}/echo/runs/{tag}", timeout=5).json()
+        def runs(tag: str) -> dict:
+            return authed.get(f"{bridge_url}/{name}/echo/runs/{tag}", timeout=5).json()
         assert runs(calls["fresh"][1])["runs"] == 1
         assert runs(calls["expired"][1])["runs"] == 0
     finally:
