@@ -15,10 +15,13 @@ from authed import AUTH, new_token
 from rhapsody_helpers import rhapsody_session
 
 from radical.edge import BridgeClient, services
+from radical.edge.settings import Settings
 from radical.edge.sdk import EdgeError
 
 pytest.importorskip("psij")
 pytest.importorskip("rhapsody")
+
+NOOP = "radical.edge.plugins.rhapsody.functions:noop"
 
 
 def wait_for(check, timeout: float = 60.0):
@@ -121,6 +124,27 @@ def test_my_work_across_sessions_with_times_and_states(bridge_url, edge, users):
         admin = httpx.get(f"{bridge_url}/work", params={"user": work(alice)["user"],
                                                          "edge": edge}, headers=AUTH, timeout=30)
         assert admin.status_code == 200 and admin.json()["total"] == 4
+
+
+def test_a_big_submit_whose_reply_comes_out_of_band_is_indexed(bridge_url, edge, users):
+    """~6,000 tasks: the submit reply is over the inline limit and travels by blob; the
+    bridge keeps it while relaying and indexes every task (it used to index none)."""
+    n = 6000
+    with client(bridge_url, users["bob"]) as bob:
+        before = work(bob, edge=edge, kind="rhapsody", limit=1)["total"]
+        sid = rhapsody_session(bob, edge)
+        r = bob.post(f"/{edge}/rhapsody/submit/{sid}",
+                     json={"tasks": [{"function": NOOP} for _ in range(n)]})
+        assert r.status_code == 200, r.text
+        assert len(r.content) > Settings().payload_inline_bytes  # it went out of band
+        uids = {t["uid"] for t in r.json()}
+        assert len(uids) == n
+        wait_for(lambda: work(bob, edge=edge, kind="rhapsody", phase="ended",
+                              limit=1)["total"] - before >= n)
+        assert work(bob, edge=edge, kind="rhapsody", limit=1)["total"] - before == n
+        newest = work(bob, edge=edge, kind="rhapsody", limit=500)["items"]
+        assert {i["sid"] for i in newest} == {sid} and {i["id"] for i in newest} <= uids
+        assert {i["state"] for i in newest} == {"DONE"}
 
 
 @pytest.mark.parametrize("params, words", [

@@ -90,29 +90,41 @@ async def receive_body(redis: aioredis.Redis, settings: Settings, headers: dict[
 
 
 async def send_blob_reply(redis: aioredis.Redis, key: str, deadline: float, status: int,
-                          headers: list[tuple[bytes, bytes]], send: Any, receive: Any) -> None:
+                          headers: list[tuple[bytes, bytes]], send: Any, receive: Any,
+                          keep: int = 0) -> bytes | None:
     """Relay a reply body from Redis to the HTTP client as the edge writes it.
 
     The status line goes out first; if the edge's stream then fails, the response is cut
     short (the client sees an incomplete body, never a silently truncated success). A client
     that hangs up makes the bridge abandon the body, which stops the edge writing it.
+    Returns the whole body when it was relayed completely and is at most `keep` bytes (the
+    work index reads big submit replies so), else None.
     """
     body = read_blob(redis, key, deadline + BLOB_GRACE)
     hangup = asyncio.ensure_future(receive())  # the request body is read: only disconnect
     started = False
+    kept: list[bytes] | None = [] if keep > 0 else None
+    size = 0
     try:
         async for chunk in body:
             if hangup.done():
                 log.debug("client left during reply body %s", key)  # normal: not news
                 await abandon(redis, key)
-                return
+                return None
             if not started:
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 started = True
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if kept is not None:
+                size += len(chunk)
+                if size <= keep:
+                    kept.append(chunk)
+                else:
+                    kept = None  # too big to index: stop keeping it
         if not started:
             await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
+        return b"".join(kept) if kept is not None else None
     except (BlobError, RedisError, OSError) as exc:
         await abandon(redis, key)
         log.warning("reply body %s failed: %s", key, exc)

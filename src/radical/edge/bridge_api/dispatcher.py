@@ -187,10 +187,16 @@ class CallDispatcher:
                 n += 1
         return n
 
-    def fail_all(self, detail: str) -> None:
+    async def drain(self, detail: str, timeout: float) -> None:
+        """Fail every call in flight with `detail` and wait (at most `timeout` s) until each
+        was answered: withdrawn ones as not run, the others as unknown (shutdown)."""
         for fut, _edge in list(self._pending.values()):
             if not fut.done():
                 fut.set_exception(Unanswered(502, detail, (503, detail + "; did not run")))
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while self._pending and loop.time() < end:
+            await asyncio.sleep(0.01)  # each call's own task withdraws and answers
 
 
 def stopping_cancel() -> None:

@@ -118,10 +118,10 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
                 await abandon(state.redis, body.ref)
             raise
         status, body_out = reply.status, reply.body_bytes()
-        if status < 300 and call.method == "POST" and not reply.body_ref:
-            # (a reply over PAYLOAD_INLINE_BYTES, e.g. ~5,000+ rhapsody tasks in one submit,
-            # travels out of band and is not indexed: its ids are not in hand here)
-            record_work(state, edge, plugin, sub, scope.get("identity"), body.data,
+        submit = submit_kind(state, edge, plugin, sub) if (
+            status < 300 and call.method == "POST") else None
+        if submit and not reply.body_ref:
+            record_work(state, submit, edge, plugin, sub, scope.get("identity"), body.data,
                         headers.get("content-type", ""), body_out, began)
         out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers
                if k.lower() not in HOP_HEADERS]
@@ -135,8 +135,14 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
             out += SANDBOX_HEADERS
             state.metrics.call_done(edge, plugin, status, parts)
             relaying = True
-            await send_blob_reply(state.redis, reply.body_ref, call.deadline, status, out, send,
-                                  receive)
+            whole = await send_blob_reply(state.redis, reply.body_ref, call.deadline, status,
+                                          out, send, receive, WORK_REPLY_MAX if submit else 0)
+            if submit and whole is None:
+                log.info("work index: the reply of %s/%s/%s was over %d bytes or not relayed "
+                         "whole; its items are not indexed", edge, plugin, sub, WORK_REPLY_MAX)
+            elif submit:  # e.g. ~5,000+ rhapsody tasks in one submit: the reply came by blob
+                record_work(state, submit, edge, plugin, sub, scope.get("identity"),
+                            body.data, headers.get("content-type", ""), whole, began)
             return
     except BridgeError as exc:
         status, body_out = exc.status, orjson.dumps(exc.body())
@@ -165,15 +171,26 @@ async def proxy(state: BridgeState, scope: dict, receive: Any, send: Any) -> Non
     await send({"type": "http.response.body", "body": body_out})
 
 
-def record_work(state: BridgeState, edge: str, plugin: str, sub: str,
+#: the biggest out-of-band submit reply the bridge keeps to index (~80,000 rhapsody tasks):
+#: parsing it costs the bridge's loop ~0.1 s; bigger submits are relayed, not indexed
+WORK_REPLY_MAX = 4 << 20
+
+
+def submit_kind(state: BridgeState, edge: str, plugin: str, sub: str) -> str | None:
+    """The plugin type ("psij", "rhapsody") when `sub` is one of its submit routes."""
+    kind = (state.watcher.edges.get(edge, {}).get("plugins", {}).get(plugin) or {}).get("type")
+    verb, _, sid = sub.partition("/")
+    if verb not in work.SUBMIT_PATHS.get(kind, ()) or not sid or "/" in sid:
+        return None
+    return kind
+
+
+def record_work(state: BridgeState, kind: str, edge: str, plugin: str, sub: str,
                 who: Identity | None, request: bytes | None, ctype: str,
                 reply: bytes, began: float) -> None:
     """Queue a successful psij/rhapsody submission for its caller's work index
     (bridge_api/work.py); trouble is logged, never turned into a failed call that did run."""
-    kind = (state.watcher.edges.get(edge, {}).get("plugins", {}).get(plugin) or {}).get("type")
-    verb, _, sid = sub.partition("/")
-    if verb not in work.SUBMIT_PATHS.get(kind, ()) or not sid or "/" in sid:
-        return
+    sid = sub.partition("/")[2]
     try:
         state.work.record_submit((who or ANONYMOUS).user, edge, plugin, kind, sid,
                                  work.decode_body(request, ctype), orjson.loads(reply), began)

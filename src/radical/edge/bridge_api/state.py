@@ -79,6 +79,9 @@ class BridgeState:
     async def stop(self) -> None:
         log.info("bridge %s stopping: %d calls in flight", self.bridge_id[:8],
                  self.dispatcher.pending)
+        # calls still in flight are answered (and withdrawn where they can be) while the
+        # command connection is open: uvicorn has cancelled them right before this
+        await self.dispatcher.drain("the bridge stopped", timeout=2.0)
         await self.audit.flush()
         try:  # submissions still queued for the work index
             await asyncio.wait_for(self.work.flush(), 3)
@@ -91,7 +94,6 @@ class BridgeState:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.hub.close()
         await self.dispatcher.commands.close()
-        self.dispatcher.fail_all("bridge shutting down")
         await self.redis.aclose()
         await self.pubsub_redis.aclose()
 
