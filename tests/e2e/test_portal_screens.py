@@ -190,3 +190,48 @@ def test_the_other_plugin_pages_pass_axe(portal, page, bridge_url, module_edges,
         assert facts["overflow"] <= 0, f"{plugin} at {width}: scrolls sideways by {facts['overflow']} px"
         violations = portal.a11y_violations()
         assert violations == [], f"{plugin} at {width}:\n" + "\n".join(violations)
+
+
+#: what each page shows once it has loaded, and what it needs to run at all
+PLUGIN_PAGES = {
+    "queue_info": ("[data-monitor=partitions] table.grid", None),
+    "lucid": ("[data-form=task] [data-field=executable]", "radical.pilot"),
+    "xgfabric": ("[data-testid=xgf-status] .badge[data-state]", "rhapsody"),
+}
+
+
+@pytest.fixture(scope="module")
+def plugin_pages_edge(module_edges, bridge_url, tmp_path_factory) -> str:
+    """One edge with queue_info, lucid and xgfabric (each page then checked on its own)."""
+    name = f"axp{uuid.uuid4().hex[:5]}"
+    root = tmp_path_factory.mktemp("axe-pages")
+    plugins = ["queue_info"] + [p for p, (_, mod) in PLUGIN_PAGES.items() if mod and _importable(mod)]
+    module_edges(plugins=",".join(plugins), name=name, env={
+        "RADICAL_BRIDGE_URL": bridge_url, "RADICAL_EDGE_LUCID_DIR": str(root / "lucid"),
+        "RADICAL_EDGE_XGFABRIC_DIR": str(root / "xgf")})
+    return name
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.slurm
+@pytest.mark.usefixtures("slurm_cluster")
+@pytest.mark.parametrize("width", ["phone", "desktop"])
+@pytest.mark.parametrize("plugin", list(PLUGIN_PAGES))
+def test_queue_info_lucid_and_xgfabric_pages_pass_axe(portal, page, bridge_url, plugin_pages_edge,
+                                                      plugin, width):
+    ready, needs = PLUGIN_PAGES[plugin]
+    if needs:
+        pytest.importorskip(needs)
+    page.set_viewport_size(WIDTHS[width])
+    portal.open(bridge_url, f"/e/{plugin_pages_edge}/{plugin}")
+    page.locator(ready).first.wait_for(timeout=60_000)
+    tidy(page)
+    facts = layout_facts(page)
+    assert facts["overflow"] <= 0, f"{plugin} at {width}: scrolls sideways by {facts['overflow']} px"
+    assert facts["titleTop"] < 160, f"{plugin} at {width}: title {facts['titleTop']} px down"
+    violations = portal.a11y_violations()
+    assert violations == [], f"{plugin} at {width}:\n" + "\n".join(violations)

@@ -31,7 +31,7 @@ export default async function mount(ctx) {
   const api = ctx.api;
   const wfSel = picker('workflow', 'xgf-workflow');
   const resSel = picker('resource', 'xgf-resource');
-  const editor = h('textarea', { name: 'config', rows: 18, spellcheck: false,
+  const editor = h('textarea', { name: 'config', id: `xgf-editor-${ctx.edge}`, rows: 18, spellcheck: false,
     dataset: { testid: 'xgf-editor' },
     style: { width: '100%', fontFamily: 'var(--mono, monospace)', fontSize: '12px' } });
   const dirText = h('code', { dataset: { testid: 'xgf-workdir' } });
@@ -157,6 +157,7 @@ export default async function mount(ctx) {
           h('div', { class: 'actions' },
             button('📂 Load workflow', () => show(wfSel.value), { testid: 'xgf-load' }),
             button('📂 Load resource', () => show(resSel.value), { testid: 'xgf-load-resource' })),
+          h('label', { for: editor.id }, 'Config (JSON)'),
           editor,
           h('div', { class: 'actions' },
             button('💾 Save', save, { testid: 'xgf-save' }),
