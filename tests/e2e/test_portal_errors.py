@@ -1,0 +1,62 @@
+"""Errors shown once, where they happened (issue 15 item 3): a refused submission of a form
+rendered from a plugin's ui_config (the original-style `counter` plugin) and of the lucid
+forms stays in that form, at the field it names, until dismissed -- and is not repeated as a
+toast far from the form."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+
+def no_toast(page) -> None:
+    """Toasts appear synchronously with the in-form error (same task): none may exist."""
+    assert page.locator("[data-testid=toast]").count() == 0, page.locator("#toasts").inner_text()
+
+
+def test_generic_form_refusal_is_shown_once_at_the_form(portal, bridge_url, module_edges):
+    name = f"err{uuid.uuid4().hex[:5]}"
+    module_edges(plugins="counter", name=name)
+    page = portal.open(bridge_url, f"/e/{name}/counter")
+    form = page.locator("[data-form=add]")
+    amount = form.locator("[data-field=amount]")
+    amount.wait_for()
+    amount.fill("")  # null: the plugin answers 400 "amount must be an integer"
+    page.click("[data-testid=add-submit]")
+    box = form.locator("[data-testid=add-error] [role=alert]")
+    box.wait_for()
+    assert "400" in box.inner_text() and "amount must be an integer" in box.inner_text()
+    assert form.locator("[data-testid=amount-error]").inner_text() == "amount must be an integer"
+    no_toast(page)
+    form.locator("[data-testid=dismiss-error]").click()
+    assert box.count() == 0
+
+    amount.fill("2")  # and a good one goes through, its answer beside the form
+    page.click("[data-testid=add-submit]")
+    page.locator("[data-testid=add-result] pre.json").wait_for()
+    assert form.locator("[data-testid=add-error] [role=alert]").count() == 0
+
+
+def test_lucid_refusals_are_shown_once_at_their_form(portal, bridge_url, module_edges, tmp_path):
+    pytest.importorskip("radical.pilot")
+    name = f"lerr{uuid.uuid4().hex[:5]}"
+    module_edges(plugins="lucid", name=name, env={"RADICAL_EDGE_LUCID_DIR": str(tmp_path)})
+    page = portal.open(bridge_url, f"/e/{name}/lucid")
+    form = page.locator("[data-form=task]")
+    form.locator("[data-field=executable]").wait_for()
+    # an empty executable is caught at the field, nothing is sent
+    form.locator("[data-field=executable]").fill("")
+    page.click("[data-testid=task-submit]")
+    assert form.locator("[data-testid=executable-error]").inner_text() == "an executable is required"
+    no_toast(page)
+    # a task before any pilot: the plugin refuses (409), the task form says so, once
+    form.locator("[data-field=executable]").fill("/bin/true")
+    page.click("[data-testid=task-submit]")
+    box = form.locator("[data-testid=task-error] [role=alert]")
+    box.wait_for()
+    assert "409" in box.inner_text() and "submit a pilot first" in box.inner_text()
+    assert "Task not submitted" in box.inner_text()
+    no_toast(page)
+    assert page.locator("[data-form=pilot] [data-testid=pilot-error] [role=alert]").count() == 0
+    form.locator("[data-testid=dismiss-error]").click()
+    assert box.count() == 0
