@@ -4,8 +4,10 @@ edge stays greyed with why it left, its page says so, and it rebuilds itself on 
 (Terminate's final "bridge stopped" state: test_portal_robustness.py.)"""
 from __future__ import annotations
 
+import threading
 import uuid
 
+import psutil
 import pytest
 
 from radical.edge import services
@@ -46,6 +48,48 @@ def test_bridge_down_banner_held_submits_and_module_retry(portal, make_bridge, m
     page.locator(SUBMITS).first.wait_for()
     page.wait_for_function(f"() => [...document.querySelectorAll('{SUBMITS}')].every(b => !b.disabled)")
     assert "Traceback" not in page.content()
+
+
+def test_a_submit_in_flight_at_an_outage_stays_held_until_the_bridge_is_back(portal, make_bridge, make_edge,
+                                                                            tmp_path):
+    """A submit that ends while the bridge is down (here: the stopping bridge still answers
+    it in its grace period, after the event stream is gone) must not re-enable its button;
+    the bridge's return does."""
+    port = services.free_port()
+    first = make_bridge(port=port)
+    url = first.extra["url"]
+    name = f"fl{uuid.uuid4().hex[:6]}"
+    edge = make_edge(plugins="psij", name=name, env={"RADICAL_EDGE_PSIJ_DIR": str(tmp_path)})
+    page = portal.open(url, f"/e/{name}/psij")
+    button = page.locator("[data-testid=submit-submit]")
+    button.wait_for()
+    page.wait_for_function("() => !document.querySelector('[data-testid=submit-submit]').disabled")
+    page.locator("[data-form=submit] [data-field=executor]").select_option("local")
+    busy = "() => document.querySelector('[data-form=submit]').classList.contains('busy')"
+    # the edge, paused, keeps the submit in flight at the bridge
+    procs = [psutil.Process(edge.pid)]
+    procs += procs[0].children(recursive=True)
+    for p in procs:
+        p.suspend()
+    stopping = threading.Thread(target=first.stop)
+    try:
+        button.click()
+        page.wait_for_function(busy)
+        stopping.start()  # SIGTERM: the event stream ends, in-flight calls get a grace period
+        page.locator("#bridge-banner[data-state=reconnecting]").wait_for()
+    finally:
+        for p in procs:
+            p.resume()
+    # the edge answers, the stopping bridge passes the answer on: the submit succeeded
+    page.wait_for_function(f"() => !({busy})()")
+    page.locator("[data-form=submit] ~ .form-result .banner-ok").wait_for()
+    assert page.locator("#bridge-banner").is_visible()
+    assert button.is_disabled(), "the finished submit re-enabled its button while the bridge is down"
+    stopping.join()
+    assert button.is_disabled()
+    make_bridge(port=port)
+    portal.wait_connected(timeout=30_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=submit-submit]').disabled")
 
 
 def test_lost_edge_stays_greyed_with_its_reason_and_returns(portal, bridge_url, make_edge):

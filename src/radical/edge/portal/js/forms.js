@@ -137,7 +137,12 @@ export function buildForm(spec, onSubmit) {
   const form = {
     fields: byName,
     values: () => Object.fromEntries(fields.map((f) => [f.name, f.get()])),
-    setBusy: (busy) => { btn.disabled = busy; form.el.classList.toggle('busy', busy); },
+    // a button held while the bridge is down (shell.js) stays disabled when a submit ends
+    setBusy: (busy) => {
+      if (busy) btn.dataset.busy = '1'; else delete btn.dataset.busy;
+      btn.disabled = busy || !!btn.dataset.heldOffline;
+      form.el.classList.toggle('busy', busy);
+    },
     // validate every field; true when all are fine (the first bad one gets the focus)
     validate: () => {
       const values = form.values();
