@@ -60,3 +60,22 @@ def test_lucid_refusals_are_shown_once_at_their_form(portal, bridge_url, module_
     assert page.locator("[data-form=pilot] [data-testid=pilot-error] [role=alert]").count() == 0
     form.locator("[data-testid=dismiss-error]").click()
     assert box.count() == 0
+
+
+def test_a_monitor_that_cannot_load_says_so_once_in_its_place(portal, bridge_url, module_edges, tmp_path):
+    """queue_info on a host whose scheduler is broken: its commands fail (they stand first on
+    the edge's PATH and exit 1 the way SLURM's do when the controller is down)."""
+    for tool in ("sinfo", "squeue", "sacctmgr", "sacct", "scontrol"):
+        script = tmp_path / tool
+        script.write_text(f"#!/bin/sh\necho '{tool}: error: Unable to contact slurm controller' >&2\nexit 1\n")
+        script.chmod(0o755)
+    name = f"qerr{uuid.uuid4().hex[:5]}"
+    module_edges(plugins="queue_info", name=name, env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    page = portal.open(bridge_url, f"/e/{name}/queue_info")
+    err = page.locator("[data-monitor=partitions] .error-box")
+    err.wait_for(timeout=30_000)
+    text = err.inner_text()
+    assert "Unable to contact slurm controller" in text
+    assert "Traceback" not in text and "PosixPath" not in text
+    page.locator("[data-monitor=my_jobs] .error-box").wait_for()
+    no_toast(page)
