@@ -109,6 +109,27 @@ export function field(spec) {
   return f;
 }
 
+// A place for the error of an action, kept until dismissed (or cleared by the next try):
+// {el, show(err, title) -> the shown text, clear()}. Forms have one; pages with actions
+// outside a form (xgfabric's editor) put one beside those actions.
+export function errorSlot(testid) {
+  const el = h('div', { class: 'form-error-slot', dataset: { testid } });
+  const slot = {
+    el,
+    show: (err, title) => {
+      const detail = cleanMessage((err && (err.detail || err.message)) || String(err));
+      const status = err && err.status ? `${err.status}: ` : '';
+      const close = h('button', { type: 'button', class: 'btn btn-small', 'aria-label': 'Dismiss',
+        dataset: { testid: 'dismiss-error' }, onclick: () => slot.clear() }, '✕');
+      replace(el, h('div', { class: 'banner banner-bad form-error', role: 'alert' },
+        h('span', {}, title ? h('strong', {}, `${title} `) : null, status, detail), close));
+      return detail;
+    },
+    clear: () => replace(el),
+  };
+  return slot;
+}
+
 // Run the field's validator (if any) with the form's values; returns the message or null.
 function check(f, values) {
   if (typeof f.spec.validate !== 'function') return null;
@@ -133,7 +154,7 @@ export function buildForm(spec, onSubmit) {
   } else {
     body = h('div', { class: 'fields' }, fields.map((f) => f.el));
   }
-  const errorBox = h('div', { class: 'form-error-slot', dataset: { testid: `${spec.id || 'form'}-error` } });
+  const errors = errorSlot(`${spec.id || 'form'}-error`);
   const form = {
     fields: byName,
     values: () => Object.fromEntries(fields.map((f) => [f.name, f.get()])),
@@ -152,19 +173,14 @@ export function buildForm(spec, onSubmit) {
     },
     // a refused submission: kept in the form until dismissed; also at the field it names
     showError: (err, title) => {
-      const detail = cleanMessage((err && (err.detail || err.message)) || String(err));
-      const status = err && err.status ? `${err.status}: ` : '';
-      const close = h('button', { type: 'button', class: 'btn btn-small', 'aria-label': 'Dismiss',
-        dataset: { testid: 'dismiss-error' }, onclick: () => form.clearError() }, '✕');
-      replace(errorBox, h('div', { class: 'banner banner-bad form-error', role: 'alert' },
-        h('span', {}, title ? h('strong', {}, `${title} `) : null, status, detail), close));
+      const detail = errors.show(err, title);
       const lower = detail.toLowerCase();
       fields.forEach((f) => {
         const words = f.spec.matches || [f.name];
         if (words.some((w) => lower.includes(String(w).toLowerCase()))) f.setError(detail);
       });
     },
-    clearError: () => replace(errorBox),
+    clearError: () => errors.clear(),
   };
   fields.forEach((f) => {
     const recheck = () => { if (f.error() || f.input === document.activeElement) check(f, form.values()); };
@@ -183,7 +199,7 @@ export function buildForm(spec, onSubmit) {
   spec.title ? h('h3', {}, spec.title) : null,
   spec.description ? h('p', { class: 'muted' }, spec.description) : null,
   body,
-  errorBox,
+  errors.el,
   h('div', { class: 'form-actions' }, btn));
   return form;
 }
