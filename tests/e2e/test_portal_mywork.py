@@ -1,7 +1,7 @@
 """My work (#/work) in real Chromium: a user's psij jobs and rhapsody tasks from other
 sessions (submitted over HTTP, not from this tab) with times and live states, sorting,
 filtering, paging, copy id, a link to the job's directory in the staging browser, and
-another user seeing none of it. Screenshots at desktop and phone widths."""
+another user seeing none of it. Screenshots at desktop and phone widths, axe-checked there."""
 from __future__ import annotations
 
 import uuid
@@ -125,6 +125,7 @@ def test_my_work_lists_jobs_and_tasks_from_other_sessions(portal, page, browser,
     bad.locator("[data-testid=copy-id]").click()
     assert page.evaluate("navigator.clipboard.readText()") == ids["bad"]
     portal.shot("mywork")
+    assert portal.a11y_violations() == [], "My work at desktop width"
     # the job's files: the row links into the staging browser at the job's directory
     ok = page.locator(f'[data-testid=work-rows] tr[data-id="{ids["ok"]}"]')
     ok.locator("[data-testid=work-browse]").click()
@@ -136,7 +137,9 @@ def test_my_work_lists_jobs_and_tasks_from_other_sessions(portal, page, browser,
     page.set_viewport_size(PHONE)
     page.goto(f"{bridge_url}/#/work")
     rows(page).first.wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
     portal.shot("mywork-phone")
+    assert portal.a11y_violations() == [], "My work at phone width"
 
     # another user, another browser context: nothing of alice's
     other = browser.new_context(viewport={"width": 1280, "height": 860})
