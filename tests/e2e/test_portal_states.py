@@ -20,8 +20,10 @@ def test_bridge_down_banner_held_submits_and_module_retry(portal, make_bridge, m
     first = make_bridge(port=port)
     url = first.extra["url"]
     name = f"st{uuid.uuid4().hex[:6]}"
-    make_edge(plugins="sysinfo,psij", name=name)
-    page = portal.open(url, f"/e/{name}/psij")
+    make_edge(plugins="sysinfo,psij,staging", name=name)
+    page = portal.open(url, f"/e/{name}/staging")  # its module loads now, its page is used below
+    page.locator("[data-testid=staging-listing] table").wait_for()
+    page.evaluate(f"location.hash = '#/e/{name}/psij'")
     page.locator(SUBMITS).first.wait_for()
     assert page.locator("#bridge-banner").is_hidden()
     n_submits = page.locator(SUBMITS).count()
@@ -34,6 +36,11 @@ def test_bridge_down_banner_held_submits_and_module_retry(portal, make_bridge, m
     page.wait_for_function(f"() => [...document.querySelectorAll('{SUBMITS}')].every(b => b.disabled)")
     assert page.locator("[data-testid=bridge-retry]").is_enabled()
     portal.shot("bridge-down")
+    # actions outside forms that change state are held too (here: staging's upload, new folder)
+    actions = "[data-testid=staging-upload], [data-testid=staging-mkdir]"
+    page.evaluate(f"location.hash = '#/e/{name}/staging'")
+    page.locator("[data-testid=staging-mkdir]").wait_for()
+    page.wait_for_function(f"() => [...document.querySelectorAll('{actions}')].every(b => b.disabled)")
     # a page whose module is not loaded yet cannot load now, and says why
     page.evaluate(f"location.hash = '#/e/{name}/sysinfo'")
     page.locator("#main .error-box").wait_for()
@@ -44,6 +51,9 @@ def test_bridge_down_banner_held_submits_and_module_retry(portal, make_bridge, m
     page.locator("[data-testid=sysinfo] .cards").wait_for()  # the module loaded after all
     assert page.locator("#main .error-box").count() == 0
     assert page.locator("#bridge-banner").is_hidden()
+    page.evaluate(f"location.hash = '#/e/{name}/staging'")
+    page.locator("[data-testid=staging-listing] table").wait_for()
+    page.wait_for_function(f"() => [...document.querySelectorAll('{actions}')].every(b => !b.disabled)")
     page.evaluate(f"location.hash = '#/e/{name}/psij'")
     page.locator(SUBMITS).first.wait_for()
     page.wait_for_function(f"() => [...document.querySelectorAll('{SUBMITS}')].every(b => !b.disabled)")

@@ -166,11 +166,11 @@ export default async function mount(ctx) {
     card('📂 Browse', rootsBar, go, listing),
     card('⬆ Upload',
       h('div', { class: 'inline-form' }, fileInput,
-        button('Upload', upload, { style: 'primary', testid: 'staging-upload' })),
+        button('Upload', upload, { style: 'primary', testid: 'staging-upload', needsBridge: true })),
       h('div', {}, progress, ' ', progressText), uploadErr.el),
     card('➕ New folder',
       h('div', { class: 'inline-form' }, folderInput,
-        button('Create', mkdir, { testid: 'staging-mkdir' })), folderErr.el));
+        button('Create', mkdir, { testid: 'staging-mkdir', needsBridge: true })), folderErr.el));
 
   try {
     const r = await ctx.api.get('roots');

@@ -99,8 +99,8 @@ export default async function mount(ctx) {
       render(ans.state);
     } catch (e) { runErr.show(e, 'Not stopped:'); }
   };
-  const startBtn = button('▶ Start', start, { style: 'primary', testid: 'xgf-start' });
-  const stopBtn = button('■ Stop', stop, { style: 'danger', testid: 'xgf-stop' });
+  const startBtn = button('▶ Start', start, { style: 'primary', testid: 'xgf-start', needsBridge: true });
+  const stopBtn = button('■ Stop', stop, { style: 'danger', testid: 'xgf-stop', needsBridge: true });
 
   function render(s) {
     if (!s) return;
@@ -169,8 +169,8 @@ export default async function mount(ctx) {
           h('label', { for: editor.id }, 'Config (JSON)'),
           editor,
           h('div', { class: 'actions' },
-            button('💾 Save', save, { testid: 'xgf-save' }),
-            button('🗑 Delete', remove, { style: 'danger', testid: 'xgf-delete' })),
+            button('💾 Save', save, { testid: 'xgf-save', needsBridge: true }),
+            button('🗑 Delete', remove, { style: 'danger', testid: 'xgf-delete', needsBridge: true })),
           configErr.el),
         card('🚀 Run', h('div', { class: 'actions' }, startBtn, stopBtn), runErr.el)),
       h('div', {},
