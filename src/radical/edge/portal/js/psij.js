@@ -153,7 +153,8 @@ export default async function mount(ctx) {
     onSelect: showDetail,
     columns: [
       { label: 'Job', get: (j) => h('span', {}, h('code', { title: j.job_id }, short(j.job_id)),
-        j.sid ? h('small', { class: 'muted', title: `session ${j.sid}`, dataset: { testid: 'other-session' } }, ' other session') : null) },
+        // notifications carry every job's sid, this page's session's too: only others' are marked
+        j.sid && j.sid !== api._sid ? h('small', { class: 'muted', title: `session ${j.sid}`, dataset: { testid: 'other-session' } }, ' other session') : null) },
       { label: 'State', get: (j) => badge(j.state) },
       { label: 'Exit', get: (j) => j.exit_code },
       { label: 'Native ID', get: (j) => j.native_id },

@@ -158,7 +158,8 @@ export default async function mount(ctx) {
     onSelect: (t) => { selectedUid = t.uid; renderDetail(t); fetchDetail(t.uid); },
     columns: [
       { label: 'Task', get: (t) => h('span', {}, h('code', {}, t.uid),
-        t.sid ? h('small', { class: 'muted', title: `session ${t.sid}`, dataset: { testid: 'other-session' } }, ' other session') : null) },
+        // notifications carry every task's sid, this page's sessions' too: only others' are marked
+        t.sid && !mySids.has(t.sid) ? h('small', { class: 'muted', title: `session ${t.sid}`, dataset: { testid: 'other-session' } }, ' other session') : null) },
       { label: 'State', get: (t) => badge(t.state) },
       { label: 'Exit', get: (t) => t.exit_code },
       { label: 'Backend', get: (t) => t.backend || '—' },
