@@ -175,7 +175,7 @@ def test_destructive_dialogs_focus_cancel_and_terminate_is_apart(portal, page, b
     assert page_.locator(portal.edge_node(screen_edge)).get_attribute("data-departed") is None
 
 
-@pytest.mark.parametrize("width", ["phone", "desktop"])
+@pytest.mark.parametrize("width", list(WIDTHS))
 def test_the_other_plugin_pages_pass_axe(portal, page, bridge_url, module_edges, width):
     """The pages of rhapsody, staging and of a plugin rendered from its ui_config (echo)."""
     name = f"ax{width[0]}{uuid.uuid4().hex[:5]}"
@@ -219,7 +219,7 @@ def _importable(module: str) -> bool:
 
 @pytest.mark.slurm
 @pytest.mark.usefixtures("slurm_cluster")
-@pytest.mark.parametrize("width", ["phone", "desktop"])
+@pytest.mark.parametrize("width", list(WIDTHS))
 @pytest.mark.parametrize("plugin", list(PLUGIN_PAGES))
 def test_queue_info_lucid_and_xgfabric_pages_pass_axe(portal, page, bridge_url, plugin_pages_edge,
                                                       plugin, width):
