@@ -61,6 +61,17 @@ def test_lucid_refusals_are_shown_once_at_their_form(portal, bridge_url, module_
     form.locator("[data-testid=dismiss-error]").click()
     assert box.count() == 0
 
+    # a pilot on an unknown resource: shown at the resource field, and not at 'runtime'
+    # because the message says "RuntimeError" (fields are named by whole words only)
+    pilot = page.locator("[data-form=pilot]")
+    pilot.locator("[data-field=resource]").fill("nowhere.at_all")
+    page.click("[data-testid=pilot-submit]")
+    pilot.locator("[data-testid=pilot-error] [role=alert]").wait_for(timeout=60_000)
+    assert "Resource site 'nowhere' is unknown" in pilot.locator("[data-testid=resource-error]").inner_text()
+    assert pilot.locator("[data-testid=runtime-error]").is_hidden()
+    assert pilot.locator("[data-testid=cores-error]").is_hidden()
+    no_toast(page)
+
 
 def test_a_monitor_that_cannot_load_says_so_once_in_its_place(portal, bridge_url, module_edges, tmp_path):
     """queue_info on a host whose scheduler is broken: its commands fail (they stand first on

@@ -5,7 +5,8 @@
 //              key_value, label, default, placeholder, options: [str | {value, label}],
 //              required, column: 0|1, css_class, help,
 //              validate(value, values) -> message | null   (checked as the user types),
-//              matches: [words]  (a server error naming one of them is shown at this field)}
+//              matches: [words]  (a server error naming one of them, as a whole word, is
+//                                 shown at this field)}
 //
 // Errors stay where they happened until dismissed or fixed: a field's own message under it,
 // a refused submission in a box inside the form (never a toast that fades away).
@@ -130,6 +131,13 @@ export function errorSlot(testid) {
   return slot;
 }
 
+// Does the (lower-case) message name `word` as a word of its own? 'runtime' is not named by
+// "RuntimeError", 'queue' is by "queue_name" (letters and digits only make up a word).
+function mentions(lower, word) {
+  const w = String(word).toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(^|[^a-z0-9])${w}($|[^a-z0-9])`).test(lower);
+}
+
 // Run the field's validator (if any) with the form's values; returns the message or null.
 function check(f, values) {
   if (typeof f.spec.validate !== 'function') return null;
@@ -177,7 +185,7 @@ export function buildForm(spec, onSubmit) {
       const lower = detail.toLowerCase();
       fields.forEach((f) => {
         const words = f.spec.matches || [f.name];
-        if (words.some((w) => lower.includes(String(w).toLowerCase()))) f.setError(detail);
+        if (words.some((w) => mentions(lower, w))) f.setError(detail);
       });
     },
     clearError: () => errors.clear(),
