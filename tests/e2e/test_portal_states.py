@@ -15,12 +15,12 @@ from radical.edge import services
 SUBMITS = "#main button[type=submit]"
 
 
-def test_bridge_down_banner_held_submits_and_module_retry(portal, make_bridge, make_edge):
+def test_bridge_down_banner_held_submits_and_module_retry(portal, make_bridge, make_edge, tmp_path):
     port = services.free_port()
     first = make_bridge(port=port)
     url = first.extra["url"]
     name = f"st{uuid.uuid4().hex[:6]}"
-    make_edge(plugins="sysinfo,psij,staging", name=name)
+    make_edge(plugins="sysinfo,psij,staging", name=name, env={"RADICAL_EDGE_PSIJ_DIR": str(tmp_path)})
     page = portal.open(url, f"/e/{name}/staging")  # its module loads now, its page is used below
     page.locator("[data-testid=staging-listing] table").wait_for()
     page.evaluate(f"location.hash = '#/e/{name}/psij'")
@@ -28,12 +28,22 @@ def test_bridge_down_banner_held_submits_and_module_retry(portal, make_bridge, m
     assert page.locator("#bridge-banner").is_hidden()
     n_submits = page.locator(SUBMITS).count()
     assert n_submits >= 2 and all(b.is_enabled() for b in page.locator(SUBMITS).all())
+    # a running job: its cancel buttons (row and detail) need the bridge as much as a submit
+    form = page.locator("[data-form=submit]")
+    form.locator("[data-field=executable]").fill("/bin/sleep")
+    form.locator("[data-field=arguments]").fill("60")
+    form.locator("[data-field=executor]").select_option("local")
+    page.click("[data-testid=submit-submit]")
+    cancels = "[data-testid=row-cancel], [data-testid=detail-cancel]"
+    page.locator("[data-testid=detail-cancel]").wait_for()
+    assert all(b.is_enabled() for b in page.locator(cancels).all())
 
     first.stop()
     banner = page.locator("#bridge-banner[data-state=reconnecting]")
     banner.wait_for()
     assert "Bridge unreachable" in banner.inner_text() and "submitting is disabled" in banner.inner_text()
     page.wait_for_function(f"() => [...document.querySelectorAll('{SUBMITS}')].every(b => b.disabled)")
+    assert page.locator(cancels).count() == 2 and all(b.is_disabled() for b in page.locator(cancels).all())
     assert page.locator("[data-testid=bridge-retry]").is_enabled()
     portal.shot("bridge-down")
     # actions outside forms that change state are held too (here: staging's upload, new folder)

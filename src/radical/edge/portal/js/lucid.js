@@ -65,7 +65,7 @@ export default async function mount(ctx) {
     shown = t.tid;
     replace(detail,
       h('div', { class: 'detail-head' }, h('h3', {}, `Task ${t.tid} `, badge(t.state)),
-        isTerminal(t.state) ? null : button('✕ Cancel', () => cancelTask(t), { style: 'danger', testid: 'detail-cancel' })),
+        isTerminal(t.state) ? null : button('✕ Cancel', () => cancelTask(t), { style: 'danger', testid: 'detail-cancel', needsBridge: true })),
       kvList([['Command', [t.executable, ...(t.arguments || [])].filter(Boolean).join(' ')],
         ['Pilot', t.pilot], ['Exit code', t.exit_code]].filter(([, x]) => x !== undefined && x !== null && x !== '')),
       t.stdout ? h('div', {}, h('h4', {}, 'stdout'), h('pre', { class: 'output', dataset: { testid: 'stdout' } }, t.stdout)) : null,
@@ -98,7 +98,7 @@ export default async function mount(ctx) {
       { label: 'Command', class: 'cmd', get: (t) => [t.executable, ...(t.arguments || [])].filter(Boolean).join(' ') || '—' },
       { label: 'Output', class: 'cmd', get: (t) => (t.stdout ? String(t.stdout).trim().slice(0, 80) : '') },
     ],
-    actions: (t) => (isTerminal(t.state) ? [] : [button('✕', () => cancelTask(t), { style: 'danger', title: 'cancel', testid: 'row-cancel' })]),
+    actions: (t) => (isTerminal(t.state) ? [] : [button('✕', () => cancelTask(t), { style: 'danger', title: 'cancel', testid: 'row-cancel', needsBridge: true })]),
   });
   const taskForm = buildForm(TASK_FORM, async (v) => {
     const description = { executable: String(v.executable || '').trim(), arguments: splitArgs(v.arguments) };

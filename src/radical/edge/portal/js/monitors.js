@@ -50,7 +50,7 @@ function actionButtons(spec, ctx, row, reload) {
       if (reload) reload();
       return ans;
     } catch (e) { return null; }
-  }, { style: a.style, testid: `action-${a.id}` }));
+  }, { style: a.style, testid: `action-${a.id}`, needsBridge: true }));
 }
 
 // '{job_id}' placeholders in a message, filled as plain text.

@@ -120,7 +120,7 @@ export default async function mount(ctx) {
   const renderDetail = (t) => {
     replace(detail,
       h('div', { class: 'detail-head' }, h('h3', {}, `Task ${t.uid} `, badge(t.state)),
-        isTerminal(t.state) ? null : button('✕ Cancel', () => cancelTask(t), { style: 'danger', testid: 'detail-cancel' })),
+        isTerminal(t.state) ? null : button('✕ Cancel', () => cancelTask(t), { style: 'danger', testid: 'detail-cancel', needsBridge: true })),
       kvList([['Command', [t.executable, ...(t.arguments || [])].filter(Boolean).join(' ')], ['Exit code', t.exit_code],
         ['Return value', t.return_value], ['Error', t.error], ['Exception', t.exception]]
         .filter(([, v]) => v !== undefined && v !== null && v !== '')),
@@ -165,7 +165,7 @@ export default async function mount(ctx) {
       { label: 'Backend', get: (t) => t.backend || '—' },
       { label: 'Command', class: 'cmd', get: (t) => [t.executable, ...(t.arguments || [])].filter(Boolean).join(' ') || '—' },
     ],
-    actions: (t) => (isTerminal(t.state) ? [] : [button('✕', () => cancelTask(t), { style: 'danger', title: 'cancel', testid: 'row-cancel' })]),
+    actions: (t) => (isTerminal(t.state) ? [] : [button('✕', () => cancelTask(t), { style: 'danger', title: 'cancel', testid: 'row-cancel', needsBridge: true })]),
   });
 
   const onRecords = (records) => records.forEach((r) => {
@@ -231,7 +231,7 @@ export default async function mount(ctx) {
       toast(`${fmtValue(ans.canceled)} task(s) canceled.`, 'success');
       loadTasks();
     } catch (e) { /* toast shown */ }
-  }, { style: 'danger', testid: 'cancel-all' });
+  }, { style: 'danger', testid: 'cancel-all', needsBridge: true });
 
   add(ctx.el,
     pluginHeader(ctx, { onRefresh: () => { loadTasks(); loadOthers(); }, extra: cancelAll }),
