@@ -70,11 +70,13 @@ def test_bridge_down_banner_held_submits_and_module_retry(portal, make_bridge, m
     assert "Traceback" not in page.content()
 
 
+@pytest.mark.parametrize("answered", [True, False], ids=["answered", "lost"])
 def test_a_submit_in_flight_at_an_outage_stays_held_until_the_bridge_is_back(portal, make_bridge, make_edge,
-                                                                            tmp_path):
-    """A submit that ends while the bridge is down (here: the stopping bridge still answers
-    it in its grace period, after the event stream is gone) must not re-enable its button;
-    the bridge's return does."""
+                                                                            tmp_path, answered):
+    """A submit that ends while the bridge is down must not re-enable its button; the
+    bridge's return does. Answered: the stopping bridge still passes the edge's answer on in
+    its grace period, after the event stream is gone. Lost: the edge stays paused past that
+    grace period, the bridge dies without the answer and the form says the outcome is unknown."""
     port = services.free_port()
     first = make_bridge(port=port)
     url = first.extra["url"]
@@ -97,12 +99,17 @@ def test_a_submit_in_flight_at_an_outage_stays_held_until_the_bridge_is_back(por
         page.wait_for_function(busy)
         stopping.start()  # SIGTERM: the event stream ends, in-flight calls get a grace period
         page.locator("#bridge-banner[data-state=reconnecting]").wait_for()
+        if not answered:
+            stopping.join()  # the bridge is gone, the answer with it
     finally:
         for p in procs:
             p.resume()
-    # the edge answers, the stopping bridge passes the answer on: the submit succeeded
     page.wait_for_function(f"() => !({busy})()")
-    page.locator("[data-form=submit] ~ .form-result .banner-ok").wait_for()
+    if answered:
+        page.locator("[data-form=submit] ~ .form-result .banner-ok").wait_for()
+    else:
+        error = page.locator("[data-testid=submit-error] [role=alert]")
+        assert "may or may not have been done" in error.inner_text()
     assert page.locator("#bridge-banner").is_visible()
     assert button.is_disabled(), "the finished submit re-enabled its button while the bridge is down"
     stopping.join()

@@ -14,6 +14,8 @@ import { h, replace } from './dom.js';
 import { cleanMessage } from './ui.js';
 
 let uid = 0;
+//: the title of a refusal that came while the bridge went down: the call may have been done
+const LOST = 'The bridge went down while this was sent: it may or may not have been done (check once it is back).';
 const nextId = (name) => `f-${String(name).replace(/[^\w-]/g, '_')}-${++uid}`;
 
 // A key/value row editor; get() -> {key: value} (rows with an empty key are ignored).
@@ -202,7 +204,11 @@ export function buildForm(spec, onSubmit) {
       if (!form.validate()) return;
       form.clearError();
       form.setBusy(true);
-      try { await onSubmit(form.values(), form); } catch (e) { form.showError(e, spec.errorTitle); } finally { form.setBusy(false); }
+      try {
+        await onSubmit(form.values(), form);
+      } catch (e) {  // held meanwhile: the bridge went down while this was in flight
+        form.showError(e, btn.dataset.heldOffline ? LOST : spec.errorTitle);
+      } finally { form.setBusy(false); }
     } },
   spec.title ? h('h3', {}, spec.title) : null,
   spec.description ? h('p', { class: 'muted' }, spec.description) : null,
