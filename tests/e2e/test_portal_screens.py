@@ -177,12 +177,14 @@ def test_destructive_dialogs_focus_cancel_and_terminate_is_apart(portal, page, b
 
 @pytest.mark.parametrize("width", list(WIDTHS))
 def test_the_other_plugin_pages_pass_axe(portal, page, bridge_url, module_edges, width):
-    """The pages of rhapsody, staging and of a plugin rendered from its ui_config (echo)."""
+    """The pages of rhapsody, staging and of plugins rendered from their ui_config (echo: none,
+    counter: a form, a monitor and notifications)."""
     name = f"ax{width[0]}{uuid.uuid4().hex[:5]}"
-    module_edges(name=name, plugins="rhapsody,staging,echo")
+    module_edges(name=name, plugins="rhapsody,staging,echo,counter")
     page.set_viewport_size(WIDTHS[width])
     ready = {"rhapsody": "[data-testid=rh-session] .badge[data-state=ready]",
-             "staging": "[data-testid=staging-listing] tr[data-name]", "echo": "#main .card"}
+             "staging": "[data-testid=staging-listing] tr[data-name]", "echo": "#main .card",
+             "counter": "[data-monitor=value] .kv"}
     for plugin, selector in ready.items():
         portal.open(bridge_url, f"/e/{name}/{plugin}")
         page.locator(selector).first.wait_for(timeout=60_000)
