@@ -72,9 +72,12 @@ function tableMonitor(spec, ctx) {
     }
     replace(body, table(columns, rows, {
       empty: spec.empty_text || 'Nothing to show.',
+      // a row that opens something is a Tab stop and opens with Enter too (as LiveTable's)
       rowProps: (r) => ({ class: spec.row_link ? 'clickable' : undefined,
         dataset: { key: fmtValue(r[spec.key || 'name']) },
-        onclick: spec.row_link ? () => rowLink(spec, ctx, r, sub) : undefined }),
+        tabIndex: spec.row_link ? 0 : undefined,
+        onclick: spec.row_link ? () => rowLink(spec, ctx, r, sub) : undefined,
+        onkeydown: spec.row_link ? (ev) => { if (ev.key === 'Enter') rowLink(spec, ctx, r, sub); } : undefined }),
     }));
   };
   mon.load = async () => {
