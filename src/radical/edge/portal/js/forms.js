@@ -1,5 +1,6 @@
 // Form building from field specs (the `forms[].fields` of a plugin's ui_config), shared by
-// the generic renderer and the psij / rhapsody pages.
+// the generic renderer and the psij / rhapsody / lucid pages; its error slot also serves
+// actions outside forms (xgfabric, staging).
 //
 // field spec: {name, type: text|number|select|checkbox|textarea|password|custom_attributes|
 //              key_value, label, default, placeholder, options: [str | {value, label}],
