@@ -90,3 +90,32 @@ def test_a_monitor_that_cannot_load_says_so_once_in_its_place(portal, bridge_url
     assert "Traceback" not in text and "PosixPath" not in text
     page.locator("[data-monitor=my_jobs] .error-box").wait_for()
     no_toast(page)
+
+
+def test_long_messages_wrap_on_a_phone(portal, page, bridge_url, module_edges, tmp_path):
+    """Server messages quote paths: a long one wraps inside its box at 400 px instead of
+    making the page scroll sideways (the form's box, the field's error, a listing's error)."""
+    pytest.importorskip("psij")
+    name = f"wrap{uuid.uuid4().hex[:5]}"
+    module_edges(plugins="psij,staging", name=name, env={
+        "RADICAL_EDGE_PSIJ_DIR": str(tmp_path), "RADICAL_EDGE_STAGING_ROOTS": str(tmp_path)})
+    page.set_viewport_size({"width": 400, "height": 820})
+    overflow = "document.documentElement.scrollWidth - window.innerWidth"
+    portal.open(bridge_url, f"/e/{name}/psij")
+    form = page.locator("[data-form=submit]")
+    form.locator("[data-field=executable]").wait_for()
+    form.locator("[data-field=executor]").select_option("local")
+    long_path = "/no/such/" + "averyverylongdirectoryname" * 5 + "/program"
+    form.locator("[data-field=executable]").fill(long_path)
+    page.click("[data-testid=submit-submit]")
+    form.locator("[data-testid=submit-error] [role=alert]").wait_for()
+    assert long_path in form.locator("[data-testid=executable-error]").inner_text()
+    assert page.evaluate(overflow) <= 0
+    assert portal.a11y_violations() == []
+
+    portal.open(bridge_url, f"/e/{name}/staging")
+    page.locator("[data-testid=staging-listing] table, [data-testid=staging-listing] .empty").first.wait_for()
+    page.locator("[data-testid=staging-path]").fill("/etc/" + "x" * 200)
+    page.press("[data-testid=staging-path]", "Enter")
+    page.locator("[data-testid=staging-listing] .error-box", has_text="outside").wait_for()
+    assert page.evaluate(overflow) <= 0
