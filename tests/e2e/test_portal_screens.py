@@ -203,33 +203,38 @@ PLUGIN_PAGES = {
 
 
 @pytest.fixture(scope="module")
-def plugin_pages_edge(module_edges, bridge_url, tmp_path_factory) -> str:
-    """One edge with queue_info, lucid and xgfabric (each page then checked on its own)."""
-    name = f"axp{uuid.uuid4().hex[:5]}"
+def plugin_pages_edges(module_edges, bridge_url, tmp_path_factory):
+    """The edge of each page, started when a test first asks for it: queue_info's on the
+    SLURM cluster, lucid's and xgfabric's on an edge of their own (no SLURM needed)."""
+    edges: dict[str, str] = {}
     root = tmp_path_factory.mktemp("axe-pages")
-    plugins = ["queue_info"] + [p for p, (_, mod) in PLUGIN_PAGES.items() if mod and _importable(mod)]
-    module_edges(plugins=",".join(plugins), name=name, env={
-        "RADICAL_BRIDGE_URL": bridge_url, "RADICAL_EDGE_LUCID_DIR": str(root / "lucid"),
-        "RADICAL_EDGE_XGFABRIC_DIR": str(root / "xgf")})
-    return name
+
+    def edge(plugin: str, request) -> str:
+        key = "queue_info" if plugin == "queue_info" else "rest"
+        if key not in edges:
+            name = f"axp{uuid.uuid4().hex[:5]}"
+            if key == "queue_info":
+                request.getfixturevalue("slurm_cluster")
+                module_edges(plugins="queue_info", name=name)
+            else:
+                module_edges(plugins="lucid,xgfabric", name=name, env={
+                    "RADICAL_BRIDGE_URL": bridge_url, "RADICAL_EDGE_LUCID_DIR": str(root / "lucid"),
+                    "RADICAL_EDGE_XGFABRIC_DIR": str(root / "xgf")})
+            edges[key] = name
+        return edges[key]
+    return edge
 
 
-def _importable(module: str) -> bool:
-    import importlib.util
-    return importlib.util.find_spec(module) is not None
-
-
-@pytest.mark.slurm
-@pytest.mark.usefixtures("slurm_cluster")
 @pytest.mark.parametrize("width", list(WIDTHS))
-@pytest.mark.parametrize("plugin", list(PLUGIN_PAGES))
-def test_queue_info_lucid_and_xgfabric_pages_pass_axe(portal, page, bridge_url, plugin_pages_edge,
-                                                      plugin, width):
+@pytest.mark.parametrize("plugin", [pytest.param("queue_info", marks=pytest.mark.slurm), "lucid", "xgfabric"])
+def test_queue_info_lucid_and_xgfabric_pages_pass_axe(portal, page, bridge_url, plugin_pages_edges,
+                                                      request, plugin, width):
     ready, needs = PLUGIN_PAGES[plugin]
     if needs:
         pytest.importorskip(needs)
+    edge = plugin_pages_edges(plugin, request)
     page.set_viewport_size(WIDTHS[width])
-    portal.open(bridge_url, f"/e/{plugin_pages_edge}/{plugin}")
+    portal.open(bridge_url, f"/e/{edge}/{plugin}")
     page.locator(ready).first.wait_for(timeout=60_000)
     tidy(page)
     facts = layout_facts(page)
