@@ -1,14 +1,15 @@
 """My work (#/work) in real Chromium: a user's psij jobs and rhapsody tasks from other
 sessions (submitted over HTTP, not from this tab) with times and live states, sorting,
 filtering, paging, copy id, a link to the job's directory in the staging browser, and
-another user seeing none of it. Screenshots at desktop and phone widths."""
+another user seeing none of it. Screenshots at desktop and phone widths, axe-checked there."""
 from __future__ import annotations
 
 import uuid
 
 import httpx
 import pytest
-from authed import new_token
+from authed import AUTH, new_token
+from waiting import wait_for
 
 from radical.edge import services
 
@@ -125,6 +126,7 @@ def test_my_work_lists_jobs_and_tasks_from_other_sessions(portal, page, browser,
     bad.locator("[data-testid=copy-id]").click()
     assert page.evaluate("navigator.clipboard.readText()") == ids["bad"]
     portal.shot("mywork")
+    assert portal.a11y_violations() == [], "My work at desktop width"
     # the job's files: the row links into the staging browser at the job's directory
     ok = page.locator(f'[data-testid=work-rows] tr[data-id="{ids["ok"]}"]')
     ok.locator("[data-testid=work-browse]").click()
@@ -136,7 +138,9 @@ def test_my_work_lists_jobs_and_tasks_from_other_sessions(portal, page, browser,
     page.set_viewport_size(PHONE)
     page.goto(f"{bridge_url}/#/work")
     rows(page).first.wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
     portal.shot("mywork-phone")
+    assert portal.a11y_violations() == [], "My work at phone width"
 
     # another user, another browser context: nothing of alice's
     other = browser.new_context(viewport={"width": 1280, "height": 860})
@@ -171,3 +175,33 @@ def test_my_work_survives_a_reload_and_a_new_tab(page, browser, bridge_url, edge
                                         "els => els.map(e => e.dataset.id)") == before
     finally:
         fresh.close()
+
+
+def test_my_work_open_through_a_bridge_restart_shows_what_ended_meanwhile(portal, make_bridge, make_edge,
+                                                                            tmp_path):
+    """The page stays open while the bridge restarts on its port; a job that ended while no
+    bridge ran shows as ended once the page is reconnected (the index caught up)."""
+    port = services.free_port()
+    first = make_bridge(port=port)
+    url = first.extra["url"]
+    name = f"mwr{uuid.uuid4().hex[:5]}"
+    make_edge(plugins="psij", name=name, env={"RADICAL_EDGE_PSIJ_DIR": str(tmp_path)})
+    page = portal.open(url, f"/work?edge={name}")
+    with httpx.Client(base_url=url, timeout=60, headers=AUTH) as http:
+        sid = http.post(f"/{name}/psij/register_session", json={}).json()["sid"]
+        r = http.post(f"/{name}/psij/submit/{sid}", json={
+            "job_spec": {"executable": "/bin/sh", "arguments": ["-c", "sleep 4; echo late"]},
+            "executor": "local"})
+        assert r.status_code == 200, r.text
+        job_id = r.json()["job_id"]
+    row = page.locator(f'[data-testid=work-rows] tr[data-id="{job_id}"]')
+    row.locator(".badge[data-state=ACTIVE]").wait_for(timeout=30_000)
+    first.stop()
+    page.locator("#bridge-banner[data-state=reconnecting]").wait_for()
+    # the job ends while no bridge runs (its end waits in Redis for the next bridge)
+    wait_for(lambda: any(p.read_text().strip() == "late" for p in tmp_path.glob("**/*.out")), 30,
+             what="the job's output")
+    make_bridge(port=port)
+    portal.wait_connected(timeout=30_000)
+    row.locator(".badge[data-state=COMPLETED]").wait_for(timeout=30_000)
+    assert page.locator("#bridge-banner").is_hidden()

@@ -69,6 +69,8 @@ def test_job_runs_with_live_state_and_streamed_output(portal, bridge_url, parent
         ".textContent.includes('to-stderr')")
     assert "Exit code" in page.locator("[data-testid=job-detail]").inner_text()
     assert row(page, job_id).locator("td").nth(2).inner_text() == "0"
+    # this page's own job is not marked as another session's (job_status carries its sid)
+    assert row(page, job_id).locator("[data-testid=other-session]").count() == 0
     portal.shot("psij")
     assert stderr.inner_text().strip() == "to-stderr"
 

@@ -34,8 +34,12 @@ def test_partitions_jobs_and_cancel(portal, bridge_url, make_edge, slurm_job):
     row = jobs.locator(f'tr[data-key="{slurm_job}"]')
     row.wait_for(timeout=30_000)
     assert "portal-demo" in row.inner_text()
-    # a partition's jobs open below the table
-    parts.locator("tbody tr", has_text="debug").first.click()
+    # a partition's jobs open below the table: by keyboard (Tab stop, Enter) or click
+    debug = parts.locator("tbody tr", has_text="debug").first
+    debug.focus()
+    page.keyboard.press("Enter")
+    page.locator("[data-monitor=partitions] .monitor-sub h4", has_text="debug").wait_for()
+    debug.click()
     page.locator("[data-monitor=partitions] .monitor-sub h4").wait_for()
     portal.shot("queue_info")
 

@@ -52,6 +52,9 @@ def test_task_runs_and_its_output_appears(portal, bridge_url, rh_edge):
         "() => document.querySelector('[data-testid=task-detail] [data-testid=stdout]')"
         ".textContent.includes('second task')")
     assert task_row(page, uid2).locator("td").nth(2).inner_text() == "0"
+    # this page's own tasks are not marked as another session's (their notifications carry
+    # this session's id)
+    assert page.locator("[data-testid=rh-tasks] [data-testid=other-session]").count() == 0
     portal.shot("rhapsody")
 
     # both tasks are still listed after a reload (same tab, same session)
@@ -59,6 +62,7 @@ def test_task_runs_and_its_output_appears(portal, bridge_url, rh_edge):
     page.locator("[data-testid=rh-session] .badge[data-state=ready]").wait_for()
     task_row(page, uid).wait_for()
     task_row(page, uid2).locator(".badge[data-state=DONE]").wait_for()
+    assert page.locator("[data-testid=rh-tasks] [data-testid=other-session]").count() == 0
 
 
 def test_cancel_a_running_task(portal, bridge_url, rh_edge):

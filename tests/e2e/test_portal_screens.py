@@ -175,14 +175,16 @@ def test_destructive_dialogs_focus_cancel_and_terminate_is_apart(portal, page, b
     assert page_.locator(portal.edge_node(screen_edge)).get_attribute("data-departed") is None
 
 
-@pytest.mark.parametrize("width", ["phone", "desktop"])
+@pytest.mark.parametrize("width", list(WIDTHS))
 def test_the_other_plugin_pages_pass_axe(portal, page, bridge_url, module_edges, width):
-    """The pages of rhapsody, staging and of a plugin rendered from its ui_config (echo)."""
+    """The pages of rhapsody, staging and of plugins rendered from their ui_config (echo: none,
+    counter: a form, a monitor and notifications)."""
     name = f"ax{width[0]}{uuid.uuid4().hex[:5]}"
-    module_edges(name=name, plugins="rhapsody,staging,echo")
+    module_edges(name=name, plugins="rhapsody,staging,echo,counter")
     page.set_viewport_size(WIDTHS[width])
     ready = {"rhapsody": "[data-testid=rh-session] .badge[data-state=ready]",
-             "staging": "[data-testid=staging-listing] tr[data-name]", "echo": "#main .card"}
+             "staging": "[data-testid=staging-listing] tr[data-name]", "echo": "#main .card",
+             "counter": "[data-monitor=value] .kv"}
     for plugin, selector in ready.items():
         portal.open(bridge_url, f"/e/{name}/{plugin}")
         page.locator(selector).first.wait_for(timeout=60_000)
@@ -190,3 +192,53 @@ def test_the_other_plugin_pages_pass_axe(portal, page, bridge_url, module_edges,
         assert facts["overflow"] <= 0, f"{plugin} at {width}: scrolls sideways by {facts['overflow']} px"
         violations = portal.a11y_violations()
         assert violations == [], f"{plugin} at {width}:\n" + "\n".join(violations)
+
+
+#: what each page shows once it has loaded, and what it needs to run at all
+PLUGIN_PAGES = {
+    "queue_info": ("[data-monitor=partitions] table.grid", None),
+    "lucid": ("[data-form=task] [data-field=executable]", "radical.pilot"),
+    "xgfabric": ("[data-testid=xgf-status] .badge[data-state]", "rhapsody"),
+}
+
+
+@pytest.fixture(scope="module")
+def plugin_pages_edges(module_edges, bridge_url, tmp_path_factory):
+    """The edge of each page, started when a test first asks for it: queue_info's on the
+    SLURM cluster, lucid's and xgfabric's on an edge of their own (no SLURM needed)."""
+    edges: dict[str, str] = {}
+    root = tmp_path_factory.mktemp("axe-pages")
+
+    def edge(plugin: str, request) -> str:
+        key = "queue_info" if plugin == "queue_info" else "rest"
+        if key not in edges:
+            name = f"axp{uuid.uuid4().hex[:5]}"
+            if key == "queue_info":
+                request.getfixturevalue("slurm_cluster")
+                module_edges(plugins="queue_info", name=name)
+            else:
+                module_edges(plugins="lucid,xgfabric", name=name, env={
+                    "RADICAL_BRIDGE_URL": bridge_url, "RADICAL_EDGE_LUCID_DIR": str(root / "lucid"),
+                    "RADICAL_EDGE_XGFABRIC_DIR": str(root / "xgf")})
+            edges[key] = name
+        return edges[key]
+    return edge
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+@pytest.mark.parametrize("plugin", [pytest.param("queue_info", marks=pytest.mark.slurm), "lucid", "xgfabric"])
+def test_queue_info_lucid_and_xgfabric_pages_pass_axe(portal, page, bridge_url, plugin_pages_edges,
+                                                      request, plugin, width):
+    ready, needs = PLUGIN_PAGES[plugin]
+    if needs:
+        pytest.importorskip(needs)
+    edge = plugin_pages_edges(plugin, request)
+    page.set_viewport_size(WIDTHS[width])
+    portal.open(bridge_url, f"/e/{edge}/{plugin}")
+    page.locator(ready).first.wait_for(timeout=60_000)
+    tidy(page)
+    facts = layout_facts(page)
+    assert facts["overflow"] <= 0, f"{plugin} at {width}: scrolls sideways by {facts['overflow']} px"
+    assert facts["titleTop"] < 160, f"{plugin} at {width}: title {facts['titleTop']} px down"
+    violations = portal.a11y_violations()
+    assert violations == [], f"{plugin} at {width}:\n" + "\n".join(violations)

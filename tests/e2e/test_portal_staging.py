@@ -93,6 +93,22 @@ def test_file_browser(portal, bridge_url, fs_edge, files_root: Path, tmp_path: P
     page.press("[data-testid=staging-path]", "Enter")
     listing.locator(".error-box").wait_for()
     assert "outside the allowed directories" in listing.inner_text()
+    # errors show once, where they happened (in the listing, at the folder form), not as toasts
+    page.fill("[data-testid=staging-path]", str(files_root))
+    page.press("[data-testid=staging-path]", "Enter")
+    row(page, "results").wait_for()
+    folder_err = page.locator("[data-testid=staging-folder-error] [role=alert]")
+    page.fill("[data-testid=staging-folder]", "a/b")
+    page.click("[data-testid=staging-mkdir]")
+    assert "without slashes" in folder_err.inner_text()
+    page.fill("[data-testid=staging-folder]", "results")  # exists: the plugin refuses
+    page.click("[data-testid=staging-mkdir]")
+    page.wait_for_function("() => /\\b4\\d\\d: /.test(document.querySelector("
+                           "'[data-testid=staging-folder-error]').textContent)")
+    assert "'results' not created" in folder_err.inner_text()
+    assert page.locator("[data-testid=toast][data-kind=error]").count() == 0
+    folder_err.locator("[data-testid=dismiss-error]").click()
+    folder_err.wait_for(state="detached")
 
 
 def test_psij_job_paths_link_to_the_file_browser(portal, bridge_url, module_edges,

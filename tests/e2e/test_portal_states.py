@@ -4,8 +4,10 @@ edge stays greyed with why it left, its page says so, and it rebuilds itself on 
 (Terminate's final "bridge stopped" state: test_portal_robustness.py.)"""
 from __future__ import annotations
 
+import threading
 import uuid
 
+import psutil
 import pytest
 
 from radical.edge import services
@@ -13,25 +15,42 @@ from radical.edge import services
 SUBMITS = "#main button[type=submit]"
 
 
-def test_bridge_down_banner_held_submits_and_module_retry(portal, make_bridge, make_edge):
+def test_bridge_down_banner_held_submits_and_module_retry(portal, make_bridge, make_edge, tmp_path):
     port = services.free_port()
     first = make_bridge(port=port)
     url = first.extra["url"]
     name = f"st{uuid.uuid4().hex[:6]}"
-    make_edge(plugins="sysinfo,psij", name=name)
-    page = portal.open(url, f"/e/{name}/psij")
+    make_edge(plugins="sysinfo,psij,staging", name=name, env={"RADICAL_EDGE_PSIJ_DIR": str(tmp_path)})
+    page = portal.open(url, f"/e/{name}/staging")  # its module loads now, its page is used below
+    page.locator("[data-testid=staging-listing] table").wait_for()
+    page.evaluate(f"location.hash = '#/e/{name}/psij'")
     page.locator(SUBMITS).first.wait_for()
     assert page.locator("#bridge-banner").is_hidden()
     n_submits = page.locator(SUBMITS).count()
     assert n_submits >= 2 and all(b.is_enabled() for b in page.locator(SUBMITS).all())
+    # a running job: its cancel buttons (row and detail) need the bridge as much as a submit
+    form = page.locator("[data-form=submit]")
+    form.locator("[data-field=executable]").fill("/bin/sleep")
+    form.locator("[data-field=arguments]").fill("60")
+    form.locator("[data-field=executor]").select_option("local")
+    page.click("[data-testid=submit-submit]")
+    cancels = "[data-testid=row-cancel], [data-testid=detail-cancel]"
+    page.locator("[data-testid=detail-cancel]").wait_for()
+    assert all(b.is_enabled() for b in page.locator(cancels).all())
 
     first.stop()
     banner = page.locator("#bridge-banner[data-state=reconnecting]")
     banner.wait_for()
     assert "Bridge unreachable" in banner.inner_text() and "submitting is disabled" in banner.inner_text()
     page.wait_for_function(f"() => [...document.querySelectorAll('{SUBMITS}')].every(b => b.disabled)")
+    assert page.locator(cancels).count() == 2 and all(b.is_disabled() for b in page.locator(cancels).all())
     assert page.locator("[data-testid=bridge-retry]").is_enabled()
     portal.shot("bridge-down")
+    # actions outside forms that change state are held too (here: staging's upload, new folder)
+    actions = "[data-testid=staging-upload], [data-testid=staging-mkdir]"
+    page.evaluate(f"location.hash = '#/e/{name}/staging'")
+    page.locator("[data-testid=staging-mkdir]").wait_for()
+    page.wait_for_function(f"() => [...document.querySelectorAll('{actions}')].every(b => b.disabled)")
     # a page whose module is not loaded yet cannot load now, and says why
     page.evaluate(f"location.hash = '#/e/{name}/sysinfo'")
     page.locator("#main .error-box").wait_for()
@@ -42,10 +61,62 @@ def test_bridge_down_banner_held_submits_and_module_retry(portal, make_bridge, m
     page.locator("[data-testid=sysinfo] .cards").wait_for()  # the module loaded after all
     assert page.locator("#main .error-box").count() == 0
     assert page.locator("#bridge-banner").is_hidden()
+    page.evaluate(f"location.hash = '#/e/{name}/staging'")
+    page.locator("[data-testid=staging-listing] table").wait_for()
+    page.wait_for_function(f"() => [...document.querySelectorAll('{actions}')].every(b => !b.disabled)")
     page.evaluate(f"location.hash = '#/e/{name}/psij'")
     page.locator(SUBMITS).first.wait_for()
     page.wait_for_function(f"() => [...document.querySelectorAll('{SUBMITS}')].every(b => !b.disabled)")
     assert "Traceback" not in page.content()
+
+
+@pytest.mark.parametrize("answered", [True, False], ids=["answered", "lost"])
+def test_a_submit_in_flight_at_an_outage_stays_held_until_the_bridge_is_back(portal, make_bridge, make_edge,
+                                                                            tmp_path, answered):
+    """A submit that ends while the bridge is down must not re-enable its button; the
+    bridge's return does. Answered: the stopping bridge still passes the edge's answer on in
+    its grace period, after the event stream is gone. Lost: the edge stays paused past that
+    grace period, the bridge dies without the answer and the form says the outcome is unknown."""
+    port = services.free_port()
+    first = make_bridge(port=port)
+    url = first.extra["url"]
+    name = f"fl{uuid.uuid4().hex[:6]}"
+    edge = make_edge(plugins="psij", name=name, env={"RADICAL_EDGE_PSIJ_DIR": str(tmp_path)})
+    page = portal.open(url, f"/e/{name}/psij")
+    button = page.locator("[data-testid=submit-submit]")
+    button.wait_for()
+    page.wait_for_function("() => !document.querySelector('[data-testid=submit-submit]').disabled")
+    page.locator("[data-form=submit] [data-field=executor]").select_option("local")
+    busy = "() => document.querySelector('[data-form=submit]').classList.contains('busy')"
+    # the edge, paused, keeps the submit in flight at the bridge
+    procs = [psutil.Process(edge.pid)]
+    procs += procs[0].children(recursive=True)
+    for p in procs:
+        p.suspend()
+    stopping = threading.Thread(target=first.stop)
+    try:
+        button.click()
+        page.wait_for_function(busy)
+        stopping.start()  # SIGTERM: the event stream ends, in-flight calls get a grace period
+        page.locator("#bridge-banner[data-state=reconnecting]").wait_for()
+        if not answered:
+            stopping.join()  # the bridge is gone, the answer with it
+    finally:
+        for p in procs:
+            p.resume()
+    page.wait_for_function(f"() => !({busy})()")
+    if answered:
+        page.locator("[data-form=submit] ~ .form-result .banner-ok").wait_for()
+    else:
+        error = page.locator("[data-testid=submit-error] [role=alert]")
+        assert "may or may not have been done" in error.inner_text()
+    assert page.locator("#bridge-banner").is_visible()
+    assert button.is_disabled(), "the finished submit re-enabled its button while the bridge is down"
+    stopping.join()
+    assert button.is_disabled()
+    make_bridge(port=port)
+    portal.wait_connected(timeout=30_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=submit-submit]').disabled")
 
 
 def test_lost_edge_stays_greyed_with_its_reason_and_returns(portal, bridge_url, make_edge):

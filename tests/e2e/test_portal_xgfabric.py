@@ -52,9 +52,20 @@ def test_run_the_test_workflow_from_the_page(portal, bridge_url, sites):
     _save(page, editor, _resource(bridge_url))
     assert page.locator("[data-testid=xgf-workflow]").input_value() == "test"
 
+    # errors stay beside the editor (not as toasts) until dismissed or the next try
     editor.fill("{not json")
     page.click("[data-testid=xgf-save]")
-    page.locator(".toast", has_text="not valid JSON").wait_for()
+    err = page.locator("[data-testid=xgf-config-error] [role=alert]")
+    err.wait_for()
+    assert "Not saved:" in err.inner_text() and "not valid JSON" in err.inner_text()
+    editor.fill(json.dumps({"kind": "nonsense", "name": "x"}))
+    page.click("[data-testid=xgf-save]")  # the plugin refuses it
+    page.wait_for_function("() => /\\b4\\d\\d: /.test(document.querySelector("
+                           "'[data-testid=xgf-config-error]').textContent)")
+    assert "Traceback" not in err.inner_text()
+    assert page.locator(".toast[data-kind=error]").count() == 0
+    err.locator("[data-testid=dismiss-error]").click()
+    err.wait_for(state="detached")
 
     page.click("[data-testid=xgf-start]")
     status = page.locator("[data-testid=xgf-status]")

@@ -158,7 +158,10 @@ export function json(value) {
   return h('pre', { class: 'json' }, text);
 }
 
-export function button(label, onclick, { style = '', title, testid, disabled } = {}) {
+// needsBridge: an action that changes state, held (disabled) while the bridge is down like
+// a form's submit (shell.js).
+export function button(label, onclick, { style = '', title, testid, disabled, needsBridge } = {}) {
+  const dataset = { ...(testid ? { testid } : {}), ...(needsBridge ? { needsBridge: '1' } : {}) };
   return h('button', { type: 'button', class: ['btn', style && `btn-${style}`], title, disabled,
-    dataset: testid ? { testid } : undefined, onclick }, label);
+    dataset, onclick }, label);
 }

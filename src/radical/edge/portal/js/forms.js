@@ -1,11 +1,13 @@
 // Form building from field specs (the `forms[].fields` of a plugin's ui_config), shared by
-// the generic renderer and the psij / rhapsody pages.
+// the generic renderer and the psij / rhapsody / lucid pages; its error slot also serves
+// actions outside forms (xgfabric, staging).
 //
 // field spec: {name, type: text|number|select|checkbox|textarea|password|custom_attributes|
 //              key_value, label, default, placeholder, options: [str | {value, label}],
 //              required, column: 0|1, css_class, help,
 //              validate(value, values) -> message | null   (checked as the user types),
-//              matches: [words]  (a server error naming one of them is shown at this field)}
+//              matches: [words]  (a server error naming one of them, as a whole word, is
+//                                 shown at this field)}
 //
 // Errors stay where they happened until dismissed or fixed: a field's own message under it,
 // a refused submission in a box inside the form (never a toast that fades away).
@@ -13,6 +15,8 @@ import { h, replace } from './dom.js';
 import { cleanMessage } from './ui.js';
 
 let uid = 0;
+//: the title of a refusal that came while the bridge went down: the call may have been done
+const LOST = 'The bridge went down while this was sent: it may or may not have been done (check once it is back).';
 const nextId = (name) => `f-${String(name).replace(/[^\w-]/g, '_')}-${++uid}`;
 
 // A key/value row editor; get() -> {key: value} (rows with an empty key are ignored).
@@ -109,6 +113,34 @@ export function field(spec) {
   return f;
 }
 
+// A place for the error of an action, kept until dismissed (or cleared by the next try):
+// {el, show(err, title) -> the shown text, clear()}. Forms have one; pages with actions
+// outside a form (xgfabric's editor) put one beside those actions.
+export function errorSlot(testid) {
+  const el = h('div', { class: 'form-error-slot', dataset: { testid } });
+  const slot = {
+    el,
+    show: (err, title) => {
+      const detail = cleanMessage((err && (err.detail || err.message)) || String(err));
+      const status = err && err.status ? `${err.status}: ` : '';
+      const close = h('button', { type: 'button', class: 'btn btn-small', 'aria-label': 'Dismiss',
+        dataset: { testid: 'dismiss-error' }, onclick: () => slot.clear() }, '✕');
+      replace(el, h('div', { class: 'banner banner-bad form-error', role: 'alert' },
+        h('span', {}, title ? h('strong', {}, `${title} `) : null, status, detail), close));
+      return detail;
+    },
+    clear: () => replace(el),
+  };
+  return slot;
+}
+
+// Does the (lower-case) message name `word` as a word of its own? 'runtime' is not named by
+// "RuntimeError", 'queue' is by "queue_name" (letters and digits only make up a word).
+function mentions(lower, word) {
+  const w = String(word).toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(^|[^a-z0-9])${w}($|[^a-z0-9])`).test(lower);
+}
+
 // Run the field's validator (if any) with the form's values; returns the message or null.
 function check(f, values) {
   if (typeof f.spec.validate !== 'function') return null;
@@ -133,11 +165,16 @@ export function buildForm(spec, onSubmit) {
   } else {
     body = h('div', { class: 'fields' }, fields.map((f) => f.el));
   }
-  const errorBox = h('div', { class: 'form-error-slot', dataset: { testid: `${spec.id || 'form'}-error` } });
+  const errors = errorSlot(`${spec.id || 'form'}-error`);
   const form = {
     fields: byName,
     values: () => Object.fromEntries(fields.map((f) => [f.name, f.get()])),
-    setBusy: (busy) => { btn.disabled = busy; form.el.classList.toggle('busy', busy); },
+    // a button held while the bridge is down (shell.js) stays disabled when a submit ends
+    setBusy: (busy) => {
+      if (busy) btn.dataset.busy = '1'; else delete btn.dataset.busy;
+      btn.disabled = busy || !!btn.dataset.heldOffline;
+      form.el.classList.toggle('busy', busy);
+    },
     // validate every field; true when all are fine (the first bad one gets the focus)
     validate: () => {
       const values = form.values();
@@ -147,19 +184,14 @@ export function buildForm(spec, onSubmit) {
     },
     // a refused submission: kept in the form until dismissed; also at the field it names
     showError: (err, title) => {
-      const detail = cleanMessage((err && (err.detail || err.message)) || String(err));
-      const status = err && err.status ? `${err.status}: ` : '';
-      const close = h('button', { type: 'button', class: 'btn btn-small', 'aria-label': 'Dismiss',
-        dataset: { testid: 'dismiss-error' }, onclick: () => form.clearError() }, '✕');
-      replace(errorBox, h('div', { class: 'banner banner-bad form-error', role: 'alert' },
-        h('span', {}, title ? h('strong', {}, `${title} `) : null, status, detail), close));
+      const detail = errors.show(err, title);
       const lower = detail.toLowerCase();
       fields.forEach((f) => {
         const words = f.spec.matches || [f.name];
-        if (words.some((w) => lower.includes(String(w).toLowerCase()))) f.setError(detail);
+        if (words.some((w) => mentions(lower, w))) f.setError(detail);
       });
     },
-    clearError: () => replace(errorBox),
+    clearError: () => errors.clear(),
   };
   fields.forEach((f) => {
     const recheck = () => { if (f.error() || f.input === document.activeElement) check(f, form.values()); };
@@ -173,12 +205,16 @@ export function buildForm(spec, onSubmit) {
       if (!form.validate()) return;
       form.clearError();
       form.setBusy(true);
-      try { await onSubmit(form.values(), form); } catch (e) { form.showError(e, spec.errorTitle); } finally { form.setBusy(false); }
+      try {
+        await onSubmit(form.values(), form);
+      } catch (e) {  // held meanwhile: the bridge went down while this was in flight
+        form.showError(e, btn.dataset.heldOffline ? LOST : spec.errorTitle);
+      } finally { form.setBusy(false); }
     } },
   spec.title ? h('h3', {}, spec.title) : null,
   spec.description ? h('p', { class: 'muted' }, spec.description) : null,
   body,
-  errorBox,
+  errors.el,
   h('div', { class: 'form-actions' }, btn));
   return form;
 }

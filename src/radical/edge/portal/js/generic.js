@@ -5,7 +5,7 @@ import { h, add, replace, json, card, fmtValue } from './dom.js';
 import { buildForm } from './forms.js';
 import { buildMonitor } from './monitors.js';
 import { pluginHeader } from './pages.js';
-import { toast } from './ui.js';
+import { errorBox, toast } from './ui.js';
 
 const MAX_EVENTS = 50;
 
@@ -46,12 +46,12 @@ function consoleCard(ctx) {
     ev.preventDefault();
     let payload;
     if (method.value === 'POST' && body.value.trim()) {
-      try { payload = JSON.parse(body.value); } catch (e) { toast(`body is not valid JSON: ${e.message}`); return; }
+      try { payload = JSON.parse(body.value); } catch (e) { replace(out, errorBox(`body is not valid JSON: ${e.message}`)); return; }
     }
-    try {
-      const ans = await ctx.api.call(method.value, path.value.trim().replace(/^\/+/, ''), { body: payload });
+    try {  // the answer or the error shows below the console, nowhere else
+      const ans = await ctx.api.call(method.value, path.value.trim().replace(/^\/+/, ''), { body: payload, quiet: true });
       replace(out, json(ans));
-    } catch (e) { replace(out, h('p', { class: 'error-box' }, e.message)); }
+    } catch (e) { replace(out, errorBox(e)); }
   };
   return h('details', { class: 'card console' },
     h('summary', {}, 'Call an endpoint'),
@@ -74,7 +74,8 @@ export default async function mount(ctx) {
     const result = h('div', { class: 'form-result', dataset: { testid: `${spec.id || 'form'}-result` } });
     const form = buildForm(spec, async (values) => {
       const endpoint = spec.endpoint || (spec.submit && spec.submit.endpoint) || `${spec.id || 'submit'}/{sid}`;
-      const ans = await ctx.api.call(spec.method || 'POST', endpoint, { body: values });
+      // quiet: a refusal is shown once, in the form and at its field (buildForm)
+      const ans = await ctx.api.call(spec.method || 'POST', endpoint, { body: values, quiet: true });
       replace(result, json(ans));
       const idField = (notifs[0] && notifs[0].id_field) || 'id';
       for (const rec of Array.isArray(ans) ? ans : [ans]) {

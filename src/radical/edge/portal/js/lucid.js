@@ -11,22 +11,25 @@ const PILOT_FORM = {
   id: 'pilot',
   title: '🛩️ Start a pilot',
   fields: [
-    { name: 'resource', label: 'Resource', default: 'local.localhost', required: true },
+    { name: 'resource', label: 'Resource', default: 'local.localhost', required: true, matches: ['resource'] },
     { name: 'cores', type: 'number', label: 'Cores', default: '2' },
     { name: 'runtime', type: 'number', label: 'Runtime (minutes)', default: '30' },
   ],
   submit: { label: '🛩️ Submit pilot' },
+  errorTitle: 'Pilot not started:',
 };
 
 const TASK_FORM = {
   id: 'task',
   title: '📝 Submit a task',
   fields: [
-    { name: 'executable', label: 'Executable', default: '/bin/echo', required: true },
+    { name: 'executable', label: 'Executable', default: '/bin/echo', required: true, matches: ['executable'],
+      validate: (v) => (String(v || '').trim() ? null : 'an executable is required') },
     { name: 'arguments', label: 'Arguments (space-separated, quotes allowed)', default: 'hello from a pilot' },
     { name: 'ranks', type: 'number', label: 'Ranks', placeholder: '1' },
   ],
   submit: { label: '🚀 Submit task' },
+  errorTitle: 'Task not submitted:',
 };
 
 const int = (v) => (v === '' || v === undefined || v === null ? undefined : Number(v));
@@ -48,7 +51,8 @@ export default async function mount(ctx) {
     const description = { resource: String(v.resource || '').trim() || 'local.localhost' };
     if (int(v.cores)) description.cores = int(v.cores);
     if (int(v.runtime)) description.runtime = int(v.runtime);
-    const ans = await api.post('pilot_submit/{sid}', { description });
+    // quiet: a refusal is shown once, in the form and at its field (buildForm)
+    const ans = await api.post('pilot_submit/{sid}', { description }, { quiet: true });
     pilots.upsert({ pid: ans.pid, state: 'NEW', ...description });
     toast(`Pilot ${ans.pid} submitted.`, 'success');
   });
@@ -61,7 +65,7 @@ export default async function mount(ctx) {
     shown = t.tid;
     replace(detail,
       h('div', { class: 'detail-head' }, h('h3', {}, `Task ${t.tid} `, badge(t.state)),
-        isTerminal(t.state) ? null : button('✕ Cancel', () => cancelTask(t), { style: 'danger', testid: 'detail-cancel' })),
+        isTerminal(t.state) ? null : button('✕ Cancel', () => cancelTask(t), { style: 'danger', testid: 'detail-cancel', needsBridge: true })),
       kvList([['Command', [t.executable, ...(t.arguments || [])].filter(Boolean).join(' ')],
         ['Pilot', t.pilot], ['Exit code', t.exit_code]].filter(([, x]) => x !== undefined && x !== null && x !== '')),
       t.stdout ? h('div', {}, h('h4', {}, 'stdout'), h('pre', { class: 'output', dataset: { testid: 'stdout' } }, t.stdout)) : null,
@@ -94,13 +98,12 @@ export default async function mount(ctx) {
       { label: 'Command', class: 'cmd', get: (t) => [t.executable, ...(t.arguments || [])].filter(Boolean).join(' ') || '—' },
       { label: 'Output', class: 'cmd', get: (t) => (t.stdout ? String(t.stdout).trim().slice(0, 80) : '') },
     ],
-    actions: (t) => (isTerminal(t.state) ? [] : [button('✕', () => cancelTask(t), { style: 'danger', title: 'cancel', testid: 'row-cancel' })]),
+    actions: (t) => (isTerminal(t.state) ? [] : [button('✕', () => cancelTask(t), { style: 'danger', title: 'cancel', testid: 'row-cancel', needsBridge: true })]),
   });
   const taskForm = buildForm(TASK_FORM, async (v) => {
     const description = { executable: String(v.executable || '').trim(), arguments: splitArgs(v.arguments) };
-    if (!description.executable) { toast('An executable is required.'); return; }
     if (int(v.ranks)) description.ranks = int(v.ranks);
-    const ans = await api.post('task_submit/{sid}', { description });
+    const ans = await api.post('task_submit/{sid}', { description }, { quiet: true });
     tasks.upsert({ tid: ans.tid, state: 'NEW', ...description });
   });
 

@@ -50,7 +50,7 @@ function actionButtons(spec, ctx, row, reload) {
       if (reload) reload();
       return ans;
     } catch (e) { return null; }
-  }, { style: a.style, testid: `action-${a.id}` }));
+  }, { style: a.style, testid: `action-${a.id}`, needsBridge: true }));
 }
 
 // '{job_id}' placeholders in a message, filled as plain text.
@@ -58,6 +58,7 @@ export function fillText(template, row) {
   return String(template).replace(/\{(\w+)\}/g, (m, k) => fmtValue(row ? row[k] : undefined));
 }
 
+// A monitor that cannot load says so in its own place (quiet calls: not also as a toast).
 function tableMonitor(spec, ctx) {
   const body = h('div', { class: 'monitor-body' });
   const sub = h('div', { class: 'monitor-sub' });
@@ -71,15 +72,18 @@ function tableMonitor(spec, ctx) {
     }
     replace(body, table(columns, rows, {
       empty: spec.empty_text || 'Nothing to show.',
+      // a row that opens something is a Tab stop and opens with Enter too (as LiveTable's)
       rowProps: (r) => ({ class: spec.row_link ? 'clickable' : undefined,
         dataset: { key: fmtValue(r[spec.key || 'name']) },
-        onclick: spec.row_link ? () => rowLink(spec, ctx, r, sub) : undefined }),
+        tabIndex: spec.row_link ? 0 : undefined,
+        onclick: spec.row_link ? () => rowLink(spec, ctx, r, sub) : undefined,
+        onkeydown: spec.row_link ? (ev) => { if (ev.key === 'Enter') rowLink(spec, ctx, r, sub); } : undefined }),
     }));
   };
   mon.load = async () => {
     if (!spec.auto_load) return;
     if (!mon.rows.length) replace(body, loading());
-    try { render(pick(await ctx.api.get(spec.auto_load), spec)); } catch (e) { replace(body, errorBox(e)); }
+    try { render(pick(await ctx.api.get(spec.auto_load, { quiet: true }), spec)); } catch (e) { replace(body, errorBox(e)); }
   };
   mon.el = h('div', {}, body, sub);
   mon.set = render;
@@ -89,7 +93,7 @@ function tableMonitor(spec, ctx) {
 async function rowLink(spec, ctx, row, sub) {
   replace(sub, loading());
   try {
-    const data = await ctx.api.get(spec.row_link, { values: row });
+    const data = await ctx.api.get(spec.row_link, { values: row, quiet: true });
     const rows = pick(data, { type: 'table' });
     const cols = spec.row_link_columns && spec.row_link_columns.length ? spec.row_link_columns : inferColumns(rows);
     replace(sub, h('h4', {}, `${spec.title || ''} — ${fmtValue(row[spec.key || 'name'])}`),
@@ -120,7 +124,7 @@ function metricsMonitor(spec, ctx) {
   mon.set = (data) => replace(mon.el, renderValue(pick(data, spec)));
   mon.load = async () => {
     if (!spec.auto_load) return;
-    try { mon.set(await ctx.api.get(spec.auto_load)); } catch (e) { replace(mon.el, errorBox(e)); }
+    try { mon.set(await ctx.api.get(spec.auto_load, { quiet: true })); } catch (e) { replace(mon.el, errorBox(e)); }
   };
   return mon;
 }
@@ -140,7 +144,7 @@ function cardMonitor(spec, ctx) {
   };
   mon.load = async () => {
     if (!spec.auto_load) return;
-    try { mon.set(await ctx.api.get(spec.auto_load)); } catch (e) { replace(mon.el, errorBox(e)); }
+    try { mon.set(await ctx.api.get(spec.auto_load, { quiet: true })); } catch (e) { replace(mon.el, errorBox(e)); }
   };
   return mon;
 }

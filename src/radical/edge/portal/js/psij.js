@@ -97,7 +97,7 @@ export default async function mount(ctx) {
     replace(detail, head, facts, out.el, err.el);
     const render = (rec) => {
       replace(head, h('h3', {}, `Job ${short(rec.job_id)} `, badge(rec.state)),
-        isTerminal(rec.state) ? null : button('✕ Cancel', () => cancelJob(rec), { style: 'danger', testid: 'detail-cancel' }));
+        isTerminal(rec.state) ? null : button('✕ Cancel', () => cancelJob(rec), { style: 'danger', testid: 'detail-cancel', needsBridge: true }));
       replace(facts, kvList([
         ['Job ID', rec.job_id], ['Native ID', rec.native_id], ['Executor', rec.executor],
         ['Submitted', rec.submitted ? fmtTime(rec.submitted) : null],
@@ -153,7 +153,8 @@ export default async function mount(ctx) {
     onSelect: showDetail,
     columns: [
       { label: 'Job', get: (j) => h('span', {}, h('code', { title: j.job_id }, short(j.job_id)),
-        j.sid ? h('small', { class: 'muted', title: `session ${j.sid}`, dataset: { testid: 'other-session' } }, ' other session') : null) },
+        // notifications carry every job's sid, this page's session's too: only others' are marked
+        j.sid && j.sid !== api._sid ? h('small', { class: 'muted', title: `session ${j.sid}`, dataset: { testid: 'other-session' } }, ' other session') : null) },
       { label: 'State', get: (j) => badge(j.state) },
       { label: 'Exit', get: (j) => j.exit_code },
       { label: 'Native ID', get: (j) => j.native_id },
@@ -163,7 +164,7 @@ export default async function mount(ctx) {
       const dir = j.directory || (j.stdout_path && String(j.stdout_path).replace(/\/[^/]*$/, ''));
       const files = dir && stagingPlugin() ? h('a', { class: 'btn btn-small', href: browseHref(ctx.edge, dir, stagingPlugin()),
         title: `browse ${dir}`, dataset: { testid: 'row-files' } }, '📁') : null;
-      return [files, isTerminal(j.state) ? null : button('✕', () => cancelJob(j), { style: 'danger', title: 'cancel', testid: 'row-cancel' })];
+      return [files, isTerminal(j.state) ? null : button('✕', () => cancelJob(j), { style: 'danger', title: 'cancel', testid: 'row-cancel', needsBridge: true })];
     },
   });
 

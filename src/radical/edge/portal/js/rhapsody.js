@@ -120,7 +120,7 @@ export default async function mount(ctx) {
   const renderDetail = (t) => {
     replace(detail,
       h('div', { class: 'detail-head' }, h('h3', {}, `Task ${t.uid} `, badge(t.state)),
-        isTerminal(t.state) ? null : button('✕ Cancel', () => cancelTask(t), { style: 'danger', testid: 'detail-cancel' })),
+        isTerminal(t.state) ? null : button('✕ Cancel', () => cancelTask(t), { style: 'danger', testid: 'detail-cancel', needsBridge: true })),
       kvList([['Command', [t.executable, ...(t.arguments || [])].filter(Boolean).join(' ')], ['Exit code', t.exit_code],
         ['Return value', t.return_value], ['Error', t.error], ['Exception', t.exception]]
         .filter(([, v]) => v !== undefined && v !== null && v !== '')),
@@ -158,13 +158,14 @@ export default async function mount(ctx) {
     onSelect: (t) => { selectedUid = t.uid; renderDetail(t); fetchDetail(t.uid); },
     columns: [
       { label: 'Task', get: (t) => h('span', {}, h('code', {}, t.uid),
-        t.sid ? h('small', { class: 'muted', title: `session ${t.sid}`, dataset: { testid: 'other-session' } }, ' other session') : null) },
+        // notifications carry every task's sid, this page's sessions' too: only others' are marked
+        t.sid && !mySids.has(t.sid) ? h('small', { class: 'muted', title: `session ${t.sid}`, dataset: { testid: 'other-session' } }, ' other session') : null) },
       { label: 'State', get: (t) => badge(t.state) },
       { label: 'Exit', get: (t) => t.exit_code },
       { label: 'Backend', get: (t) => t.backend || '—' },
       { label: 'Command', class: 'cmd', get: (t) => [t.executable, ...(t.arguments || [])].filter(Boolean).join(' ') || '—' },
     ],
-    actions: (t) => (isTerminal(t.state) ? [] : [button('✕', () => cancelTask(t), { style: 'danger', title: 'cancel', testid: 'row-cancel' })]),
+    actions: (t) => (isTerminal(t.state) ? [] : [button('✕', () => cancelTask(t), { style: 'danger', title: 'cancel', testid: 'row-cancel', needsBridge: true })]),
   });
 
   const onRecords = (records) => records.forEach((r) => {
@@ -230,7 +231,7 @@ export default async function mount(ctx) {
       toast(`${fmtValue(ans.canceled)} task(s) canceled.`, 'success');
       loadTasks();
     } catch (e) { /* toast shown */ }
-  }, { style: 'danger', testid: 'cancel-all' });
+  }, { style: 'danger', testid: 'cancel-all', needsBridge: true });
 
   add(ctx.el,
     pluginHeader(ctx, { onRefresh: () => { loadTasks(); loadOthers(); }, extra: cancelAll }),

@@ -27,13 +27,16 @@ export function showBridgeState(el, status, { delay, retry } = {}) {
 
 // ------------------------------------------------------------------------ held actions
 // While offline, every submit button and bridge action inside `root` is disabled (also the
-// ones a page renders meanwhile); back online, exactly those are enabled again.
+// ones a page renders meanwhile); back online, exactly those are enabled again. A submit
+// button disabled only because its form is busy (`data-busy`, forms.js) is held too: its
+// submit ending while offline must not enable it (forms.js keeps a held button disabled),
+// and if it is still busy when the bridge returns it stays disabled until the submit ends.
 const HELD = 'button[type=submit], [data-testid=terminate-bridge], [data-testid=disconnect-edge], [data-needs-bridge]';
 let observer = null;
 
 function hold(root) {
   root.querySelectorAll(HELD).forEach((el) => {
-    if (el.disabled || el.dataset.heldOffline) return;
+    if (el.dataset.heldOffline || (el.disabled && !el.dataset.busy)) return;
     el.dataset.heldOffline = '1';
     el.disabled = true;
     el.title = el.title || 'the bridge is unreachable';
@@ -53,7 +56,7 @@ export function holdWhileOffline(root, offline) {
   if (observer) { observer.disconnect(); observer = null; }
   root.querySelectorAll('[data-held-offline]').forEach((el) => {
     delete el.dataset.heldOffline;
-    el.disabled = false;
+    el.disabled = !!el.dataset.busy;
     if (el.title === 'the bridge is unreachable') el.removeAttribute('title');
   });
 }

@@ -5,6 +5,7 @@ import { h, add, replace, card, table, fmtBytes, fmtTime, button } from './dom.j
 import { pluginHeader } from './pages.js';
 import { url, authHeaders, ApiError } from './api.js';
 import { loading, errorBox, toast, confirmDialog } from './ui.js';
+import { errorSlot } from './forms.js';
 
 // Below the bridge's default 64 MiB body limit; small enough for a smooth progress bar.
 const UPLOAD_CHUNK = 8 * 1024 * 1024;
@@ -38,6 +39,9 @@ async function failure(res, what) {
 
 export default async function mount(ctx) {
   const state = { path: null, roots: [] };
+  // errors stay in the card where they happened until dismissed or the next try
+  const uploadErr = errorSlot('staging-upload-error');
+  const folderErr = errorSlot('staging-folder-error');
   const pathInput = h('input', { type: 'text', class: 'path-input', name: 'path',
     'aria-label': 'Folder to browse', dataset: { testid: 'staging-path' }, placeholder: '/absolute/path' });
   const listing = h('div', { dataset: { testid: 'staging-listing' } }, loading());
@@ -59,7 +63,7 @@ export default async function mount(ctx) {
 
   const open = async (path) => {
     try {
-      const data = await ctx.api.post('list/{sid}', { path });
+      const data = await ctx.api.post('list/{sid}', { path }, { quiet: true });  // errors: in the listing
       state.path = data.path;
       pathInput.value = data.path;
       const rows = Array.isArray(data.entries) ? data.entries : [];
@@ -96,7 +100,8 @@ export default async function mount(ctx) {
 
   const upload = async () => {
     const file = fileInput.files && fileInput.files[0];
-    if (!file || !state.path) { toast('choose a file first', 'info'); return; }
+    uploadErr.clear();
+    if (!file || !state.path) { uploadErr.show('choose a file first'); return; }
     const target = joinPath(state.path, file.name);
     let overwrite = false;
     if (Array.from(listing.querySelectorAll('tr[data-name]')).some((tr) => tr.dataset.name === file.name)) {
@@ -122,8 +127,8 @@ export default async function mount(ctx) {
       toast(`uploaded ${file.name}`, 'success');
       await open(state.path);
     } catch (err) {
-      progressText.textContent = `upload failed: ${err.detail || err}`;
-      toast(err.detail || String(err), 'error', { title: `upload ${file.name}` });
+      progressText.textContent = '';
+      uploadErr.show(err, `${file.name} not uploaded:`);
     } finally {
       progress.hidden = true;
     }
@@ -131,12 +136,13 @@ export default async function mount(ctx) {
 
   const mkdir = async () => {
     const name = folderInput.value.trim();
-    if (!name || name.includes('/')) { toast('a folder name without slashes, please', 'info'); return; }
+    folderErr.clear();
+    if (!name || name.includes('/')) { folderErr.show('a folder name without slashes, please'); return; }
     try {
-      await ctx.api.post('mkdir/{sid}', { path: joinPath(state.path, name), parents: false });
+      await ctx.api.post('mkdir/{sid}', { path: joinPath(state.path, name), parents: false }, { quiet: true });
       folderInput.value = '';
       await open(state.path);
-    } catch (err) { /* the API layer showed it */ }
+    } catch (err) { folderErr.show(err, `'${name}' not created:`); }
   };
 
   const remove = async (path, type) => {
@@ -160,11 +166,11 @@ export default async function mount(ctx) {
     card('📂 Browse', rootsBar, go, listing),
     card('⬆ Upload',
       h('div', { class: 'inline-form' }, fileInput,
-        button('Upload', upload, { style: 'primary', testid: 'staging-upload' })),
-      h('div', {}, progress, ' ', progressText)),
+        button('Upload', upload, { style: 'primary', testid: 'staging-upload', needsBridge: true })),
+      h('div', {}, progress, ' ', progressText), uploadErr.el),
     card('➕ New folder',
       h('div', { class: 'inline-form' }, folderInput,
-        button('Create', mkdir, { testid: 'staging-mkdir' }))));
+        button('Create', mkdir, { testid: 'staging-mkdir', needsBridge: true })), folderErr.el));
 
   try {
     const r = await ctx.api.get('roots');

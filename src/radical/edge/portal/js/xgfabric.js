@@ -4,6 +4,7 @@
 import { h, add, replace, badge, bar, card, button, kvList, table } from './dom.js';
 import { pluginHeader } from './pages.js';
 import { confirmDialog, toast } from './ui.js';
+import { errorSlot } from './forms.js';
 
 const TERMINAL = new Set(['completed', 'failed']);
 
@@ -31,7 +32,7 @@ export default async function mount(ctx) {
   const api = ctx.api;
   const wfSel = picker('workflow', 'xgf-workflow');
   const resSel = picker('resource', 'xgf-resource');
-  const editor = h('textarea', { name: 'config', rows: 18, spellcheck: false,
+  const editor = h('textarea', { name: 'config', id: `xgf-editor-${ctx.edge}`, rows: 18, spellcheck: false,
     dataset: { testid: 'xgf-editor' },
     style: { width: '100%', fontFamily: 'var(--mono, monospace)', fontSize: '12px' } });
   const dirText = h('code', { dataset: { testid: 'xgf-workdir' } });
@@ -40,6 +41,9 @@ export default async function mount(ctx) {
   const logEl = h('pre', { class: 'output', dataset: { testid: 'xgf-log' },
     style: { maxHeight: '260px', overflow: 'auto' } });
   let last = null;
+  // errors stay beside the buttons that caused them, until dismissed or the next try
+  const configErr = errorSlot('xgf-config-error');
+  const runErr = errorSlot('xgf-run-error');
 
   const loadConfigs = async (keepWf = wfSel.value, keepRes = resSel.value) => {
     const list = await api.get('configs/{sid}', { quiet: true });
@@ -48,19 +52,21 @@ export default async function mount(ctx) {
   };
   const show = async (name) => {
     try {
-      const cfg = await api.get('config/{sid}/{name}', { values: { name } });
+      configErr.clear();
+      const cfg = await api.get('config/{sid}/{name}', { values: { name }, quiet: true });
       delete cfg.builtin;
       editor.value = JSON.stringify(cfg, null, 2);
-    } catch (e) { /* toast shown */ }
+    } catch (e) { configErr.show(e, `Config '${name}' not loaded:`); }
   };
   const save = async () => {
     let cfg;
-    try { cfg = JSON.parse(editor.value); } catch (e) { toast(`The config is not valid JSON: ${e.message}`); return; }
+    configErr.clear();
+    try { cfg = JSON.parse(editor.value); } catch (e) { configErr.show(`The config is not valid JSON: ${e.message}`, 'Not saved:'); return; }
     try {
-      const ans = await api.post('config/{sid}', cfg);
+      const ans = await api.post('config/{sid}', cfg, { quiet: true });
       toast(`Saved ${ans.kind} config '${ans.name}'.`, 'success');
       await loadConfigs(ans.kind === 'workflow' ? ans.name : wfSel.value, ans.kind === 'resource' ? ans.name : resSel.value);
-    } catch (e) { /* toast shown */ }
+    } catch (e) { configErr.show(e, 'Not saved:'); }
   };
   const remove = async () => {
     let name;
@@ -68,30 +74,33 @@ export default async function mount(ctx) {
     if (!name) return;
     const ok = await confirmDialog({ title: `Delete config '${name}'?`, message: `The saved config '${name}' is removed from ${dirText.textContent}.`, confirmLabel: 'Delete' });
     if (!ok) return;
+    configErr.clear();
     try {
-      await api.post('config/{sid}/{name}/delete', undefined, { values: { name } });
+      await api.post('config/{sid}/{name}/delete', undefined, { values: { name }, quiet: true });
       toast(`Deleted '${name}'.`, 'success');
       await loadConfigs();
-    } catch (e) { /* toast shown */ }
+    } catch (e) { configErr.show(e, `'${name}' not deleted:`); }
   };
   const start = async () => {
+    runErr.clear();
     try {
-      render(await api.post('start/{sid}', { workflow: wfSel.value, resource: resSel.value }));
+      render(await api.post('start/{sid}', { workflow: wfSel.value, resource: resSel.value }, { quiet: true }));
       toast(`Workflow '${wfSel.value}' started.`, 'success');
-    } catch (e) { /* toast shown */ }
+    } catch (e) { runErr.show(e, 'Not started:'); }
   };
   const stop = async () => {
     const ok = await confirmDialog({ title: 'Stop the workflow?', message: 'Running tasks are canceled, batch jobs and child edges released.', confirmLabel: 'Stop' });
     if (!ok) return;
+    runErr.clear();
     try {
-      const ans = await api.post('stop/{sid}');
+      const ans = await api.post('stop/{sid}', undefined, { quiet: true });
       const c = ans.cleanup || {};
       toast(`Stopped: ${c.tasks_canceled || 0} task(s) canceled, ${(c.jobs_canceled || []).length} batch job(s) released.`, 'success');
       render(ans.state);
-    } catch (e) { /* toast shown */ }
+    } catch (e) { runErr.show(e, 'Not stopped:'); }
   };
-  const startBtn = button('▶ Start', start, { style: 'primary', testid: 'xgf-start' });
-  const stopBtn = button('■ Stop', stop, { style: 'danger', testid: 'xgf-stop' });
+  const startBtn = button('▶ Start', start, { style: 'primary', testid: 'xgf-start', needsBridge: true });
+  const stopBtn = button('■ Stop', stop, { style: 'danger', testid: 'xgf-stop', needsBridge: true });
 
   function render(s) {
     if (!s) return;
@@ -157,11 +166,13 @@ export default async function mount(ctx) {
           h('div', { class: 'actions' },
             button('📂 Load workflow', () => show(wfSel.value), { testid: 'xgf-load' }),
             button('📂 Load resource', () => show(resSel.value), { testid: 'xgf-load-resource' })),
+          h('label', { for: editor.id }, 'Config (JSON)'),
           editor,
           h('div', { class: 'actions' },
-            button('💾 Save', save, { testid: 'xgf-save' }),
-            button('🗑 Delete', remove, { style: 'danger', testid: 'xgf-delete' }))),
-        card('🚀 Run', h('div', { class: 'actions' }, startBtn, stopBtn))),
+            button('💾 Save', save, { testid: 'xgf-save', needsBridge: true }),
+            button('🗑 Delete', remove, { style: 'danger', testid: 'xgf-delete', needsBridge: true })),
+          configErr.el),
+        card('🚀 Run', h('div', { class: 'actions' }, startBtn, stopBtn), runErr.el)),
       h('div', {},
         card('📈 Progress', statusEl),
         card('🖥️ Clusters', clustersEl),
