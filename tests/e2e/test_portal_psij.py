@@ -3,8 +3,8 @@ and output appear live; cancel; launching a new edge as a batch job (through an 
 and on SLURM where there is one) and seeing it join the tree."""
 from __future__ import annotations
 
-
 import pytest
+from slurm_fixture import conf_path
 
 from radical.edge import services
 
@@ -18,7 +18,7 @@ PARENT = "hpc"
 @pytest.fixture(scope="module")
 def parent(module_edges, tmp_path_factory, test_sshd):  # noqa: F811
     psij_dir = tmp_path_factory.mktemp("portal-psij")
-    env = {"RADICAL_EDGE_PSIJ_DIR": str(psij_dir),
+    env = {"RADICAL_EDGE_PSIJ_DIR": str(psij_dir), "SLURM_CONF": conf_path(),
            **test_sshd.env(tunnel_dir=psij_dir / "tunnels")}
     return module_edges(name=PARENT, plugins="psij,sysinfo", env=env)
 

@@ -19,6 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "slurm_cluster.sh"
 
 
+def conf_path() -> str:
+    """The cluster's own config file (known before it starts): for edges started before the
+    session fixture ran that may launch SLURM jobs later."""
+    return subprocess.run(["bash", str(SCRIPT), "conf"], capture_output=True, text=True,
+                          timeout=30).stdout.strip()
+
+
 def running_cluster() -> Iterator[dict]:
     """{"host", "start_seconds"} of a cluster whose node is idle and whose slurmdbd answers
     (the body of the session fixture `slurm_cluster` in tests/conftest.py)."""
@@ -33,9 +40,7 @@ def running_cluster() -> Iterator[dict]:
     if proc.returncode != 0:
         pytest.fail(f"slurm_cluster.sh start failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     # the cluster has its own config dir; processes started from here (edges, sbatch) use it
-    conf = subprocess.run(["bash", str(SCRIPT), "conf"], capture_output=True, text=True,
-                          timeout=30).stdout.strip()
-    os.environ["SLURM_CONF"] = conf
+    os.environ["SLURM_CONF"] = conf_path()
     host = subprocess.run(["hostname", "-s"], capture_output=True, text=True).stdout.strip()
     yield {"host": host, "start_seconds": took, "log": proc.stderr}
     if os.environ.get("RADICAL_EDGE_SLURM_STOP") == "1":
