@@ -59,11 +59,13 @@ export function authHeaders() {
 }
 
 export class ApiError extends Error {
-  constructor(status, detail, path) {
+  // outcome: the bridge's word on whether a call ran ('not_run' | 'unknown'), when it gave one
+  constructor(status, detail, path, outcome = null) {
     super(status ? `${status}: ${detail}` : detail);
     this.status = status;
     this.detail = detail;
     this.path = path;
+    this.outcome = outcome;
   }
 }
 
@@ -123,7 +125,8 @@ export async function request(method, path, { body, query, quiet = false, signal
     data = null;
   }
   if (!res.ok) {
-    const err = new ApiError(res.status, cleanMessage(detailText(data, res.statusText || 'request failed')), path);
+    const err = new ApiError(res.status, cleanMessage(detailText(data, res.statusText || 'request failed')), path,
+      data && typeof data === 'object' && typeof data.outcome === 'string' ? data.outcome : null);
     if (!quiet) toast(err.detail, 'error', { title: `${res.status} — ${method} ${shortPath(path)}` });
     throw err;
   }

@@ -17,6 +17,8 @@ import { cleanMessage } from './ui.js';
 let uid = 0;
 //: the title of a refusal that came while the bridge went down: the call may have been done
 const LOST = 'The bridge went down while this was sent: it may or may not have been done (check once it is back).';
+//: ... and the bridge said it took the call back before it ran
+const NOT_DONE = 'The bridge went down while this was sent: it was not done (try again once it is back).';
 const nextId = (name) => `f-${String(name).replace(/[^\w-]/g, '_')}-${++uid}`;
 
 // A key/value row editor; get() -> {key: value} (rows with an empty key are ignored).
@@ -208,7 +210,8 @@ export function buildForm(spec, onSubmit) {
       try {
         await onSubmit(form.values(), form);
       } catch (e) {  // held meanwhile: the bridge went down while this was in flight
-        form.showError(e, btn.dataset.heldOffline ? LOST : spec.errorTitle);
+        const held = btn.dataset.heldOffline;
+        form.showError(e, held && e.outcome === 'not_run' ? NOT_DONE : held ? LOST : spec.errorTitle);
       } finally { form.setBusy(false); }
     } },
   spec.title ? h('h3', {}, spec.title) : null,
