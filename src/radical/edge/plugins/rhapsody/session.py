@@ -249,15 +249,20 @@ class RhapsodySession(PluginSession):
         pending = {t["uid"] for t in tasks if t["uid"] in self._live}
         if not pending or any(t.get("function") is None for t in tasks):
             return
+        await self._until_done(pending, INLINE_LINGER)
+
+    async def _until_done(self, pending: set[str], timeout: float) -> None:
+        """Wait until every uid in `pending` reached a final state, or `timeout` s."""
         fut = asyncio.get_running_loop().create_future()
         entry = (pending, fut)
         self._inline_waiters.append(entry)
         try:
-            await asyncio.wait_for(fut, INLINE_LINGER)
+            await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
             pass
         finally:
-            self._inline_waiters.remove(entry)
+            if entry in self._inline_waiters:
+                self._inline_waiters.remove(entry)
 
     def _new_uid(self) -> str:
         return f"{self._uid_prefix}.{next(self._uids):06d}"
@@ -318,16 +323,7 @@ class RhapsodySession(PluginSession):
         self.snapshot(uids)  # 404 for unknown uids, before waiting for anything
         pending = set(self._live if uids is None else (u for u in uids if u in self._live))
         if pending and timeout > 0:
-            fut = asyncio.get_running_loop().create_future()
-            entry = (pending, fut)
-            self._inline_waiters.append(entry)
-            try:
-                await asyncio.wait_for(fut, timeout)
-            except asyncio.TimeoutError:
-                pass
-            finally:
-                if entry in self._inline_waiters:
-                    self._inline_waiters.remove(entry)
+            await self._until_done(pending, timeout)
         if self.closed:
             raise HTTPException(409, f"session '{self.sid}' was closed while waiting")
         return self.snapshot(uids)
