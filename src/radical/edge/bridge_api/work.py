@@ -11,7 +11,9 @@ survives page reloads and bridge restarts because it lives in Redis:
 - `run` follows the notification stream from a cursor kept in Redis (`keys.WORK_CURSOR`),
   so state changes that happened while no bridge was up are applied after a restart, as
   long as the stream still holds them. A notification may overtake the submit reply (a
-  quick local job); its state is written anyway and the submit keeps it.
+  quick local job); its state is written anyway and the submit keeps it. Of an entry that
+  carries a state digest (`keys.STATES_FIELD`, app/state_digest.py: rhapsody task states)
+  only the digest is read; others (psij jobs, older edges) are decoded in full.
 
 Times are the stream entries' own (ms since the epoch), so several bridges applying the
 same entry write the same values.
@@ -27,7 +29,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..app import keys
+from ..app import keys, state_digest
 from ..app.event_stream import fmt_sid, last_generated, parse_sid
 from ..app.retry import Backoff
 from ..constants import JOB_FINAL_STATES, TASK_TERMINAL_STATES
@@ -48,6 +50,9 @@ READ_COUNT = 2000
 MAX_PENDING = 100_000
 #: pause after a round that found entries (they gather meanwhile)
 GATHER_SECONDS = 0.25
+#: entry fields as Redis returns them (bytes), and as tests may write them (str)
+_NOTE = (keys.NOTE_FIELD.encode(), keys.NOTE_FIELD)
+_STATES = (keys.STATES_FIELD.encode(), keys.STATES_FIELD)
 
 # Both scripts take their items as ONE JSON argument (decoded by cjson inside Redis) and
 # build the item keys from their members: a 4,096-task submit is then one short command to
@@ -176,8 +181,8 @@ class WorkIndex:
         self.tasks = tasks  # index rhapsody tasks too (settings.work_index_tasks)
         # notification bodies worth parsing: a bytes search is far cheaper than orjson on
         # the (large) task batches a rhapsody edge streams
-        self._markers = tuple(f'"topic":"{t}"'.encode() for t in sorted(TOPICS)
-                              if tasks or not t.startswith("task_"))
+        self._topics = frozenset(t for t in TOPICS if tasks or not t.startswith("task_"))
+        self._markers = tuple(f'"topic":"{t}"'.encode() for t in sorted(self._topics))
         self.ttl = max(int(retention), 60)
         self.max_items = max(int(max_items), 1)
         self._update = redis.register_script(_UPDATE)
@@ -185,6 +190,7 @@ class WorkIndex:
         self._pending: dict[str, list[tuple[str, str, str, dict[str, str]]]] = {}
         self._wanted = asyncio.Event()
         self.applied = 0  # notifications applied (tests and logs)
+        self.malformed = 0  # state digests (or items of them) that were malformed
 
     # -- submissions ----------------------------------------------------------------------
     def record_submit(self, user: str, edge: str, plugin: str, kind: str, sid: str,
@@ -253,39 +259,72 @@ class WorkIndex:
         """Apply the state changes in notification stream `entries` ([(id, fields)])."""
         updates: list[tuple[str, str, str, str]] = []
         for eid, fields in entries:
-            raw = fields.get(b"d") or fields.get("d")
-            if not raw:
+            digest = fields.get(_STATES[0]) or fields.get(_STATES[1])
+            found = (self._from_digest(eid, digest) if digest
+                     else self._from_note(fields.get(_NOTE[0]) or fields.get(_NOTE[1])))
+            if found is None:
                 continue
-            if isinstance(raw, str):
-                raw = raw.encode()
-            if not any(marker in raw for marker in self._markers):
-                continue
-            try:
-                note = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(note, dict) or note.get("topic") not in TOPICS:
-                continue
-            data = note.get("data")
-            if not isinstance(data, dict):
-                continue
-            records = data.get("tasks") if note["topic"] == "task_status_batch" else [data]
+            prefix, states = found
             t = f"{parse_sid(eid)[0] / 1000:.3f}"
-            prefix = member(str(note.get("edge")), str(note.get("plugin")), "")
-            for rec in records if isinstance(records, list) else []:
-                if not isinstance(rec, dict):
-                    continue
-                uid, state = rec.get("job_id") or rec.get("uid"), rec.get("state")
-                if not uid or not isinstance(state, str) or not state:
-                    continue
-                code = rec.get("exit_code")
-                updates.append((prefix + str(uid), state[:32], t,
-                                "" if code is None else str(code)[:16]))
+            updates += [(prefix + uid, state, t, code) for uid, state, code in states]
         for start in range(0, len(updates), SCRIPT_CHUNK):
             await self._update(args=[self.ttl,
                                      orjson.dumps(updates[start:start + SCRIPT_CHUNK])])
         self.applied += len(updates)
         return len(updates)
+
+    def _from_digest(self, eid: Any, raw: bytes | str) -> tuple[str, list] | None:
+        """(member prefix, [(uid, state, code)]) of an entry's state digest; None when its
+        topic is not indexed or the digest is malformed (logged: a bug or a hostile edge)."""
+        try:
+            digest = state_digest.decode(raw)
+        except ValueError as exc:
+            self._malformed(eid, str(exc))
+            return None
+        if digest.skipped:
+            self._malformed(eid, f"{digest.skipped} malformed state(s) left out")
+        if digest.topic not in self._topics:
+            return None
+        return member(digest.edge, digest.plugin, ""), digest.states
+
+    def _malformed(self, eid: Any, why: str) -> None:
+        self.malformed += 1
+        if self.malformed % 1000 == 1:  # the first, then every 1000th: no log flood
+            sid = eid.decode() if isinstance(eid, bytes) else str(eid)
+            log.warning("work index: state digest of notification %s: %s (%d so far)",
+                        sid, why, self.malformed)
+
+    def _from_note(self, raw: bytes | str | None) -> tuple[str, list] | None:
+        """(member prefix, [(uid, state, code)]) of a whole note, for entries without a
+        digest; None when it carries no indexed states."""
+        if not raw:
+            return None
+        if isinstance(raw, str):
+            raw = raw.encode()
+        if not any(marker in raw for marker in self._markers):
+            return None
+        try:
+            note = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(note, dict) or note.get("topic") not in self._topics:
+            return None
+        data = note.get("data")
+        if not isinstance(data, dict):
+            return None
+        records = data.get("tasks") if note["topic"] == "task_status_batch" else [data]
+        states = []
+        for rec in records if isinstance(records, list) else []:
+            if not isinstance(rec, dict):
+                continue
+            uid, state = rec.get("job_id") or rec.get("uid"), rec.get("state")
+            if not uid or not isinstance(state, str) or not state:
+                continue
+            uid, code = str(uid), rec.get("exit_code")
+            if len(uid) <= state_digest.MAX_UID:
+                states.append((uid, state[:state_digest.MAX_STATE],
+                               "" if code is None else str(code)[:state_digest.MAX_CODE]))
+        return member(str(note.get("edge")), str(note.get("plugin")), ""), states
 
     async def run(self) -> None:
         """Follow the notification stream from the shared cursor forever."""
