@@ -67,8 +67,9 @@ local final = {COMPLETED=1, FAILED=1, CANCELED=1, DONE=1}
 local items = cjson.decode(ARGV[2])
 for _, it in ipairs(items) do
   local key, state, t, code = '%s' .. it[1], it[2], it[3], it[4]
-  local cur = redis.call('HGET', key, 'state')
-  if not (cur and final[cur]) then
+  -- an item is done once a final state was applied (its end time is set): a submit reply
+  -- may already say DONE (a task that finished inline) and still needs the end and code
+  if redis.call('HEXISTS', key, 'ended') == 0 then
     redis.call('HSET', key, 'state', state)
     if (state == 'ACTIVE' or state == 'RUNNING') and not redis.call('HGET', key, 'started') then
       redis.call('HSET', key, 'started', t)
