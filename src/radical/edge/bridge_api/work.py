@@ -60,47 +60,61 @@ _STATES = (keys.STATES_FIELD.encode(), keys.STATES_FIELD)
 # (bench/RESULTS.md, "work index").
 _ITEM_PREFIX = keys.work_item("")
 
+# Few Redis calls per item: inside these scripts each call costs about as much as a whole
+# command, and at batch 4,096 the scripts were the index's largest cost (bench/RESULTS.md,
+# "state digest").
+
 # ARGV: ttl, JSON [[member, state, time, exit_code ("" = none)], ...]
+# An item is done once a final state was applied (its end time is set): a submit reply may
+# already say DONE (a task that finished inline) and the item still needs its end and code.
 _UPDATE = """
 local ttl = tonumber(ARGV[1])
 local final = {COMPLETED=1, FAILED=1, CANCELED=1, DONE=1}
 local items = cjson.decode(ARGV[2])
 for _, it in ipairs(items) do
   local key, state, t, code = '%s' .. it[1], it[2], it[3], it[4]
-  -- an item is done once a final state was applied (its end time is set): a submit reply
-  -- may already say DONE (a task that finished inline) and still needs the end and code
-  if redis.call('HEXISTS', key, 'ended') == 0 then
-    redis.call('HSET', key, 'state', state)
-    if (state == 'ACTIVE' or state == 'RUNNING') and not redis.call('HGET', key, 'started') then
-      redis.call('HSET', key, 'started', t)
-    end
+  local have = redis.call('HMGET', key, 'ended', 'user')
+  if not have[1] then
     if final[state] then
-      redis.call('HSET', key, 'ended', t)
-      if code ~= '' then redis.call('HSET', key, 'exit_code', code) end
-    end
-    if redis.call('HEXISTS', key, 'user') == 1 then
-      redis.call('EXPIRE', key, ttl)
+      if code ~= '' then
+        redis.call('HSET', key, 'state', state, 'ended', t, 'exit_code', code)
+      else
+        redis.call('HSET', key, 'state', state, 'ended', t)
+      end
     else
-      redis.call('EXPIRE', key, math.min(ttl, %d))
+      redis.call('HSET', key, 'state', state)
+      if state == 'ACTIVE' or state == 'RUNNING' then redis.call('HSETNX', key, 'started', t) end
     end
+    redis.call('EXPIRE', key, have[2] and ttl or math.min(ttl, %d))
   end
 end
 return #items
 """ % (_ITEM_PREFIX, ORPHAN_TTL)
 
 # KEYS: the owner's index; ARGV: ttl, max items, JSON [[member, state, submit time,
-# {field: value}], ...]
+# [field, value, field, value, ...]], ...]
 _SUBMIT = """
 local ttl, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
 local items = cjson.decode(ARGV[3])
+local scores = {}
 for _, it in ipairs(items) do
-  local key = '%s' .. it[1]
-  for k, v in pairs(it[4]) do redis.call('HSET', key, k, v) end
-  redis.call('HSETNX', key, 'state', it[2])
-  redis.call('HSETNX', key, 'submitted', it[3])
+  local key, fields = '%s' .. it[1], it[4]
+  if redis.call('EXISTS', key) == 0 then
+    fields[#fields + 1] = 'state'
+    fields[#fields + 1] = it[2]
+    fields[#fields + 1] = 'submitted'
+    fields[#fields + 1] = it[3]
+    redis.call('HSET', key, unpack(fields))
+  else  -- a state seen before the submit was recorded: keep it
+    if #fields > 0 then redis.call('HSET', key, unpack(fields)) end
+    redis.call('HSETNX', key, 'state', it[2])
+    redis.call('HSETNX', key, 'submitted', it[3])
+  end
   redis.call('EXPIRE', key, ttl)
-  redis.call('ZADD', KEYS[1], it[3], it[1])
+  scores[#scores + 1] = it[3]
+  scores[#scores + 1] = it[1]
 end
+if #scores > 0 then redis.call('ZADD', KEYS[1], unpack(scores)) end
 local excess = redis.call('ZCARD', KEYS[1]) - cap
 if excess > 0 then
   local old = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
@@ -188,7 +202,8 @@ class WorkIndex:
         self.max_items = max(int(max_items), 1)
         self._update = redis.register_script(_UPDATE)
         self._submit = redis.register_script(_SUBMIT)
-        self._pending: dict[str, list[tuple[str, str, str, dict[str, str]]]] = {}
+        #: user -> [(member, state, submit time, [field, value, ...])]
+        self._pending: dict[str, list[tuple[str, str, str, list[str]]]] = {}
         self._wanted = asyncio.Event()
         self.applied = 0  # notifications applied (tests and logs)
         self.malformed = 0  # state digests (or items of them) that were malformed
@@ -222,7 +237,8 @@ class WorkIndex:
         if items:
             when = f"{began or time.time():.3f}"
             queue = self._pending.setdefault(user, [])
-            queue += [(member(edge, plugin, uid), state, when, fields)
+            queue += [(member(edge, plugin, uid), state, when,
+                       [x for pair in fields.items() for x in pair])
                       for uid, state, fields in items]
             self._wanted.set()
         return len(items)
