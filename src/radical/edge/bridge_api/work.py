@@ -92,13 +92,17 @@ return #items
 """ % (_ITEM_PREFIX, ORPHAN_TTL)
 
 # KEYS: the owner's index; ARGV: ttl, max items, JSON [[member, state, submit time,
-# [field, value, field, value, ...]], ...]
+# {field: value}], ...]
 _SUBMIT = """
 local ttl, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
 local items = cjson.decode(ARGV[3])
 local scores = {}
 for _, it in ipairs(items) do
-  local key, fields = '%s' .. it[1], it[4]
+  local key, fields = '%s' .. it[1], {}
+  for k, v in pairs(it[4]) do
+    fields[#fields + 1] = k
+    fields[#fields + 1] = v
+  end
   if redis.call('EXISTS', key) == 0 then
     fields[#fields + 1] = 'state'
     fields[#fields + 1] = it[2]
@@ -202,8 +206,8 @@ class WorkIndex:
         self.max_items = max(int(max_items), 1)
         self._update = redis.register_script(_UPDATE)
         self._submit = redis.register_script(_SUBMIT)
-        #: user -> [(member, state, submit time, [field, value, ...])]
-        self._pending: dict[str, list[tuple[str, str, str, list[str]]]] = {}
+        #: user -> [(member, state, submit time, {field: value})]
+        self._pending: dict[str, list[tuple[str, str, str, dict[str, str]]]] = {}
         self._wanted = asyncio.Event()
         self.applied = 0  # notifications applied (tests and logs)
         self.malformed = 0  # state digests (or items of them) that were malformed
@@ -237,8 +241,7 @@ class WorkIndex:
         if items:
             when = f"{began or time.time():.3f}"
             queue = self._pending.setdefault(user, [])
-            queue += [(member(edge, plugin, uid), state, when,
-                       [x for pair in fields.items() for x in pair])
+            queue += [(member(edge, plugin, uid), state, when, fields)
                       for uid, state, fields in items]
             self._wanted.set()
         return len(items)
