@@ -138,7 +138,9 @@ def test_the_digest_wins_and_malformed_ones_are_skipped_with_a_warning(
         assert got["p.1"]["state"] == "FAILED" and got["p.1"]["exit_code"] == "9"
         assert got["m.1"] == {} and got["o.1"] == {}
 
-        # with task indexing off, task digests are ignored like task notes
+        # with task indexing off, task digests are ignored like task notes, and not even
+        # decoded (their malformed items go unnoticed; an undecodable digest does not)
         quiet = WorkIndex(redis, retention=3600, max_items=100, tasks=False)
         assert await quiet.apply(entries) == 0
+        assert quiet.malformed == 1
     run(redis_url, edge, body)

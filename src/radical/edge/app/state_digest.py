@@ -28,6 +28,9 @@ MAX_STATE = 32
 MAX_CODE = 16
 #: edge, plugin and topic names longer than this make the whole digest invalid
 MAX_NAME = 128
+#: a digest's head (edge, plugin, topic) fits in this many bytes unless its names are
+#: escaped heavily: readers may look for the topic there before decoding the rest
+HEAD_BYTES = 1024
 
 State = tuple[str, str, Any]  # uid, state, exit_code (None when not known)
 

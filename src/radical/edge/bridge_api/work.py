@@ -202,6 +202,9 @@ class WorkIndex:
         # the (large) task batches a rhapsody edge streams
         self._topics = frozenset(t for t in TOPICS if tasks or not t.startswith("task_"))
         self._markers = tuple(f'"topic":"{t}"'.encode() for t in sorted(self._topics))
+        # digests of state topics this index does not follow (task topics when tasks are not
+        # indexed): skipped on sight of their topic (the third item of the head), undecoded
+        self._unfollowed = tuple(f'","{t}",['.encode() for t in sorted(TOPICS - self._topics))
         self.ttl = max(int(retention), 60)
         self.max_items = max(int(max_items), 1)
         self._update = redis.register_script(_UPDATE)
@@ -296,6 +299,10 @@ class WorkIndex:
     def _from_digest(self, eid: Any, raw: bytes | str) -> tuple[str, list] | None:
         """(member prefix, [(uid, state, code)]) of an entry's state digest; None when its
         topic is not indexed or the digest is malformed (logged: a bug or a hostile edge)."""
+        if isinstance(raw, str):
+            raw = raw.encode()
+        if self._unfollowed and any(m in raw[:state_digest.HEAD_BYTES] for m in self._unfollowed):
+            return None
         try:
             digest = state_digest.decode(raw)
         except ValueError as exc:
