@@ -124,7 +124,7 @@ def test_the_digest_wins_and_malformed_ones_are_skipped_with_a_warning(
         entries = await redis.xrange(keys.NOTIFICATIONS)
 
         index = WorkIndex(redis, retention=3600, max_items=100)
-        with caplog.at_level(logging.WARNING, logger="radical.edge.bridge_api.work"):
+        with caplog.at_level(logging.WARNING, logger="radical.edge.bridge_api.work_states"):
             assert await index.apply(entries) == 6
         assert index.malformed == 2
         assert any("state digest of notification" in r.getMessage() and "not JSON"

@@ -29,17 +29,16 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..app import keys, state_digest
+from ..app import keys
 from ..app.event_stream import fmt_sid, last_generated, parse_sid
 from ..app.retry import Backoff
 from ..constants import JOB_FINAL_STATES, TASK_TERMINAL_STATES
+from .work_states import TOPICS, StateReader, member
 
 log = logging.getLogger(__name__)
 
 #: plugin types whose submissions are indexed, and the paths (first segment) that submit
 SUBMIT_PATHS = {"psij": ("submit", "submit_tunneled"), "rhapsody": ("submit",)}
-#: notification topics that carry job/task states
-TOPICS = frozenset({"job_status", "task_status", "task_status_batch"})
 FINAL = JOB_FINAL_STATES | TASK_TERMINAL_STATES
 RUNNING = frozenset({"ACTIVE", "RUNNING"})
 #: a state seen before its submit was recorded is kept this long waiting for its owner
@@ -50,9 +49,6 @@ READ_COUNT = 2000
 MAX_PENDING = 100_000
 #: pause after a round that found entries (they gather meanwhile)
 GATHER_SECONDS = 0.25
-#: entry fields as Redis returns them (bytes), and as tests may write them (str)
-_NOTE = (keys.NOTE_FIELD.encode(), keys.NOTE_FIELD)
-_STATES = (keys.STATES_FIELD.encode(), keys.STATES_FIELD)
 
 # Both scripts take their items as ONE JSON argument (decoded by cjson inside Redis) and
 # build the item keys from their members: a 4,096-task submit is then one short command to
@@ -132,10 +128,6 @@ return #items
 SCRIPT_CHUNK = 1000
 
 
-def member(edge: str, plugin: str, uid: str) -> str:
-    return f"{edge}/{plugin}/{uid}"
-
-
 def _text(value: Any, limit: int = 400) -> str:
     if value is None:
         return ""
@@ -198,13 +190,8 @@ class WorkIndex:
                  tasks: bool = True) -> None:
         self.redis = redis
         self.tasks = tasks  # index rhapsody tasks too (settings.work_index_tasks)
-        # notification bodies worth parsing: a bytes search is far cheaper than orjson on
-        # the (large) task batches a rhapsody edge streams
-        self._topics = frozenset(t for t in TOPICS if tasks or not t.startswith("task_"))
-        self._markers = tuple(f'"topic":"{t}"'.encode() for t in sorted(self._topics))
-        # digests of state topics this index does not follow (task topics when tasks are not
-        # indexed): skipped on sight of their topic (the third item of the head), undecoded
-        self._unfollowed = tuple(f'","{t}",['.encode() for t in sorted(TOPICS - self._topics))
+        self._states = StateReader(
+            frozenset(t for t in TOPICS if tasks or not t.startswith("task_")))
         self.ttl = max(int(retention), 60)
         self.max_items = max(int(max_items), 1)
         self._update = redis.register_script(_UPDATE)
@@ -213,7 +200,6 @@ class WorkIndex:
         self._pending: dict[str, list[tuple[str, str, str, dict[str, str]]]] = {}
         self._wanted = asyncio.Event()
         self.applied = 0  # notifications applied (tests and logs)
-        self.malformed = 0  # state digests (or items of them) that were malformed
 
     # -- submissions ----------------------------------------------------------------------
     def record_submit(self, user: str, edge: str, plugin: str, kind: str, sid: str,
@@ -282,9 +268,7 @@ class WorkIndex:
         """Apply the state changes in notification stream `entries` ([(id, fields)])."""
         updates: list[tuple[str, str, str, str]] = []
         for eid, fields in entries:
-            digest = fields.get(_STATES[0]) or fields.get(_STATES[1])
-            found = (self._from_digest(eid, digest) if digest
-                     else self._from_note(fields.get(_NOTE[0]) or fields.get(_NOTE[1])))
+            found = self._states.read(eid, fields)
             if found is None:
                 continue
             prefix, states = found
@@ -295,63 +279,6 @@ class WorkIndex:
                                      orjson.dumps(updates[start:start + SCRIPT_CHUNK])])
         self.applied += len(updates)
         return len(updates)
-
-    def _from_digest(self, eid: Any, raw: bytes | str) -> tuple[str, list] | None:
-        """(member prefix, [(uid, state, code)]) of an entry's state digest; None when its
-        topic is not indexed or the digest is malformed (logged: a bug or a hostile edge)."""
-        if isinstance(raw, str):
-            raw = raw.encode()
-        if self._unfollowed and any(m in raw[:state_digest.HEAD_BYTES] for m in self._unfollowed):
-            return None
-        try:
-            digest = state_digest.decode(raw)
-        except ValueError as exc:
-            self._malformed(eid, str(exc))
-            return None
-        if digest.skipped:
-            self._malformed(eid, f"{digest.skipped} malformed state(s) left out")
-        if digest.topic not in self._topics:
-            return None
-        return member(digest.edge, digest.plugin, ""), digest.states
-
-    def _malformed(self, eid: Any, why: str) -> None:
-        self.malformed += 1
-        if self.malformed % 1000 == 1:  # the first, then every 1000th: no log flood
-            sid = eid.decode() if isinstance(eid, bytes) else str(eid)
-            log.warning("work index: state digest of notification %s: %s (%d so far)",
-                        sid, why, self.malformed)
-
-    def _from_note(self, raw: bytes | str | None) -> tuple[str, list] | None:
-        """(member prefix, [(uid, state, code)]) of a whole note, for entries without a
-        digest; None when it carries no indexed states."""
-        if not raw:
-            return None
-        if isinstance(raw, str):
-            raw = raw.encode()
-        if not any(marker in raw for marker in self._markers):
-            return None
-        try:
-            note = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return None
-        if not isinstance(note, dict) or note.get("topic") not in self._topics:
-            return None
-        data = note.get("data")
-        if not isinstance(data, dict):
-            return None
-        records = data.get("tasks") if note["topic"] == "task_status_batch" else [data]
-        states = []
-        for rec in records if isinstance(records, list) else []:
-            if not isinstance(rec, dict):
-                continue
-            uid, state = rec.get("job_id") or rec.get("uid"), rec.get("state")
-            if not uid or not isinstance(state, str) or not state:
-                continue
-            uid, code = str(uid), rec.get("exit_code")
-            if len(uid) <= state_digest.MAX_UID:
-                states.append((uid, state[:state_digest.MAX_STATE],
-                               "" if code is None else str(code)[:state_digest.MAX_CODE]))
-        return member(str(note.get("edge")), str(note.get("plugin")), ""), states
 
     async def run(self) -> None:
         """Follow the notification stream from the shared cursor forever."""
@@ -378,6 +305,11 @@ class WorkIndex:
                 raise
             except (RedisError, OSError) as exc:
                 await backoff.wait(exc)
+
+    @property
+    def malformed(self) -> int:
+        """State digests (or items of them) found malformed so far (tests and logs)."""
+        return self._states.malformed
 
     # -- reading --------------------------------------------------------------------------
     async def members(self, user: str) -> list[str]:
