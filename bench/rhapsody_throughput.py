@@ -140,7 +140,7 @@ async def _local(backend_name: str, sizes: list[int], min_seconds: float,
                 reps += 1
                 session._tasks.clear()  # keep memory flat across repetitions
                 # one repetition of a large batch was ±30% noise: repeat up to 8,192 as well
-            if total_time >= min_seconds or reps >= max_reps or n > 8192:
+                if total_time >= min_seconds or reps >= max_reps or n > 8192:
                     break
             results[n] = {"rate": total_tasks / total_time, "reps": reps}
             print(f"  local  {backend_name:<10} n={n:<6} {results[n]['rate']:>9.0f} tasks/s",

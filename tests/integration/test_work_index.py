@@ -9,14 +9,16 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import orjson
 import pytest
 import redis
 from authed import AUTH, new_token
 from rhapsody_helpers import rhapsody_session
 
 from radical.edge import BridgeClient, services
-from radical.edge.settings import Settings
+from radical.edge.app import keys, state_digest
 from radical.edge.sdk import EdgeError
+from radical.edge.settings import Settings
 
 pytest.importorskip("psij")
 pytest.importorskip("rhapsody")
@@ -145,6 +147,45 @@ def test_a_big_submit_whose_reply_comes_out_of_band_is_indexed(bridge_url, edge,
         newest = work(bob, edge=edge, kind="rhapsody", limit=500)["items"]
         assert {i["sid"] for i in newest} == {sid} and {i["id"] for i in newest} <= uids
         assert {i["state"] for i in newest} == {"DONE"}
+
+
+def test_a_task_burst_is_indexed_from_state_digests(bridge_url, redis_url, edge, users):
+    """Tasks finishing together go out as task_status_batch notes with a state digest
+    beside them (what the index reads); the digest says exactly what the notes say, and
+    every task reaches /work with its final state and exit code."""
+    with client(bridge_url, users["alice"]) as alice:
+        sid = rhapsody_session(alice, edge)
+        tasks = [{"function": "radical.edge.plugins.rhapsody.functions:noop"}] * 300
+        tasks += [{"executable": "/bin/sh", "arguments": ["-c", "exit 4"]}]
+        r = alice.post(f"/{edge}/rhapsody/submit/{sid}", json={"tasks": tasks})
+        assert r.status_code == 200, r.text
+        uids = [t["uid"] for t in r.json()]
+
+        def ended():
+            mine = {i["id"]: i for i in work(alice, edge=edge, kind="rhapsody",
+                                             limit=500)["items"] if i["sid"] == sid}
+            return mine if all(u in mine and mine[u]["ended"] for u in uids) else None
+        mine = wait_for(ended)
+    assert all(mine[u]["state"] == "DONE" for u in uids[:-1])
+    assert mine[uids[-1]]["state"] == "FAILED" and mine[uids[-1]]["exit_code"] == 4
+
+    r = redis.Redis.from_url(redis_url)
+    try:
+        entries = r.xrevrange(keys.NOTIFICATIONS, count=20_000)
+    finally:
+        r.close()
+    batches = 0
+    for _, fields in entries:
+        note = orjson.loads(fields[b"d"])
+        if note.get("topic") != "task_status_batch" or note["data"].get("sid") != sid:
+            continue
+        batches += 1
+        digest = state_digest.decode(fields[b"s"])
+        assert (digest.edge, digest.plugin, digest.topic, digest.skipped) == (
+            edge, "rhapsody", "task_status_batch", 0)
+        assert digest.states == [(t["uid"], t["state"], "" if t["exit_code"] is None
+                                  else str(t["exit_code"])) for t in note["data"]["tasks"]]
+    assert batches >= 1  # 300 tasks ending together are never all sent one by one
 
 
 @pytest.mark.parametrize("params, words", [

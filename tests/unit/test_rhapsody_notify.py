@@ -176,3 +176,35 @@ def test_serialized_records_are_embedded_and_get_the_extra_keys() -> None:
         assert sent[1] == ("task_status_batch", {"sid": "s9", "tasks": [
             {"uid": "b", "state": "DONE"}, {"uid": "c", "state": "FAILED"}]})
     run(main())
+
+
+def test_every_message_of_records_carries_their_states_for_the_digest() -> None:
+    """What the notifier turns into the work index's digest matches the records exactly,
+    the superseded state included; a lone pre-serialized record goes out without one."""
+    import orjson
+
+    from radical.edge.app.state_digest import WithStates
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        sent = []
+        co = Coalescer(lambda t, d: sent.append((t, d)), loop, window=0.02, max_batch=3,
+                       extra={"sid": "s1"})
+        co.push(b'{"uid":"a","state":"DONE","exit_code":0}', "a", "DONE", 0)
+        await asyncio.sleep(0.005)
+        co.push({"uid": "b", "state": "RUNNING", "exit_code": None})
+        co.push({"uid": "b", "state": "FAILED", "exit_code": 2})  # supersedes RUNNING
+        co.push(b'{"uid":"c","state":"CANCELED","exit_code":null}', "c", "CANCELED")
+        co.push({"uid": "d", "state": "DONE", "exit_code": 0})
+        await asyncio.sleep(0.005)
+        co.push({"uid": "e", "state": "RUNNING"})
+        await asyncio.sleep(0.05)
+        assert [t for t, _ in sent] == ["task_status", "task_status_batch", "task_status"]
+        assert not isinstance(sent[0][1], WithStates)  # a Fragment: the bridge reads it
+        batch, single = sent[1][1], sent[2][1]
+        assert isinstance(batch, WithStates) and isinstance(single, WithStates)
+        records = orjson.loads(orjson.dumps(batch))["tasks"]
+        assert [(r["uid"], r["state"], r["exit_code"]) for r in records] == batch.states \
+            == [("b", "FAILED", 2), ("c", "CANCELED", None), ("d", "DONE", 0)]
+        assert single.states == [("e", "RUNNING", None)] and single["sid"] == "s1"
+    run(main())

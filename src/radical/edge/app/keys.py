@@ -25,6 +25,12 @@ TOPOLOGY_CHANNEL = f"{PREFIX}:topology"
 NOTIFICATIONS = f"{PREFIX}:notifications"
 #: approximate cap of the notification stream (bounds Redis memory)
 NOTIFICATIONS_MAXLEN = 20_000
+#: field of a notification entry holding the note, JSON {edge, plugin, topic, data}: what
+#: SSE clients receive
+NOTE_FIELD = "d"
+#: field holding the note's state digest (app/state_digest.py), for task/job state topics
+#: of edges that send one: the bridge's work index reads it instead of the note
+STATES_FIELD = "s"
 
 #: first path segments of the bridge's own routes: no edge may be named like them
 RESERVED_EDGE_NAMES = frozenset({"edge", "edges", "bridge", "calls", "events", "portal", "plugins",

@@ -244,13 +244,15 @@ class EventHub:
         return None
 
 
+#: the note's field of a stream entry, as Redis returns it and as tests may write it
+_NOTE = (keys.NOTE_FIELD.encode(), keys.NOTE_FIELD)
 #: stream ids and their encoded SSE events, in order
 Chunk = tuple[list[StreamId], list[bytes]]
 
 
 def _event(sid: StreamId, epoch: str, fields: dict) -> bytes:
     """One notification as a ready SSE event: encoded once, sent to every client as is."""
-    note = fields.get(b"d") or fields.get("d") or b"{}"
+    note = fields.get(_NOTE[0]) or fields.get(_NOTE[1]) or b"{}"  # never the state digest
     if isinstance(note, str):
         note = note.encode()
     head = b"id: %d-%d:%s\r\n" % (sid[0], sid[1], epoch.encode())

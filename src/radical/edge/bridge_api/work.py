@@ -11,7 +11,9 @@ survives page reloads and bridge restarts because it lives in Redis:
 - `run` follows the notification stream from a cursor kept in Redis (`keys.WORK_CURSOR`),
   so state changes that happened while no bridge was up are applied after a restart, as
   long as the stream still holds them. A notification may overtake the submit reply (a
-  quick local job); its state is written anyway and the submit keeps it.
+  quick local job); its state is written anyway and the submit keeps it. Of an entry that
+  carries a state digest (`keys.STATES_FIELD`, app/state_digest.py: rhapsody task states)
+  only the digest is read; others (psij jobs, older edges) are decoded in full.
 
 Times are the stream entries' own (ms since the epoch), so several bridges applying the
 same entry write the same values.
@@ -31,13 +33,12 @@ from ..app import keys
 from ..app.event_stream import fmt_sid, last_generated, parse_sid
 from ..app.retry import Backoff
 from ..constants import JOB_FINAL_STATES, TASK_TERMINAL_STATES
+from .work_states import TOPICS, StateReader, member
 
 log = logging.getLogger(__name__)
 
 #: plugin types whose submissions are indexed, and the paths (first segment) that submit
 SUBMIT_PATHS = {"psij": ("submit", "submit_tunneled"), "rhapsody": ("submit",)}
-#: notification topics that carry job/task states
-TOPICS = frozenset({"job_status", "task_status", "task_status_batch"})
 FINAL = JOB_FINAL_STATES | TASK_TERMINAL_STATES
 RUNNING = frozenset({"ACTIVE", "RUNNING"})
 #: a state seen before its submit was recorded is kept this long waiting for its owner
@@ -55,28 +56,32 @@ GATHER_SECONDS = 0.25
 # (bench/RESULTS.md, "work index").
 _ITEM_PREFIX = keys.work_item("")
 
+# Few Redis calls per item: inside these scripts each call costs about as much as a whole
+# command, and at batch 4,096 the scripts were the index's largest cost (bench/RESULTS.md,
+# "state digest").
+
 # ARGV: ttl, JSON [[member, state, time, exit_code ("" = none)], ...]
+# An item is done once a final state was applied (its end time is set): a submit reply may
+# already say DONE (a task that finished inline) and the item still needs its end and code.
 _UPDATE = """
 local ttl = tonumber(ARGV[1])
 local final = {COMPLETED=1, FAILED=1, CANCELED=1, DONE=1}
 local items = cjson.decode(ARGV[2])
 for _, it in ipairs(items) do
   local key, state, t, code = '%s' .. it[1], it[2], it[3], it[4]
-  local cur = redis.call('HGET', key, 'state')
-  if not (cur and final[cur]) then
-    redis.call('HSET', key, 'state', state)
-    if (state == 'ACTIVE' or state == 'RUNNING') and not redis.call('HGET', key, 'started') then
-      redis.call('HSET', key, 'started', t)
-    end
+  local have = redis.call('HMGET', key, 'ended', 'user')
+  if not have[1] then
     if final[state] then
-      redis.call('HSET', key, 'ended', t)
-      if code ~= '' then redis.call('HSET', key, 'exit_code', code) end
-    end
-    if redis.call('HEXISTS', key, 'user') == 1 then
-      redis.call('EXPIRE', key, ttl)
+      if code ~= '' then
+        redis.call('HSET', key, 'state', state, 'ended', t, 'exit_code', code)
+      else
+        redis.call('HSET', key, 'state', state, 'ended', t)
+      end
     else
-      redis.call('EXPIRE', key, math.min(ttl, %d))
+      redis.call('HSET', key, 'state', state)
+      if state == 'ACTIVE' or state == 'RUNNING' then redis.call('HSETNX', key, 'started', t) end
     end
+    redis.call('EXPIRE', key, have[2] and ttl or math.min(ttl, %d))
   end
 end
 return #items
@@ -87,14 +92,29 @@ return #items
 _SUBMIT = """
 local ttl, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
 local items = cjson.decode(ARGV[3])
+local scores = {}
 for _, it in ipairs(items) do
-  local key = '%s' .. it[1]
-  for k, v in pairs(it[4]) do redis.call('HSET', key, k, v) end
-  redis.call('HSETNX', key, 'state', it[2])
-  redis.call('HSETNX', key, 'submitted', it[3])
+  local key, fields = '%s' .. it[1], {}
+  for k, v in pairs(it[4]) do
+    fields[#fields + 1] = k
+    fields[#fields + 1] = v
+  end
+  if redis.call('EXISTS', key) == 0 then
+    fields[#fields + 1] = 'state'
+    fields[#fields + 1] = it[2]
+    fields[#fields + 1] = 'submitted'
+    fields[#fields + 1] = it[3]
+    redis.call('HSET', key, unpack(fields))
+  else  -- a state seen before the submit was recorded: keep it
+    if #fields > 0 then redis.call('HSET', key, unpack(fields)) end
+    redis.call('HSETNX', key, 'state', it[2])
+    redis.call('HSETNX', key, 'submitted', it[3])
+  end
   redis.call('EXPIRE', key, ttl)
-  redis.call('ZADD', KEYS[1], it[3], it[1])
+  scores[#scores + 1] = it[3]
+  scores[#scores + 1] = it[1]
 end
+if #scores > 0 then redis.call('ZADD', KEYS[1], unpack(scores)) end
 local excess = redis.call('ZCARD', KEYS[1]) - cap
 if excess > 0 then
   local old = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
@@ -106,10 +126,6 @@ return #items
 """ % (_ITEM_PREFIX, _ITEM_PREFIX)
 #: items per script call: bounded, so Redis stays responsive to everyone else
 SCRIPT_CHUNK = 1000
-
-
-def member(edge: str, plugin: str, uid: str) -> str:
-    return f"{edge}/{plugin}/{uid}"
 
 
 def _text(value: Any, limit: int = 400) -> str:
@@ -174,14 +190,13 @@ class WorkIndex:
                  tasks: bool = True) -> None:
         self.redis = redis
         self.tasks = tasks  # index rhapsody tasks too (settings.work_index_tasks)
-        # notification bodies worth parsing: a bytes search is far cheaper than orjson on
-        # the (large) task batches a rhapsody edge streams
-        self._markers = tuple(f'"topic":"{t}"'.encode() for t in sorted(TOPICS)
-                              if tasks or not t.startswith("task_"))
+        self._states = StateReader(
+            frozenset(t for t in TOPICS if tasks or not t.startswith("task_")))
         self.ttl = max(int(retention), 60)
         self.max_items = max(int(max_items), 1)
         self._update = redis.register_script(_UPDATE)
         self._submit = redis.register_script(_SUBMIT)
+        #: user -> [(member, state, submit time, {field: value})]
         self._pending: dict[str, list[tuple[str, str, str, dict[str, str]]]] = {}
         self._wanted = asyncio.Event()
         self.applied = 0  # notifications applied (tests and logs)
@@ -253,34 +268,12 @@ class WorkIndex:
         """Apply the state changes in notification stream `entries` ([(id, fields)])."""
         updates: list[tuple[str, str, str, str]] = []
         for eid, fields in entries:
-            raw = fields.get(b"d") or fields.get("d")
-            if not raw:
+            found = self._states.read(eid, fields)
+            if found is None:
                 continue
-            if isinstance(raw, str):
-                raw = raw.encode()
-            if not any(marker in raw for marker in self._markers):
-                continue
-            try:
-                note = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(note, dict) or note.get("topic") not in TOPICS:
-                continue
-            data = note.get("data")
-            if not isinstance(data, dict):
-                continue
-            records = data.get("tasks") if note["topic"] == "task_status_batch" else [data]
+            prefix, states = found
             t = f"{parse_sid(eid)[0] / 1000:.3f}"
-            prefix = member(str(note.get("edge")), str(note.get("plugin")), "")
-            for rec in records if isinstance(records, list) else []:
-                if not isinstance(rec, dict):
-                    continue
-                uid, state = rec.get("job_id") or rec.get("uid"), rec.get("state")
-                if not uid or not isinstance(state, str) or not state:
-                    continue
-                code = rec.get("exit_code")
-                updates.append((prefix + str(uid), state[:32], t,
-                                "" if code is None else str(code)[:16]))
+            updates += [(prefix + uid, state, t, code) for uid, state, code in states]
         for start in range(0, len(updates), SCRIPT_CHUNK):
             await self._update(args=[self.ttl,
                                      orjson.dumps(updates[start:start + SCRIPT_CHUNK])])
@@ -312,6 +305,11 @@ class WorkIndex:
                 raise
             except (RedisError, OSError) as exc:
                 await backoff.wait(exc)
+
+    @property
+    def malformed(self) -> int:
+        """State digests (or items of them) found malformed so far (tests and logs)."""
+        return self._states.malformed
 
     # -- reading --------------------------------------------------------------------------
     async def members(self, user: str) -> list[str]:

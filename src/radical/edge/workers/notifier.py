@@ -8,6 +8,11 @@ While Redis is unreachable, items wait (bounded) and go out when it is back.
 Retention (`app.event_stream.trim`) runs after every batch instead of `XADD MAXLEN`: MAXLEN
 would trim entries no bridge has read yet during a burst.  While live readers hold trimming
 back and the stream is over its size cap, the notifier slows down (backpressure).
+
+Each entry holds the note (`keys.NOTE_FIELD`) and, when the data carries record states
+(`state_digest.WithStates`, rhapsody's task batches), their digest (`keys.STATES_FIELD`):
+the bridge's work index reads that instead of decoding the note. Only this module writes
+stream entries.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
-from ..app import event_stream, keys
+from ..app import event_stream, keys, state_digest
 from ..app.retry import Backoff
 from .call_runner import dump_json
 
@@ -44,7 +49,8 @@ class Notifier:
         self._edge = edge_name
         self._loop = loop
         self._loop_thread: int | None = None
-        self._items: deque[bytes] = deque()
+        #: (note, state digest or None), oldest first
+        self._items: deque[tuple[bytes, bytes | None]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.dropped = 0
@@ -57,18 +63,25 @@ class Notifier:
     def publish(self, plugin: str, topic: str, data: Any) -> None:
         """Queue one notification; thread-safe, never blocks, never raises on bad data."""
         try:
-            item = dump_json({"edge": self._edge, "plugin": plugin, "topic": topic, "data": data})
-            if len(item) < 65536:  # orjson's result keeps its >= 4 KiB buffer: copy it small
-                item = memoryview(item).tobytes()
+            note = dump_json({"edge": self._edge, "plugin": plugin, "topic": topic, "data": data})
+            if len(note) < 65536:  # orjson's result keeps its >= 4 KiB buffer: copy it small
+                note = memoryview(note).tobytes()
         except TypeError as exc:
             log.error("dropping notification %s/%s: %s", plugin, topic, exc)
             return
+        digest = None
+        if isinstance(data, state_digest.WithStates):
+            try:
+                digest = state_digest.encode(self._edge, plugin, topic, data.states)
+            except TypeError as exc:  # the note still goes out: the bridge then reads it
+                log.warning("no state digest for %s/%s: %s", plugin, topic, exc)
+        item = (note, digest)
         if threading.get_ident() == self._loop_thread:
             self._push(item)
         else:
             self._loop.call_soon_threadsafe(self._push, item)
 
-    def _push(self, item: bytes) -> None:
+    def _push(self, item: tuple[bytes, bytes | None]) -> None:
         self._items.append(item)
         if len(self._items) > MAX_BACKLOG:
             self._items.popleft()
@@ -94,8 +107,9 @@ class Notifier:
                 batch = [self._items[i] for i in range(min(BATCH, len(self._items)))]
                 try:
                     pipe = self._redis.pipeline(transaction=False)
-                    for item in batch:
-                        pipe.xadd(keys.NOTIFICATIONS, {"d": item})
+                    for note, digest in batch:
+                        pipe.xadd(keys.NOTIFICATIONS, {keys.NOTE_FIELD: note} if digest is None
+                                  else {keys.NOTE_FIELD: note, keys.STATES_FIELD: digest})
                     trim_keys, trim_args = self._trim_args["keys"], self._trim_args["args"]
                     pipe.evalsha(self._trim_script.sha, len(trim_keys), *trim_keys, *trim_args)
                     results = await pipe.execute(raise_on_error=False)  # one round trip

@@ -11,16 +11,22 @@ falls back to zero as soon as the updates stop.  Nothing is dropped: a task's re
 replaced by a newer one only while both are still pending (RUNNING superseded by DONE in
 the same batch), and a task's terminal record is emitted exactly once.
 
+Every message's data also carries the (uid, state, exit_code) of its records
+(`state_digest.WithStates`), which the notifier writes as a compact digest for the bridge's
+work index. A single record already serialized to JSON goes out as it is, without one (the
+bridge then reads that one record).
+
 Must be used from the event loop thread (`push` hops over from other threads).
 """
 from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 import orjson
 
+from ...app.state_digest import WithStates
 from ...constants import TASK_TERMINAL_STATES
 
 __all__ = ["Coalescer", "MIN_GAP", "DEFAULT_WINDOW", "DEFAULT_BATCH"]
@@ -59,7 +65,8 @@ class Coalescer:
         self.window = float(window)
         self.max_batch = int(max_batch)
         self._extra = dict(extra or {})
-        self._pending: dict[str, dict] = {}
+        #: uid -> (record, its (uid, state, exit_code))
+        self._pending: dict[str, tuple[dict | bytes, tuple[str, Any, Any]]] = {}
         self._handle: asyncio.Handle | asyncio.TimerHandle | None = None
         self._handle_lazy = False  # the scheduled flush only carries non-urgent records
         self._last_flush = float("-inf")
@@ -70,23 +77,25 @@ class Coalescer:
 
     # -- input ------------------------------------------------------------------------------
     def push(self, record: dict | bytes, uid: str | None = None,
-             state: str | None = None) -> None:
-        """Queue one task record: a dict with ``uid``/``state``, or the record already
-        serialized to JSON bytes (then `uid` and `state` must be given)."""
+             state: str | None = None, exit_code: Any = None) -> None:
+        """Queue one task record: a dict with ``uid``/``state`` (``exit_code``), or the
+        record already serialized to JSON bytes (then `uid`, `state` and `exit_code` must
+        be given)."""
         if self._closed:
             return
         if threading.get_ident() != self._loop_thread:
             if self._loop_thread is None and _loop_thread_id(self._loop) is not None:
                 self._loop_thread = threading.get_ident()
             else:
-                self._loop.call_soon_threadsafe(self.push, record, uid, state)
+                self._loop.call_soon_threadsafe(self.push, record, uid, state, exit_code)
                 return
         if uid is None:
             uid = record["uid"]  # type: ignore[index]
             state = record.get("state")  # type: ignore[union-attr]
+            exit_code = record.get("exit_code")  # type: ignore[union-attr]
         if uid in self._pending:
             self.superseded += 1
-        self._pending[uid] = record
+        self._pending[uid] = (record, (uid, state, exit_code))
         if len(self._pending) >= self.max_batch:
             self._flush()
         elif state not in URGENT:
@@ -130,18 +139,19 @@ class Coalescer:
             # a flush of a single record: the burst is over, narrow the gap again
             self._gap = self._gap / 4 if self._gap / 4 >= MIN_GAP else 0.0
 
-    def _emit(self, records: list[dict | bytes]) -> None:
+    def _emit(self, records: list[tuple[dict | bytes, tuple[str, Any, Any]]]) -> None:
         if len(records) == 1:
-            data = records[0]
+            data, state = records[0]
             if isinstance(data, bytes):
                 if self._extra:  # splice the extra keys into the serialized object
                     data = data[:-1] + b"," + orjson.dumps(self._extra)[1:]
                 self._send("task_status", orjson.Fragment(data))  # type: ignore[arg-type]
             else:
-                self._send("task_status", {**data, **self._extra} if self._extra else data)
+                self._send("task_status", WithStates({**data, **self._extra}, [state]))
         else:
-            tasks = [orjson.Fragment(r) if isinstance(r, bytes) else r for r in records]
-            self._send("task_status_batch", {"tasks": tasks, **self._extra})
+            tasks = [orjson.Fragment(r) if isinstance(r, bytes) else r for r, _ in records]
+            self._send("task_status_batch",
+                       WithStates({"tasks": tasks, **self._extra}, [s for _, s in records]))
 
     def flush(self) -> None:
         """Emit everything pending now (loop thread)."""

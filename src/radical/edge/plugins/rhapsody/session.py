@@ -295,7 +295,8 @@ class RhapsodySession(PluginSession):
                     rh_tasks.pop(uid, None)
             if self._coalescer is not None:
                 note = for_notification(record)
-                self._coalescer.push(data if note is record else _dumps(note), uid, state)
+                self._coalescer.push(data if note is record else _dumps(note), uid, state,
+                                     record.get("exit_code"))
                 if not self._live:  # the session went idle: nothing left to batch with
                     self._coalescer.hurry()
             if self._inline_waiters:
