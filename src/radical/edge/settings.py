@@ -126,8 +126,9 @@ class Settings(BaseSettings):
                                   "(GET /work) this long after its last change (s)")
     work_max_items: int = Field(10_000, description="newest work items kept per identity")
     work_index_tasks: bool = Field(True, description="index every rhapsody task for GET /work "
-                                   "(psij jobs always are); off, a bridge serving big rhapsody "
-                                   "batches keeps ~15% more throughput (bench/RESULTS.md)")
+                                   "(psij jobs always are); it costs ~25 µs of CPU per task, mostly "
+                                   "Redis's: off, big rhapsody batches through one bridge run "
+                                   "faster (bench/RESULTS.md)")
 
     # -- events --
     events_maxlen: int = Field(
