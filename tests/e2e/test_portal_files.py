@@ -70,5 +70,5 @@ def test_psij_page_shows_the_users_jobs_from_other_sessions(portal, bridge_url, 
         "?.textContent.includes('from a script')", timeout=30_000)
     job_row.locator(".badge[data-state=COMPLETED]").wait_for(timeout=30_000)
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=job-detail] [data-testid=stdout]')"
+        "() => document.querySelector('[data-testid=job-detail] [data-testid=stdout]')?"
         ".textContent.includes('done')", timeout=30_000)

@@ -104,7 +104,7 @@ def test_sysinfo_is_live_by_default_with_history(portal, bridge_url, edge):
     live = page.locator("[data-testid=auto-refresh]")
     assert live.is_checked()
     # without a click, new samples arrive and the sparklines grow
-    page.wait_for_function("() => +document.querySelector('svg.spark').dataset.points >= 3",
+    page.wait_for_function("() => +document.querySelector('svg.spark')?.dataset.points >= 3",
                            timeout=30_000)
     cores = psutil.cpu_count() or os.cpu_count()
     assert f"of {cores} core" in root.locator("[data-testid=load]").inner_text()

@@ -94,7 +94,7 @@ def test_my_work_lists_jobs_and_tasks_from_other_sessions(portal, page, browser,
     # newest first by default; sorting by submit time ascending reverses it
     newest_first = ids_shown(page)
     page.click("[data-testid=sort-submitted]")
-    page.wait_for_function(f"() => document.querySelector('[data-testid=work-rows] tbody tr')"
+    page.wait_for_function(f"() => document.querySelector('[data-testid=work-rows] tbody tr')?"
                            f".dataset.id === '{ids['ok']}'")
     assert ids_shown(page) == newest_first[::-1]
     assert page.locator("th[aria-sort=ascending]").inner_text().startswith("Submitted")
@@ -114,11 +114,11 @@ def test_my_work_lists_jobs_and_tasks_from_other_sessions(portal, page, browser,
     # page through with the API's own paging instead (offset in the route)
     page.goto(f"{bridge_url}/#/work?sort=submitted&order=asc&limit=25&offset=2")
     page.locator("[data-testid=work-count]").wait_for()
-    page.wait_for_function("() => document.querySelector('[data-testid=work-count]')"
+    page.wait_for_function("() => document.querySelector('[data-testid=work-count]')?"
                            ".textContent.startsWith('3–4 of 4')")
     assert ids_shown(page) == [ids["t1"], ids["t2"]]
     page.click("[data-testid=work-prev]")
-    page.wait_for_function("() => document.querySelector('[data-testid=work-count]')"
+    page.wait_for_function("() => document.querySelector('[data-testid=work-count]')?"
                            ".textContent.startsWith('1–4 of 4')")
     # copy id
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=bridge_url)

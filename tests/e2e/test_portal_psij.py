@@ -53,19 +53,19 @@ def test_job_runs_with_live_state_and_streamed_output(portal, bridge_url, parent
     row(page, job_id).locator(".badge[data-state=ACTIVE]").wait_for(timeout=30_000)
     stdout = page.locator("[data-testid=job-detail] [data-testid=stdout]")
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=job-detail] [data-testid=stdout]')"
+        "() => document.querySelector('[data-testid=job-detail] [data-testid=stdout]')?"
         ".textContent.includes('first line')", timeout=30_000)
     assert "second line" not in stdout.inner_text()
     assert row(page, job_id).locator(".badge").get_attribute("data-state") == "ACTIVE"
     # then it completes: state from the job_status notification, the rest of the output
     row(page, job_id).locator(".badge[data-state=COMPLETED]").wait_for(timeout=30_000)
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=job-detail] [data-testid=stdout]')"
+        "() => document.querySelector('[data-testid=job-detail] [data-testid=stdout]')?"
         ".textContent.includes('second line')")
     assert stdout.inner_text().count("first line") == 1  # offsets: nothing read twice
     stderr = page.locator("[data-testid=job-detail] [data-testid=stderr]")
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=job-detail] [data-testid=stderr]')"
+        "() => document.querySelector('[data-testid=job-detail] [data-testid=stderr]')?"
         ".textContent.includes('to-stderr')")
     assert "Exit code" in page.locator("[data-testid=job-detail]").inner_text()
     assert row(page, job_id).locator("td").nth(2).inner_text() == "0"

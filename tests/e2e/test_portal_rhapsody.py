@@ -41,7 +41,7 @@ def test_task_runs_and_its_output_appears(portal, bridge_url, rh_edge):
     task_row(page, uid).locator(".badge[data-state=FAILED], .badge[data-state=DONE]").wait_for(timeout=30_000)
     detail = page.locator("[data-testid=task-detail]")
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=task-detail] [data-testid=stdout]')"
+        "() => document.querySelector('[data-testid=task-detail] [data-testid=stdout]')?"
         ".textContent.includes('hello from rhapsody')")
     assert detail.locator("[data-testid=stderr]").inner_text().strip() == "warn"
     assert "3" in task_row(page, uid).locator("td").nth(2).inner_text()
@@ -49,7 +49,7 @@ def test_task_runs_and_its_output_appears(portal, bridge_url, rh_edge):
     uid2 = submit(page, "/bin/echo", "second task")
     task_row(page, uid2).locator(".badge[data-state=DONE]").wait_for(timeout=30_000)
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=task-detail] [data-testid=stdout]')"
+        "() => document.querySelector('[data-testid=task-detail] [data-testid=stdout]')?"
         ".textContent.includes('second task')")
     assert task_row(page, uid2).locator("td").nth(2).inner_text() == "0"
     # this page's own tasks are not marked as another session's (their notifications carry

@@ -48,7 +48,7 @@ def test_file_browser(portal, bridge_url, fs_edge, files_root: Path, tmp_path: P
     page.set_input_files("[data-testid=staging-file]", str(local))
     page.click("[data-testid=staging-upload]")
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=staging-progress-text]').textContent"
+        "() => document.querySelector('[data-testid=staging-progress-text]')?.textContent"
         ".startsWith('uploaded upload.bin')", timeout=60_000)
     row(page, "upload.bin").wait_for()
     assert (files_root / "upload.bin").read_bytes() == data
@@ -62,7 +62,7 @@ def test_file_browser(portal, bridge_url, fs_edge, files_root: Path, tmp_path: P
     page.click("[data-testid=staging-upload]")
     page.click("[data-testid=confirm-ok]")
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=staging-progress-text]').textContent"
+        "() => document.querySelector('[data-testid=staging-progress-text]')?.textContent"
         ".startsWith('uploaded upload.bin (14 B)')", timeout=60_000)
     assert (files_root / "upload.bin").read_bytes() == b"second version"
 

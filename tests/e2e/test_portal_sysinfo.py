@@ -33,7 +33,7 @@ def test_sysinfo_values_render(portal, bridge_url, info_edge):
     before = stamp.inner_text()
     page.wait_for_timeout(1100)
     page.click("[data-testid=refresh]")
-    page.wait_for_function("b => document.querySelector('.stamp').textContent !== b", arg=before)
+    page.wait_for_function("b => (document.querySelector('.stamp')?.textContent ?? b) !== b", arg=before)
     portal.shot("sysinfo")
 
 

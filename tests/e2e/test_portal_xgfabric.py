@@ -24,7 +24,9 @@ def sites(module_edges, bridge_url, tmp_path_factory):
 
 def _open(portal, bridge_url):
     page = portal.open(bridge_url, f"/e/{HOME}/xgfabric")
-    page.wait_for_function("() => document.querySelector('[data-testid=xgf-editor]').value.length > 0")
+    # the page module may still be loading: no editor yet is "not yet", not an error
+    page.wait_for_function(
+        "() => (document.querySelector('[data-testid=xgf-editor]')?.value || '').length > 0")
     return page, page.locator("[data-testid=xgf-editor]")
 
 
@@ -33,7 +35,7 @@ def _save(page, editor, cfg: dict) -> None:
     editor.fill(json.dumps(cfg, indent=2))
     page.click("[data-testid=xgf-save]")
     picker = "xgf-resource" if cfg.get("kind") == "resource" else "xgf-workflow"
-    page.wait_for_function(f"() => document.querySelector('[data-testid={picker}]').value === "
+    page.wait_for_function(f"() => document.querySelector('[data-testid={picker}]')?.value === "
                            f"{json.dumps(cfg['name'])}")
 
 
@@ -84,7 +86,7 @@ def test_run_the_test_workflow_from_the_page(portal, bridge_url, sites):
     assert page.locator("[data-testid=xgf-start]").is_enabled()
     page.click("[data-testid=xgf-load]")  # the editor shows the workflow that ran
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=xgf-editor]').value.includes('stubs:simulate')")
+        "() => document.querySelector('[data-testid=xgf-editor]')?.value.includes('stubs:simulate')")
     page.evaluate("document.querySelectorAll('.toast').forEach((t) => t.remove())")
     portal.shot("xgfabric")
 

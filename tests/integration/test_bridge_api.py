@@ -62,7 +62,9 @@ def test_server_timing_header(http, echo_edge):
     r = http.get("/echo1/echo/sleep/0.2")
     parts = dict(p.strip().split(";dur=") for p in r.headers["server-timing"].split(","))
     assert set(parts) == {"total", "queue", "handoff", "handler", "reply"}
-    assert 200 <= float(parts["handler"]) < 1000  # the 0.2 s sleep is the handler's
+    # the 0.2 s sleep is the handler's (the loop's timer may fire up to a ms early by the
+    # wall clock the parts are measured with: 199.767 was seen)
+    assert 195 <= float(parts["handler"]) < 1000
     assert float(parts["total"]) >= float(parts["handler"])
 
 
