@@ -128,6 +128,12 @@ class BatchSystem(ABC):
         Never raises: fields the scheduler cannot tell are None.
         """
 
+    def partitions(self) -> list[dict]:
+        """The scheduler's queues as ``{name, default, cpus_per_node, gpus_per_node,
+        max_minutes}`` (smallest node of each; None = unknown/unlimited); [] when the
+        backend cannot tell. Never raises."""
+        return []
+
     def job_allocation(self) -> dict | None:
         """Alias kept for readers of the original plugin API."""
         return self.allocation()

@@ -104,6 +104,26 @@ def parse_kv_line(line: str) -> dict[str, str]:
     return {m.group(1): m.group(2).strip() for m in pairs}
 
 
+def parse_sinfo_partitions(text: str) -> list[dict]:
+    """`sinfo -h -o '%P|%c|%G|%l'` -> partitions (`BatchSystem.partitions` shape)."""
+    parts: dict[str, dict] = {}
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 4 or not fields[0].strip("*"):
+            continue
+        name, cpus, gres, limit = fields
+        part = parts.setdefault(name.strip("*"), {
+            "name": name.strip("*"), "default": name.endswith("*"), "cpus_per_node": None,
+            "gpus_per_node": None, "max_minutes": None})
+        seconds = parse_slurm_time(limit)
+        part["max_minutes"] = seconds // 60 if seconds is not None else None
+        for key, value in (("cpus_per_node", as_int(cpus)), ("gpus_per_node",
+                                                             gpus_from_text(gres) or 0)):
+            if value is not None:
+                part[key] = value if part[key] is None else min(part[key], value)
+    return list(parts.values())
+
+
 @register
 class SlurmBatchSystem(BatchSystem):
     name = "slurm"
@@ -133,6 +153,11 @@ class SlurmBatchSystem(BatchSystem):
         used = parse_slurm_time(job.get("RunTime"))
         left = max(0, limit - used) if limit is not None and used is not None else None
         return limit, left
+
+    def partitions(self) -> list[dict]:
+        """From `sinfo` (one line per partition and node kind; the smallest node wins)."""
+        res = self.run(["sinfo", "-h", "-o", "%P|%c|%G|%l"])
+        return parse_sinfo_partitions(res.stdout) if res.ok else []
 
     def allocation(self) -> dict | None:
         job_id = self.job_id()
