@@ -72,10 +72,12 @@ def test_pilot_is_a_slurm_job_running_tasks_and_close_cancels_it(bc, edge):
     where = edge.extra["root"] / EDGE / lc.sid
     jobs = wait_for(lambda: jobs_under(str(where)), 120, 0.5, "the pilot's SLURM job")
     [(job_id, _state)] = jobs.items()
+    queued = time.monotonic() - started
     wait_for(lambda: lc.pilot_status(pid)["state"] in ("PMGR_ACTIVE", "FAILED", "CANCELED"),
              300, 0.5, "pilot active")
     active = time.monotonic() - started
-    print(f"\nlucid edge.slurm: pilot_submit -> PMGR_ACTIVE {active:.1f} s (job {job_id})")
+    print(f"\nlucid edge.slurm: pilot_submit -> job {job_id} in squeue {queued:.1f} s, "
+          f"-> PMGR_ACTIVE {active:.1f} s")
     pilot = lc.pilot_status(pid)
     assert pilot["state"] == "PMGR_ACTIVE" and pilot["resource"] == "edge.slurm", pilot
     assert jobs_under(str(where)) == {job_id: "RUNNING"}
@@ -111,3 +113,22 @@ def test_pilot_is_a_slurm_job_running_tasks_and_close_cancels_it(bc, edge):
     left = [p for p in running if p.is_running() and p.status() != "zombie"]
     assert not left and not session_processes(where), cmdlines(left)
     assert not where.exists()
+
+
+def test_leftover_jobs_of_a_session_dir_are_cancelled(tmp_path):
+    """The last resort after RP's close: jobs working under the session dir are cancelled,
+    a job in a sibling dir whose name merely starts the same is not."""
+    from radical.edge.hpc.batch.slurm import SlurmBatchSystem
+
+    ours, sibling = tmp_path / "session.1" / "sandbox", tmp_path / "session.12"
+    for where in (ours, sibling):
+        where.mkdir(parents=True)
+    ids = [sh("sbatch", "--parsable", "-t", "5", "-o", "/dev/null", f"--chdir={where}",
+              "--wrap", "sleep 300").strip() for where in (ours, sibling)]
+    assert all(i.isdigit() for i in ids), ids
+    try:
+        assert SlurmBatchSystem().cancel_jobs_under(str(tmp_path / "session.1")) == [ids[0]]
+        wait_for(lambda: ids[0] not in jobs_under("/"), 30, 0.2, "job cancelled")
+        assert ids[1] in jobs_under(str(sibling))
+    finally:
+        sh("scancel", *ids)

@@ -134,6 +134,11 @@ class BatchSystem(ABC):
         backend cannot tell. Never raises."""
         return []
 
+    def cancel_jobs_under(self, path: str) -> list[str]:
+        """Cancel this user's jobs whose working directory lies under `path` (a last resort
+        for work a tool submitted and failed to cancel); their ids. Never raises."""
+        return []
+
     def job_allocation(self) -> dict | None:
         """Alias kept for readers of the original plugin API."""
         return self.allocation()

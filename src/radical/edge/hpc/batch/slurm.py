@@ -6,6 +6,8 @@ The time and host-list helpers here are shared with the queue_info SLURM backend
 """
 from __future__ import annotations
 
+import getpass
+import os
 import re
 from typing import Mapping
 
@@ -158,6 +160,21 @@ class SlurmBatchSystem(BatchSystem):
         """From `sinfo` (one line per partition and node kind; the smallest node wins)."""
         res = self.run(["sinfo", "-h", "-o", "%P|%c|%G|%l"])
         return parse_sinfo_partitions(res.stdout) if res.ok else []
+
+    def cancel_jobs_under(self, path: str) -> list[str]:
+        res = self.run(["squeue", "-h", "-u", getpass.getuser(), "-t", "PD,CF,R,S",
+                        "-o", "%i|%Z"])
+        if not res.ok:
+            return []
+        root = os.path.join(os.path.abspath(path), "")
+        ids = []
+        for line in res.stdout.splitlines():
+            job, _, workdir = line.strip().partition("|")
+            if job.isdigit() and os.path.join(os.path.abspath(workdir), "").startswith(root):
+                ids.append(job)
+        if ids:
+            self.run(["scancel", *ids])
+        return ids
 
     def allocation(self) -> dict | None:
         job_id = self.job_id()

@@ -194,6 +194,9 @@ class LucidSession(PluginSession):
         except Exception:
             log.exception("closing RP session %s failed", uid)
         _drop_id_counters(uid)
+        jobs = self._site.cancel_leftover_jobs(self._dir)
+        if jobs:
+            log.warning("RP session %s left batch job(s) %s; cancelled them", uid, jobs)
         killed = kill_leftovers(self._dir)
         if killed:
             log.warning("RP session %s left %d process(es) behind; killed them", uid, killed)

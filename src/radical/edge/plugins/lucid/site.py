@@ -151,6 +151,13 @@ class EdgeSite:
                 self._info = self._prepare()
             return self._info
 
+    def cancel_leftover_jobs(self, path: Path) -> list[str]:
+        """Batch jobs still running for `path` (a session dir) after RP's close: cancelled
+        (an agent on another node is out of reach of a local kill). Blocking."""
+        if not (self._info and self._info.resources):
+            return []
+        return detect_batch_system().cancel_jobs_under(str(path))
+
     def _prepare(self) -> SiteInfo:
         prepare_environment()  # first: it puts the venv's bin/ before PATH, the wrapper goes
         batch = detect_batch_system()  # before that
