@@ -46,7 +46,7 @@ def edge(slurm_cluster, redis_url, bridge_url, log_dir, tmp_path_factory):
                                    "RADICAL_EDGE_TEST_SECRET": SECRET})
     svc.extra["root"] = root
     yield svc
-    svc.stop()
+    svc.stop(timeout=60)  # RP's close takes ~15 s
 
 
 def test_bad_pilots_are_422(bc, edge):
@@ -113,6 +113,23 @@ def test_pilot_is_a_slurm_job_running_tasks_and_close_cancels_it(bc, edge):
     left = [p for p in running if p.is_running() and p.status() != "zombie"]
     assert not left and not session_processes(where), cmdlines(left)
     assert not where.exists()
+
+
+def test_edge_stop_cancels_the_pilot_job(bc, make_edge, tmp_path):
+    svc = make_edge("lucid", name="lucid-slurm-stop",
+                    env={"RADICAL_EDGE_LUCID_DIR": str(tmp_path)})
+    lc = bc.get_edge_client("lucid-slurm-stop").get_plugin("lucid")
+    lc.pilot_submit({"resource": "edge.slurm", "cores": 1, "runtime": 10})
+    tid = lc.task_submit({"executable": "/bin/sleep", "arguments": ["300"]})["tid"]
+    wait_for(lambda: lc.task_wait(tid, timeout=5)["task"]["state"] == "AGENT_EXECUTING",
+             300, 0.1, "sleep task running")
+    [job_id] = jobs_under(str(tmp_path))
+    assert session_processes(tmp_path)
+    svc.stop(timeout=60)
+    assert svc.proc.returncode == 0
+    assert job_id not in jobs_under("/"), "the edge stopped but its pilot job is still queued"
+    left = session_processes(tmp_path)
+    assert not left, cmdlines(left)
 
 
 def test_leftover_jobs_of_a_session_dir_are_cancelled(tmp_path):
