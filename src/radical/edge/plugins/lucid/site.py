@@ -159,8 +159,8 @@ class EdgeSite:
         return detect_batch_system().cancel_jobs_under(str(path))
 
     def _prepare(self) -> SiteInfo:
-        prepare_environment()  # first: it puts the venv's bin/ before PATH, the wrapper goes
-        batch = detect_batch_system()  # before that
+        prepare_environment()  # first: the wrapper's dir must come before the venv's bin/
+        batch = detect_batch_system()
         info = SiteInfo()
         if batch.name in SCHEDULERS:
             parts = batch.partitions()
