@@ -33,6 +33,23 @@ def test_example_lucid(bridge_url, make_edge, tmp_path):
     assert len(done) == 3, out.stdout
 
 
+@pytest.mark.slurm
+def test_example_lucid_on_slurm(slurm_cluster, bridge_url, make_edge, tmp_path):
+    """The same example with its pilot as a SLURM batch job (`edge.slurm`)."""
+    pytest.importorskip("radical.pilot")
+    make_edge("lucid", name="example-lucid-slurm", env={"RADICAL_EDGE_LUCID_DIR": str(tmp_path)})
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "lucid_pilot.py")],
+                         env={**os.environ, "RADICAL_BRIDGE_URL": bridge_url,
+                              "RADICAL_EDGE_NAME": "example-lucid-slurm",
+                              "RADICAL_LUCID_RESOURCE": "edge.slurm",
+                              "RADICAL_LUCID_QUEUE": "debug"},
+                         capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stderr
+    done = [ln for ln in out.stdout.splitlines()
+            if ": DONE exit 0: task " in ln and " in job " in ln]
+    assert len(done) == 3, out.stdout
+
+
 def test_example_xgfabric(bridge_url, make_edge, tmp_path):
     pytest.importorskip("rhapsody")
     make_edge("xgfabric", name="example-xgf", env={"RADICAL_BRIDGE_URL": bridge_url,

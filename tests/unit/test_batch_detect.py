@@ -218,3 +218,15 @@ def test_run_command_never_raises(bindir: Path, tmp_path: Path) -> None:
     assert res.rc == -1 and "timed out" in res.stderr
     res = run_command([sys.executable, "-c", "print('hi')"], env=dict(os.environ))
     assert res.ok and res.stdout.strip() == "hi"
+
+
+def test_sinfo_partitions_smallest_node_wins_and_default_is_marked():
+    from radical.edge.hpc.batch.slurm import parse_sinfo_partitions
+
+    text = ("gpu*|64+|gpu:a100:4(S:0-1)|2-00:00:00\ngpu*|32|gpu:a100:2|2-00:00:00\n"
+            "cpu|8|(null)|infinite\nbroken line\n")
+    assert parse_sinfo_partitions(text) == [
+        {"name": "gpu", "default": True, "cpus_per_node": 32, "gpus_per_node": 2,
+         "max_minutes": 2880},
+        {"name": "cpu", "default": False, "cpus_per_node": 8, "gpus_per_node": 0,
+         "max_minutes": None}]

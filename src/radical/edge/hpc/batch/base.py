@@ -128,6 +128,17 @@ class BatchSystem(ABC):
         Never raises: fields the scheduler cannot tell are None.
         """
 
+    def partitions(self) -> list[dict]:
+        """The scheduler's queues as ``{name, default, cpus_per_node, gpus_per_node,
+        max_minutes}`` (smallest node of each; None = unknown/unlimited); [] when the
+        backend cannot tell. Never raises."""
+        return []
+
+    def cancel_jobs_under(self, path: str) -> list[str]:
+        """Cancel this user's jobs whose working directory lies under `path` (a last resort
+        for work a tool submitted and failed to cancel); their ids. Never raises."""
+        return []
+
     def job_allocation(self) -> dict | None:
         """Alias kept for readers of the original plugin API."""
         return self.allocation()

@@ -6,6 +6,8 @@ The time and host-list helpers here are shared with the queue_info SLURM backend
 """
 from __future__ import annotations
 
+import getpass
+import os
 import re
 from typing import Mapping
 
@@ -104,6 +106,26 @@ def parse_kv_line(line: str) -> dict[str, str]:
     return {m.group(1): m.group(2).strip() for m in pairs}
 
 
+def parse_sinfo_partitions(text: str) -> list[dict]:
+    """`sinfo -h -o '%P|%c|%G|%l'` -> partitions (`BatchSystem.partitions` shape)."""
+    parts: dict[str, dict] = {}
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 4 or not fields[0].strip("*"):
+            continue
+        name, cpus, gres, limit = fields
+        part = parts.setdefault(name.strip("*"), {
+            "name": name.strip("*"), "default": name.endswith("*"), "cpus_per_node": None,
+            "gpus_per_node": None, "max_minutes": None})
+        seconds = parse_slurm_time(limit)
+        part["max_minutes"] = seconds // 60 if seconds is not None else None
+        for key, value in (("cpus_per_node", as_int(cpus)), ("gpus_per_node",
+                                                             gpus_from_text(gres) or 0)):
+            if value is not None:
+                part[key] = value if part[key] is None else min(part[key], value)
+    return list(parts.values())
+
+
 @register
 class SlurmBatchSystem(BatchSystem):
     name = "slurm"
@@ -133,6 +155,26 @@ class SlurmBatchSystem(BatchSystem):
         used = parse_slurm_time(job.get("RunTime"))
         left = max(0, limit - used) if limit is not None and used is not None else None
         return limit, left
+
+    def partitions(self) -> list[dict]:
+        """From `sinfo` (one line per partition and node kind; the smallest node wins)."""
+        res = self.run(["sinfo", "-h", "-o", "%P|%c|%G|%l"])
+        return parse_sinfo_partitions(res.stdout) if res.ok else []
+
+    def cancel_jobs_under(self, path: str) -> list[str]:
+        res = self.run(["squeue", "-h", "-u", getpass.getuser(), "-t", "PD,CF,R,S",
+                        "-o", "%i|%Z"])
+        if not res.ok:
+            return []
+        root = os.path.join(os.path.abspath(path), "")
+        ids = []
+        for line in res.stdout.splitlines():
+            job, _, workdir = line.strip().partition("|")
+            if job.isdigit() and os.path.join(os.path.abspath(workdir), "").startswith(root):
+                ids.append(job)
+        if ids:
+            self.run(["scancel", *ids])
+        return ids
 
     def allocation(self) -> dict | None:
         job_id = self.job_id()

@@ -39,6 +39,7 @@ from ..base import Plugin, PluginHostAPI, json_body
 from . import models as m
 from .rp_env import import_error
 from .session import LucidSession
+from .site import EdgeSite
 from .spec import body_description, pilot_description, task_description
 
 #: how much of the call's deadline a task_wait leaves for the reply to travel back (s)
@@ -77,6 +78,7 @@ class LucidPlugin(Plugin):
         super().__init__(app, instance_name)
         base = Path(os.path.expanduser(LucidSettings().lucid_dir))
         self._root = base / app.edge_name
+        self._site = EdgeSite(self._root)
         self.add_route_post("pilot_submit/{sid}", self.pilot_submit, body=m.DescriptionBody,
                             response=m.PilotSubmitted)
         self.add_route_get("pilot_status/{sid}", self.pilot_status)
@@ -88,7 +90,8 @@ class LucidPlugin(Plugin):
         self.add_route_post("task_cancel/{sid}/{tid}", self.task_cancel)
 
     async def create_session(self, sid: str, **kwargs: Any) -> LucidSession:
-        return LucidSession(sid, root=self._root, loop=asyncio.get_running_loop(), **kwargs)
+        return LucidSession(sid, root=self._root, loop=asyncio.get_running_loop(),
+                            site=self._site, **kwargs)
 
     async def shutdown(self) -> None:
         """Close every session at once: each RP close takes seconds and the edge's stop

@@ -17,7 +17,7 @@ import psutil
 from starlette.exceptions import HTTPException
 
 from ..base import PluginSession
-from .rp_env import prepare_environment
+from .site import EdgeSite, check_pilot
 from .spec import MAX_OUTPUT
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,11 @@ def pilot_dict(pilot: Any) -> dict[str, Any]:
 class LucidSession(PluginSession):
     """Pilots and tasks of one client; the RP session starts with the first pilot."""
 
-    def __init__(self, sid: str, *, root: Path, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, sid: str, *, root: Path, loop: asyncio.AbstractEventLoop,
+                 site: EdgeSite) -> None:
         super().__init__(sid)
         self._dir = root / sid
+        self._site = site
         self._loop = loop
         self._lock = asyncio.Lock()  # one RP call at a time
         self._rp: Any = None
@@ -67,7 +69,7 @@ class LucidSession(PluginSession):
     def _start_rp(self) -> None:
         import radical.pilot as rp
 
-        prepare_environment()
+        self._site.ensure()  # env and configs before rp.Session: RP reads them once, at start
         self._dir.mkdir(parents=True, exist_ok=True)
         self._rp = rp.Session(cfg={"base": str(self._dir)})
         self._pmgr = rp.PilotManager(session=self._rp)
@@ -108,6 +110,7 @@ class LucidSession(PluginSession):
 
         async with self._lock:
             self._check_active()
+            check_pilot(desc, await asyncio.to_thread(self._site.ensure))
             await self._ensure_rp()
             desc = {"sandbox": str(self._dir / "sandbox"), **desc}
 
@@ -191,6 +194,9 @@ class LucidSession(PluginSession):
         except Exception:
             log.exception("closing RP session %s failed", uid)
         _drop_id_counters(uid)
+        jobs = self._site.cancel_leftover_jobs(self._dir)
+        if jobs:
+            log.warning("RP session %s left batch job(s) %s; cancelled them", uid, jobs)
         killed = kill_leftovers(self._dir)
         if killed:
             log.warning("RP session %s left %d process(es) behind; killed them", uid, killed)

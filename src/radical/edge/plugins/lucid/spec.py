@@ -5,6 +5,7 @@ silently becomes a default (RP itself accepts and ignores unknown keys in places
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 from starlette.exceptions import HTTPException
@@ -21,6 +22,16 @@ def _int(lo: int, hi: int) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
 
+def _match(pattern: str) -> Callable[[Any], bool]:
+    """Values that reach a batch script or a config lookup: a strict name, no spaces,
+    quotes, slashes or newlines."""
+    rx = re.compile(pattern)
+    return lambda v: isinstance(v, str) and len(v) <= 128 and rx.fullmatch(v) is not None
+
+
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"
+
+
 def _strs(v: Any) -> bool:
     return isinstance(v, list) and len(v) <= 1000 and all(isinstance(x, str) for x in v)
 
@@ -31,14 +42,16 @@ def _env(v: Any) -> bool:
 
 
 PILOT_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "resource": (_str, "a resource label such as 'local.localhost'"),
+    "resource": (_match(rf"{_NAME}\.{_NAME}"),
+                 "a resource label 'site.name' such as 'local.localhost' or 'edge.slurm'"),
     "cores": (_int(1, 1_000_000), "a whole number >= 1"),
     "gpus": (_int(0, 100_000), "a whole number >= 0"),
     "nodes": (_int(1, 100_000), "a whole number >= 1"),
     "runtime": (_int(1, 100_000), "minutes, a whole number >= 1"),
-    "queue": (_str, "a queue name"),
-    "project": (_str, "an account/project name"),
-    "access_schema": (_str, "an access schema such as 'local'"),
+    "queue": (_match(rf"{_NAME}(:{_NAME})?"), "a queue name (RP: 'partition[:qos]')"),
+    "project": (_match(rf"{_NAME}(:{_NAME})?"),
+                "an account/project name (RP: 'account[:reservation]')"),
+    "access_schema": (_match(r"[a-z][a-z0-9_+]*"), "an access schema such as 'local'"),
 }
 
 TASK_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
