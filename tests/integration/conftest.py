@@ -2,12 +2,14 @@
 edge (local executor with a test sshd, or on SLURM)."""
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from radical.edge import BridgeClient
+from radical.edge.app import keys
 
 
 @pytest.fixture(scope="module")
@@ -36,3 +38,13 @@ def pj(bc: BridgeClient, parent):
     client = bc.get_edge_client(parent.extra["name"]).get_plugin("psij")
     yield client
     client.close()  # cancels whatever a failed test left running
+
+
+@pytest.fixture
+def stream_keys(monkeypatch):
+    """Private stream names: the session's Redis is shared with running bridges and edges."""
+    tag = uuid.uuid4().hex[:8]
+    for name in ("NOTIFICATIONS", "NOTIFICATIONS_READERS", "NOTIFICATIONS_TRIMMED",
+                 "NOTIFICATIONS_EPOCH"):
+        monkeypatch.setattr(keys, name, f"{getattr(keys, name)}:test-{tag}")
+    return keys

@@ -4,22 +4,10 @@ and the marker of the newest trimmed id that gap detection relies on."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
-import pytest
 import redis.asyncio as aioredis
 
 from radical.edge.app import event_stream, keys
-
-
-@pytest.fixture
-def stream_keys(monkeypatch):
-    """Private key names: the session's Redis is shared with running bridges and edges."""
-    tag = uuid.uuid4().hex[:8]
-    for name in ("NOTIFICATIONS", "NOTIFICATIONS_READERS", "NOTIFICATIONS_TRIMMED",
-                 "NOTIFICATIONS_EPOCH"):
-        monkeypatch.setattr(keys, name, f"{getattr(keys, name)}:test-{tag}")
-    return keys
 
 
 def run(redis_url: str, body) -> object:

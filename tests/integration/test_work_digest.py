@@ -9,23 +9,12 @@ import logging
 import uuid
 
 import orjson
-import pytest
 import redis.asyncio as aioredis
 
 from radical.edge.app import keys, state_digest
 from radical.edge.bridge_api import events
 from radical.edge.bridge_api.work import WorkIndex, member
 from radical.edge.workers.notifier import Notifier
-
-
-@pytest.fixture
-def stream_keys(monkeypatch):
-    """Private stream names: the session's Redis is shared with running bridges and edges."""
-    tag = uuid.uuid4().hex[:8]
-    for name in ("NOTIFICATIONS", "NOTIFICATIONS_READERS", "NOTIFICATIONS_TRIMMED",
-                 "NOTIFICATIONS_EPOCH"):
-        monkeypatch.setattr(keys, name, f"{getattr(keys, name)}:test-{tag}")
-    return keys
 
 
 def run(redis_url: str, edge: str, body) -> object:
