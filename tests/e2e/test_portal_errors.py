@@ -71,6 +71,18 @@ def test_lucid_refusals_are_shown_once_at_their_form(portal, bridge_url, module_
     assert pilot.locator("[data-testid=runtime-error]").is_hidden()
     assert pilot.locator("[data-testid=cores-error]").is_hidden()
     no_toast(page)
+    pilot.locator("[data-testid=dismiss-error]").click()
+
+    # a batch queue that is no plain name: refused (422) and shown at the queue field, so the
+    # form did send it
+    pilot.locator("[data-field=resource]").fill("local.localhost")
+    pilot.locator("[data-field=queue]").fill("debug; rm -rf /")
+    page.click("[data-testid=pilot-submit]")
+    pilot.locator("[data-testid=pilot-error] [role=alert]").wait_for(timeout=60_000)
+    assert "422" in pilot.locator("[data-testid=pilot-error] [role=alert]").inner_text()
+    assert "queue" in pilot.locator("[data-testid=queue-error]").inner_text()
+    assert pilot.locator("[data-testid=project-error]").is_hidden()
+    no_toast(page)
 
 
 def test_a_monitor_that_cannot_load_says_so_once_in_its_place(portal, bridge_url, module_edges, tmp_path):

@@ -14,6 +14,9 @@ const PILOT_FORM = {
     { name: 'resource', label: 'Resource', default: 'local.localhost', required: true, matches: ['resource'] },
     { name: 'cores', type: 'number', label: 'Cores', default: '2' },
     { name: 'runtime', type: 'number', label: 'Runtime (minutes)', default: '30' },
+    // batch resources (e.g. edge.slurm, the edge's own scheduler): where the pilot job goes
+    { name: 'queue', label: 'Queue / partition (batch resources)', placeholder: 'default', matches: ['queue', 'partition'] },
+    { name: 'project', label: 'Project / account (batch resources)', placeholder: 'none', matches: ['project', 'account'] },
   ],
   submit: { label: '🛩️ Submit pilot' },
   errorTitle: 'Pilot not started:',
@@ -51,6 +54,10 @@ export default async function mount(ctx) {
     const description = { resource: String(v.resource || '').trim() || 'local.localhost' };
     if (int(v.cores)) description.cores = int(v.cores);
     if (int(v.runtime)) description.runtime = int(v.runtime);
+    for (const key of ['queue', 'project']) {
+      const text = String(v[key] || '').trim();
+      if (text) description[key] = text;
+    }
     // quiet: a refusal is shown once, in the form and at its field (buildForm)
     const ans = await api.post('pilot_submit/{sid}', { description }, { quiet: true });
     pilots.upsert({ pid: ans.pid, state: 'NEW', ...description });
